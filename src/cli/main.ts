@@ -1,0 +1,201 @@
+#!/usr/bin/env node
+/**
+ * The `switchboard` command (SPEC §1). Errors a user can cause (bad configuration, a
+ * port in use) print one line and exit non-zero; never a stack trace.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/load.js';
+import { describeOptions, type SwitchboardOptions } from '../config/options.js';
+import { ConfigError } from '../errors.js';
+import { WebSocketHandler } from '../handler.js';
+import { SwitchboardServer } from '../http/server.js';
+import { createLogger } from '../logger.js';
+import { DAEMON_CHILD_ENV, DEFAULT_DAEMON_LOG, daemonize, removePidFile, reportToParent, stopDaemon, writePidFile } from './daemon.js';
+
+const EXIT_CONFIG = 2;
+
+const USAGE = `Usage: switchboard <command> [options]
+
+Commands:
+  start          start the server
+                   --port N  --host H  --env-file F  --workers N  --daemon
+  stop           stop a server started with --daemon
+                   --pid-file F  --env-file F
+  check-config   validate the configuration and print the effective values
+                   (takes the same options as start)
+
+Configuration comes from defaults < .env < environment < flags; see the README.
+`;
+
+class UsageError extends Error {}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function parse(argv: string[]): { command: string | undefined; values: Record<string, string | boolean | undefined> } {
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'env-file': { type: 'string' },
+        workers: { type: 'string' },
+        daemon: { type: 'boolean' },
+        'pid-file': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+    if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
+    return { command: positionals[0], values };
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw new UsageError((error as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
+}
+
+function configFrom(values: Record<string, string | boolean | undefined>): SwitchboardOptions {
+  const flags: Record<string, unknown> = {};
+  if (values.port !== undefined) flags.port = values.port;
+  if (values.host !== undefined) flags.host = values.host;
+  if (values.workers !== undefined) flags.workers = values.workers;
+  if (values.daemon === true) flags.daemonize = true;
+  if (values['pid-file'] !== undefined) flags.pidFile = values['pid-file'];
+  const envFile = values['env-file'];
+  return loadConfig({ flags, ...(typeof envFile === 'string' && { envFile }) });
+}
+
+function listenProblem(error: NodeJS.ErrnoException, options: SwitchboardOptions): string {
+  const where = `${options.host}:${options.port}`;
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return `cannot listen on ${where}: the port is already in use (choose another with WS_PORT or --port)`;
+    case 'EACCES':
+      return `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`;
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+      return `cannot listen on ${where}: no such address on this machine (check WS_HOST or --host)`;
+    default:
+      return `cannot listen on ${where}: ${error.message}`;
+  }
+}
+
+async function start(args: string[], options: SwitchboardOptions): Promise<number> {
+  const isDaemonChild = process.env[DAEMON_CHILD_ENV] === '1';
+  const logFile = options.logFile ?? (options.daemonize ? DEFAULT_DAEMON_LOG : null);
+  if (options.daemonize && !isDaemonChild) return daemonize(args, logFile ?? DEFAULT_DAEMON_LOG, options.pidFile);
+
+  if (options.workers > 1) {
+    throw new ConfigError('WS_WORKER_NUM (workers): more than one worker process is not supported yet; use 1 and run one process per port');
+  }
+
+  const logger = createLogger(options.logLevel, logFile);
+  const handler = new WebSocketHandler({ ...options, logger });
+  const server = new SwitchboardServer(options, handler);
+  try {
+    const address = await server.listen();
+    if (isDaemonChild) {
+      writePidFile(options.pidFile);
+      reportToParent({ type: 'ready', url: address.url });
+    }
+  } catch (error) {
+    const message = listenProblem(error as NodeJS.ErrnoException, options);
+    logger.error(message);
+    logger.flush();
+    if (isDaemonChild) reportToParent({ type: 'failed', message, exitCode: 1 });
+    else process.stderr.write(`switchboard: ${message}\n`);
+    return 1;
+  }
+
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      // A last resort if draining hangs past its budget.
+      setTimeout(() => {
+        logger.error('shutdown did not finish in time; exiting');
+        resolveExit(1);
+      }, (options.shutdownTimeout + 5) * 1000).unref();
+      server
+        .close()
+        .then(() => {
+          logger.info('stopped');
+          resolveExit(0);
+        })
+        .catch((error: unknown) => {
+          logger.error({ err: error }, 'shutdown failed');
+          resolveExit(1);
+        })
+        .finally(() => {
+          if (isDaemonChild) removePidFile(options.pidFile);
+        });
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  }).then(async (code) => {
+    await new Promise<void>((flushed) => logger.flush(() => flushed()));
+    // Exit now rather than wait for idle keep-alive sockets or a broker's reconnect timers.
+    process.exit(code);
+  });
+}
+
+function checkConfig(options: SwitchboardOptions): number {
+  const rows = describeOptions(options);
+  const width = Math.max(...rows.map((row) => row.env.length));
+  process.stdout.write('switchboard: configuration is valid; effective values:\n');
+  for (const row of rows) process.stdout.write(`  ${row.env.padEnd(width)}  ${row.value}    (${row.option})\n`);
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { command, values } = parse(argv);
+  if (values.version === true) {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  if (values.help === true || command === undefined || command === 'help') {
+    process.stdout.write(USAGE);
+    return command === undefined && values.help !== true ? EXIT_CONFIG : 0;
+  }
+  switch (command) {
+    case 'start':
+      return start(argv, configFrom(values));
+    case 'stop': {
+      const options = configFrom(values);
+      return stopDaemon(options.pidFile, (options.shutdownTimeout + 5) * 1000);
+    }
+    case 'check-config':
+      return checkConfig(configFrom(values));
+    default:
+      throw new UsageError(`unknown command '${command}' (try: switchboard --help)`);
+  }
+}
+
+// `switchboard check-config | head` closes the pipe early; that is not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+});
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof ConfigError || error instanceof UsageError) {
+      process.stderr.write(`switchboard: ${error.message}\n`);
+      if (process.env[DAEMON_CHILD_ENV] === '1') reportToParent({ type: 'failed', message: error.message, exitCode: EXIT_CONFIG });
+      process.exitCode = EXIT_CONFIG;
+      return;
+    }
+    process.stderr.write(`switchboard: unexpected error: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,309 @@
+/**
+ * Options: one interface, one DEFAULTS object, one merge, validation right here (SPEC §1).
+ *
+ * Every option can come from five layers, weakest first: DEFAULTS < `.env` file <
+ * process environment < CLI flags < options passed in code. Each layer is flattened to
+ * `{ 'ssl.cert': value }` form, merged, and each field's value is coerced and checked
+ * by the same function whatever its source, so an error always names both the
+ * environment variable and the option in code.
+ */
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { ConfigError } from '../errors.js';
+
+export type LogLevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
+
+export interface SslOptions {
+  /** Serve wss:// and https://. @default false */
+  enabled: boolean;
+  /** PEM certificate file path (WS_SSL_CERT). */
+  cert: string | null;
+  /** PEM private key file path (WS_SSL_KEY). */
+  key: string | null;
+}
+
+export interface SwitchboardOptions {
+  /** Listen address (WS_HOST). @default '0.0.0.0' */
+  host: string;
+  /** Listen port; 0 picks a free one (WS_PORT). @default 9501 */
+  port: number;
+  /** Path on which WebSocket upgrades are accepted (WS_PATH). @default '/' */
+  path: string;
+  /** TLS (WS_SSL_ENABLED, WS_SSL_CERT, WS_SSL_KEY). */
+  ssl: SslOptions;
+  /** Worker processes sharing the port; 'auto' resolves to the CPU count (WS_WORKER_NUM). @default 1 */
+  workers: number;
+  /** Detach from the terminal, write pidFile, log to logFile (WS_DAEMONIZE). @default false */
+  daemonize: boolean;
+  /** Where a daemonized server writes its pid (WS_PID_FILE). @default './switchboard.pid' */
+  pidFile: string;
+  /** Log file; null logs to stdout (a daemon then logs to ./switchboard.log) (WS_LOG_FILE). @default null */
+  logFile: string | null;
+  /** Log level name, or Swoole's numbers 0–6 in the environment (WS_LOG_LEVEL). @default 'info' */
+  logLevel: LogLevelName;
+  /** Seconds between server pings (WS_HEARTBEAT_INTERVAL). @default 30 */
+  heartbeatInterval: number;
+  /** Seconds of silence from a client before it is closed with 4008 (WS_CONNECTION_TIMEOUT). @default 300 */
+  connectionTimeout: number;
+  /** Frames a connection may send per rolling minute; 0 = unlimited (WS_MAX_MESSAGES_PER_MINUTE). @default 60 */
+  maxMessagesPerMinute: number;
+  /** Largest inbound frame in bytes; larger ones close with 1009 (WS_MAX_PAYLOAD). @default 65536 */
+  maxPayload: number;
+  /** Channels one connection may be subscribed to (WS_MAX_CHANNELS_PER_CONNECTION). @default 100 */
+  maxChannelsPerConnection: number;
+  /** Connections per node; 0 = unlimited (WS_MAX_CONNECTIONS). @default 0 */
+  maxConnections: number;
+  /** Connections per client IP; 0 = unlimited (WS_MAX_CONNECTIONS_PER_IP). @default 0 */
+  maxConnectionsPerIp: number;
+  /** Outbound backlog in bytes after which a client is closed as a slow consumer (WS_MAX_BUFFERED_BYTES). @default 1048576 */
+  maxBufferedBytes: number;
+  /** Origins allowed to connect; null allows any (WS_ALLOWED_ORIGINS, comma-separated). @default null */
+  allowedOrigins: string[] | null;
+  /** Seconds to drain connections on SIGTERM/SIGINT (WS_SHUTDOWN_TIMEOUT). @default 10 */
+  shutdownTimeout: number;
+}
+
+/** What callers pass: any subset, nested `ssl` included. */
+export type SwitchboardConfig = Partial<Omit<SwitchboardOptions, 'ssl'>> & { ssl?: Partial<SslOptions> };
+
+export const DEFAULTS: Readonly<SwitchboardOptions> = Object.freeze({
+  host: '0.0.0.0',
+  port: 9501,
+  path: '/',
+  ssl: Object.freeze({ enabled: false, cert: null, key: null }),
+  workers: 1,
+  daemonize: false,
+  pidFile: './switchboard.pid',
+  logFile: null,
+  logLevel: 'info',
+  heartbeatInterval: 30,
+  connectionTimeout: 300,
+  maxMessagesPerMinute: 60,
+  maxPayload: 65536,
+  maxChannelsPerConnection: 100,
+  maxConnections: 0,
+  maxConnectionsPerIp: 0,
+  maxBufferedBytes: 1048576,
+  allowedOrigins: null,
+  shutdownTimeout: 10,
+});
+
+/** A value a field cannot take; the message says what is wrong with it. */
+class Problem extends Error {}
+
+type Coerce = (value: unknown) => unknown;
+
+const show = (value: unknown): string => (typeof value === 'string' ? `'${value}'` : JSON.stringify(value) ?? String(value));
+
+function integer(min: number, max: number): Coerce {
+  return (value) => {
+    const number = typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
+    if (typeof number !== 'number' || !Number.isSafeInteger(number) || number < min || number > max) {
+      throw new Problem(`${show(value)} is not an integer between ${min} and ${max}`);
+    }
+    return number;
+  };
+}
+
+/** Seconds: a positive number, fractions allowed (tests and demos use short intervals). */
+function seconds(value: unknown): number {
+  const number = typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value;
+  if (typeof number !== 'number' || !Number.isFinite(number) || number <= 0 || number > 2_147_483) {
+    throw new Problem(`${show(value)} is not a positive number of seconds`);
+  }
+  return number;
+}
+
+const TRUE_WORDS = new Set(['true', '1', 'yes', 'on']);
+const FALSE_WORDS = new Set(['false', '0', 'no', 'off', '']);
+
+function boolean(value: unknown): boolean {
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'string') {
+    const word = value.trim().toLowerCase();
+    if (TRUE_WORDS.has(word)) return true;
+    if (FALSE_WORDS.has(word)) return false;
+  }
+  throw new Problem(`${show(value)} is not a boolean (true or false)`);
+}
+
+function nonEmptyString(value: unknown): string {
+  if (typeof value !== 'string' || value.trim() === '') throw new Problem(`${show(value)} is not a non-empty string`);
+  return value.trim();
+}
+
+function optionalString(value: unknown): string | null {
+  if (value === null) return null;
+  if (typeof value !== 'string') throw new Problem(`${show(value)} is not a string`);
+  return value.trim() === '' ? null : value.trim();
+}
+
+function urlPath(value: unknown): string {
+  const path = nonEmptyString(value);
+  if (!path.startsWith('/') || /[?#\s]/.test(path)) throw new Problem(`${show(value)} is not a URL path starting with '/'`);
+  return path;
+}
+
+const LOG_LEVEL_NAMES = new Set<LogLevelName>(['trace', 'debug', 'info', 'warn', 'error', 'silent']);
+// Swoole's levels: 0 DEBUG, 1 TRACE, 2 INFO, 3 NOTICE, 4 WARNING, 5 ERROR, 6 NONE.
+const SWOOLE_LOG_LEVELS: readonly LogLevelName[] = ['debug', 'trace', 'info', 'info', 'warn', 'error', 'silent'];
+
+function logLevel(value: unknown): LogLevelName {
+  if (typeof value === 'number' || (typeof value === 'string' && /^\s*\d+\s*$/.test(value))) {
+    const level = SWOOLE_LOG_LEVELS[Number(value)];
+    if (level !== undefined) return level;
+  }
+  if (typeof value === 'string') {
+    const name = value.trim().toLowerCase();
+    if (name === 'warning') return 'warn';
+    if (LOG_LEVEL_NAMES.has(name as LogLevelName)) return name as LogLevelName;
+  }
+  throw new Problem(`${show(value)} is not a log level (trace, debug, info, warn, error, silent, or Swoole's 0–6)`);
+}
+
+function workers(value: unknown): number {
+  if (value === 'auto') return availableParallelism();
+  return integer(1, 1024)(value) as number;
+}
+
+function origins(value: unknown): string[] | null {
+  if (value === null) return null;
+  const list = typeof value === 'string' ? value.split(',') : value;
+  if (!Array.isArray(list) || !list.every((entry) => typeof entry === 'string')) {
+    throw new Problem(`${show(value)} is not a comma-separated list of origins`);
+  }
+  const normalized = list.map((origin: string) => origin.trim().replace(/\/+$/, '').toLowerCase()).filter((origin) => origin !== '');
+  for (const origin of normalized) {
+    if (!/^[a-z][a-z0-9+.-]*:\/\/[^/\s]+$/.test(origin)) throw new Problem(`'${origin}' is not an origin like https://example.com`);
+  }
+  return normalized.length === 0 ? null : normalized;
+}
+
+interface Field {
+  env: string;
+  /** Dotted path of the option in code. */
+  option: string;
+  coerce: Coerce;
+}
+
+/** Every configurable field, with the environment variable that sets it. */
+export const FIELDS: readonly Field[] = [
+  { env: 'WS_HOST', option: 'host', coerce: nonEmptyString },
+  { env: 'WS_PORT', option: 'port', coerce: integer(0, 65535) },
+  { env: 'WS_PATH', option: 'path', coerce: urlPath },
+  { env: 'WS_SSL_ENABLED', option: 'ssl.enabled', coerce: boolean },
+  { env: 'WS_SSL_CERT', option: 'ssl.cert', coerce: optionalString },
+  { env: 'WS_SSL_KEY', option: 'ssl.key', coerce: optionalString },
+  { env: 'WS_WORKER_NUM', option: 'workers', coerce: workers },
+  { env: 'WS_DAEMONIZE', option: 'daemonize', coerce: boolean },
+  { env: 'WS_PID_FILE', option: 'pidFile', coerce: nonEmptyString },
+  { env: 'WS_LOG_FILE', option: 'logFile', coerce: optionalString },
+  { env: 'WS_LOG_LEVEL', option: 'logLevel', coerce: logLevel },
+  { env: 'WS_HEARTBEAT_INTERVAL', option: 'heartbeatInterval', coerce: seconds },
+  { env: 'WS_CONNECTION_TIMEOUT', option: 'connectionTimeout', coerce: seconds },
+  { env: 'WS_MAX_MESSAGES_PER_MINUTE', option: 'maxMessagesPerMinute', coerce: integer(0, 1_000_000) },
+  { env: 'WS_MAX_PAYLOAD', option: 'maxPayload', coerce: integer(64, 100 * 1024 * 1024) },
+  { env: 'WS_MAX_CHANNELS_PER_CONNECTION', option: 'maxChannelsPerConnection', coerce: integer(1, 1_000_000) },
+  { env: 'WS_MAX_CONNECTIONS', option: 'maxConnections', coerce: integer(0, 100_000_000) },
+  { env: 'WS_MAX_CONNECTIONS_PER_IP', option: 'maxConnectionsPerIp', coerce: integer(0, 100_000_000) },
+  { env: 'WS_MAX_BUFFERED_BYTES', option: 'maxBufferedBytes', coerce: integer(1024, 2 ** 40) },
+  { env: 'WS_ALLOWED_ORIGINS', option: 'allowedOrigins', coerce: origins },
+  { env: 'WS_SHUTDOWN_TIMEOUT', option: 'shutdownTimeout', coerce: seconds },
+];
+
+const FIELD_BY_OPTION = new Map(FIELDS.map((field) => [field.option, field]));
+
+/** One layer of configuration, flattened: `{ 'ssl.cert': '/etc/cert.pem', port: '9000' }`. */
+export type ConfigLayer = Readonly<Record<string, unknown>>;
+
+/** Flattens options passed in code into a layer, rejecting names that are not options. */
+export function layerFromOptions(options: SwitchboardConfig | Record<string, unknown>): ConfigLayer {
+  const layer: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined) continue;
+    if (key === 'ssl' && typeof value === 'object' && value !== null) {
+      for (const [sslKey, sslValue] of Object.entries(value)) {
+        if (sslValue === undefined) continue;
+        if (!FIELD_BY_OPTION.has(`ssl.${sslKey}`)) throw new ConfigError(`ssl.${sslKey}: unknown option`);
+        layer[`ssl.${sslKey}`] = sslValue;
+      }
+      continue;
+    }
+    if (!FIELD_BY_OPTION.has(key)) throw new ConfigError(`${key}: unknown option`);
+    layer[key] = value;
+  }
+  return layer;
+}
+
+/** Picks the fields' environment variables out of an environment into a layer. */
+export function layerFromEnv(env: Readonly<Record<string, string | undefined>>): ConfigLayer {
+  const layer: Record<string, unknown> = {};
+  for (const field of FIELDS) {
+    const value = env[field.env];
+    if (value !== undefined) layer[field.option] = value;
+  }
+  return layer;
+}
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const dot = path.indexOf('.');
+  if (dot === -1) {
+    target[path] = value;
+    return;
+  }
+  const head = path.slice(0, dot);
+  const nested = (target[head] ??= {}) as Record<string, unknown>;
+  nested[path.slice(dot + 1)] = value;
+}
+
+function readable(path: string): string | null {
+  try {
+    accessSync(path, fsConstants.R_OK);
+    return null;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'file is not readable';
+  }
+}
+
+/**
+ * Merges layers (weakest first) over DEFAULTS and validates the result. Throws a
+ * ConfigError whose one-line message names the variable, the option and the problem.
+ */
+export function resolveOptions(...layers: ConfigLayer[]): SwitchboardOptions {
+  const merged: Record<string, unknown> = {};
+  for (const layer of layers) Object.assign(merged, layer);
+
+  const options = structuredClone(DEFAULTS) as unknown as Record<string, unknown>;
+  for (const field of FIELDS) {
+    if (!Object.hasOwn(merged, field.option)) continue;
+    try {
+      setPath(options, field.option, field.coerce(merged[field.option]));
+    } catch (error) {
+      if (!(error instanceof Problem)) throw error;
+      throw new ConfigError(`${field.env} (${field.option}): ${error.message}`);
+    }
+  }
+  const resolved = options as unknown as SwitchboardOptions;
+
+  if (resolved.ssl.enabled) {
+    for (const [env, option, path] of [
+      ['WS_SSL_CERT', 'ssl.cert', resolved.ssl.cert],
+      ['WS_SSL_KEY', 'ssl.key', resolved.ssl.key],
+    ] as const) {
+      if (path === null) throw new ConfigError(`${env} (${option}): required when WS_SSL_ENABLED is true`);
+      const problem = readable(path);
+      if (problem) throw new ConfigError(`${env} (${option}): cannot read '${path}': ${problem}`);
+    }
+  }
+  return resolved;
+}
+
+/** The effective configuration as environment variables, for `switchboard check-config`. */
+export function describeOptions(options: SwitchboardOptions): Array<{ env: string; option: string; value: string }> {
+  return FIELDS.map((field) => {
+    let value: unknown = options;
+    for (const part of field.option.split('.')) value = (value as Record<string, unknown>)[part];
+    const shown = value === null ? '(unset)' : Array.isArray(value) ? value.join(',') : typeof value === 'object' ? JSON.stringify(value) : `${value as string | number | boolean}`;
+    return { env: field.env, option: field.option, value: shown };
+  });
+}

@@ -1,0 +1,574 @@
+/**
+ * WebSocketHandler: the connection layer. It accepts upgrades, speaks the wire protocol
+ * of SPEC §2, enforces the limits of SPEC §3 and publishes through a Broker.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { Broker } from './broker/broker.js';
+import { MemoryBroker } from './broker/memory.js';
+import { fanOut } from './channels/fanout.js';
+import { channelNameProblem } from './channels/names.js';
+import { ChannelRegistry } from './channels/registry.js';
+import { layerFromOptions, resolveOptions, type SwitchboardConfig, type SwitchboardOptions } from './config/options.js';
+import { CLOSE_GRACE_MS, Connection, type ConnectionInfo } from './connection/connection.js';
+import { SwitchboardError } from './errors.js';
+import { silentLogger } from './logger.js';
+import { CloseCode, ErrorCode, ErrorText, HandshakeRefusal } from './protocol/codes.js';
+import { decodeJson, invalidJson, isPong, parseRequest, type ClientRequest, type ProtocolViolation, type RequestId } from './protocol/inbound.js';
+import { ack, errorFrame, pingFrame, TIMEOUT_FRAME, unixSeconds } from './protocol/outbound.js';
+import { refuseUpgrade } from './http/refuse.js';
+import { PreparedFrame } from './transport/prepared-frame.js';
+import type { ChannelMessage, ChannelName, ConnectionId } from './types.js';
+
+/** A subscribe hook refuses with `false` or a reason string; anything else allows. */
+export type SubscribeVerdict = boolean | string | void;
+/** A message hook refuses with `false` or a reason, or replaces the message with `{ message }`. */
+export type MessageVerdict = boolean | string | void | { message: unknown };
+
+export interface OutgoingMessage {
+  readonly channel: ChannelName;
+  readonly message: unknown;
+  readonly recipients: readonly string[] | null;
+}
+
+export type ConnectHook = (connection: ConnectionInfo) => void | Promise<void>;
+export type DisconnectHook = (connection: ConnectionInfo, close: { code: number; reason: string }) => void | Promise<void>;
+export type SubscribeHook = (connection: ConnectionInfo, channel: ChannelName) => SubscribeVerdict | Promise<SubscribeVerdict>;
+export type MessageHook = (connection: ConnectionInfo, message: OutgoingMessage) => MessageVerdict | Promise<MessageVerdict>;
+
+export interface ActionContext {
+  readonly connection: ConnectionInfo;
+  /** The request's `id`, or null. */
+  readonly id: RequestId | null;
+  readonly handler: WebSocketHandler;
+}
+/** A custom action; a result other than undefined is sent back as `{success, action, data}`. */
+export type ActionHandler = (context: ActionContext, data: unknown) => unknown;
+
+export interface ActionOptions {
+  /** Refuse the action with UNAUTHORIZED on connections without a valid token. @default false */
+  requireAuth?: boolean;
+}
+
+export interface HandlerOptions extends SwitchboardConfig {
+  /** The fan-out bus. @default a MemoryBroker (single node) */
+  broker?: Broker;
+  /** Where to log. @default silent */
+  logger?: Logger;
+}
+
+export interface AttachOptions {
+  /** Path on which upgrades are accepted. @default the `path` option */
+  path?: string;
+}
+
+const BUILT_IN_ACTIONS = new Set(['subscribe', 'unsubscribe', 'message', 'ping', 'pong', 'auth', 'presence', 'history']);
+
+function requestPath(url: string | undefined): string {
+  const raw = url ?? '/';
+  const query = raw.indexOf('?');
+  return query === -1 ? raw : raw.slice(0, query);
+}
+
+function normalizeOrigin(origin: string): string {
+  return origin.trim().replace(/\/+$/, '').toLowerCase();
+}
+
+export class WebSocketHandler {
+  readonly options: SwitchboardOptions;
+  readonly logger: Logger;
+  private readonly broker: Broker;
+  private readonly wss: WebSocketServer;
+  private readonly registry = new ChannelRegistry<Connection>();
+  private readonly connections = new Map<ConnectionId, Connection>();
+  private readonly connectionsPerIp = new Map<string, number>();
+  private readonly nodeId = randomBytes(6).toString('base64url');
+  private connectionCounter = 0;
+  private pendingHandshakes = 0;
+
+  private readonly connectHooks: ConnectHook[] = [];
+  private readonly disconnectHooks: DisconnectHook[] = [];
+  private readonly subscribeHooks: SubscribeHook[] = [];
+  private readonly messageHooks: MessageHook[] = [];
+  private readonly actions = new Map<string, { handler: ActionHandler; options: ActionOptions }>();
+  private readonly actionNames = new Set<string>();
+
+  private started: Promise<void> | null = null;
+  private closing: Promise<void> | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly detachers: Array<() => void> = [];
+
+  constructor(options: HandlerOptions = {}) {
+    const { broker, logger, ...config } = options;
+    this.options = resolveOptions(layerFromOptions(config));
+    this.logger = logger ?? silentLogger();
+    this.broker = broker ?? new MemoryBroker();
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.options.maxPayload,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+  }
+
+  // ---- application API ------------------------------------------------------------
+
+  onConnect(hook: ConnectHook): this {
+    this.connectHooks.push(hook);
+    return this;
+  }
+
+  onDisconnect(hook: DisconnectHook): this {
+    this.disconnectHooks.push(hook);
+    return this;
+  }
+
+  onSubscribe(hook: SubscribeHook): this {
+    this.subscribeHooks.push(hook);
+    return this;
+  }
+
+  onMessage(hook: MessageHook): this {
+    this.messageHooks.push(hook);
+    return this;
+  }
+
+  /** Registers a custom action that clients call as `{"action": name, "data": ...}`. */
+  onAction(name: string, handler: ActionHandler, options: ActionOptions = {}): this {
+    if (BUILT_IN_ACTIONS.has(name)) throw new Error(`onAction: '${name}' is a built-in action`);
+    if (typeof name !== 'string' || name === '') throw new Error('onAction: the action name must be a non-empty string');
+    this.actions.set(name, { handler, options });
+    this.actionNames.add(name);
+    return this;
+  }
+
+  /**
+   * Publishes from the application to every subscriber of `channel` (on every node).
+   * Resolves with the number of connections it was addressed to.
+   */
+  async publish(channel: ChannelName, message: unknown, options: { recipients?: ReadonlyArray<string | number> } = {}): Promise<number> {
+    const problem = channelNameProblem(channel);
+    if (problem !== null) throw new SwitchboardError(ErrorCode.INVALID_CHANNEL, problem);
+    if (message === null || message === undefined) throw new SwitchboardError(ErrorCode.INVALID_MESSAGE, 'message must not be null');
+    return this.broker.publish({
+      channel,
+      message,
+      sender: null,
+      userId: null,
+      time: unixSeconds(),
+      recipients: options.recipients === undefined ? null : options.recipients.map(String),
+    });
+  }
+
+  /** Connections open on this node. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Channels with subscribers on this node. */
+  get channelCount(): number {
+    return this.registry.channelCount;
+  }
+
+  // ---- lifecycle --------------------------------------------------------------------
+
+  /** Starts the broker and the timers. Idempotent; `attach` and `createServer` call it. */
+  start(): Promise<void> {
+    this.started ??= this.broker.start({ deliver: (message) => this.deliver(message) }).then(() => {
+      this.startTimers();
+    });
+    return this.started;
+  }
+
+  /**
+   * Accepts WebSocket upgrades on `server` at `path`. Upgrades on other paths are left to
+   * other listeners, or answered 404 when nobody else listens. Returns a function that
+   * detaches again.
+   */
+  attach(server: HttpServer | HttpsServer, options: AttachOptions = {}): () => void {
+    const path = options.path ?? this.options.path;
+    const listener = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+      if (requestPath(request.url) !== path) {
+        if (server.listenerCount('upgrade') === 1) refuseUpgrade(socket, 404, `no WebSocket endpoint at ${requestPath(request.url)}`);
+        return;
+      }
+      this.handleUpgrade(request, socket, head);
+    };
+    server.on('upgrade', listener);
+    this.start().catch((error: unknown) => this.logger.error({ err: error }, 'handler failed to start'));
+    const detach = (): void => {
+      server.off('upgrade', listener);
+    };
+    this.detachers.push(detach);
+    return detach;
+  }
+
+  /**
+   * Stops accepting connections, closes every client with 1001, waits up to
+   * `shutdownTimeout` for them to finish, then cuts the rest and closes the broker.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    for (const detach of this.detachers) detach();
+    const deadline = Date.now() + this.options.shutdownTimeout * 1000;
+    for (const connection of this.connections.values()) {
+      connection.close(CloseCode.GOING_AWAY, undefined, this.options.shutdownTimeout * 1000);
+    }
+    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    for (const connection of this.connections.values()) connection.terminate();
+    while (this.connections.size > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    this.stopTimers();
+    await this.started?.catch(() => undefined);
+    await this.broker.close();
+  }
+
+  get isClosing(): boolean {
+    return this.closing !== null;
+  }
+
+  // ---- handshake --------------------------------------------------------------------
+
+  /** Handles one upgrade request: refuses it with a plain HTTP answer, or accepts it. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const ip = request.socket.remoteAddress ?? 'unknown';
+    const refusal = this.admissionProblem(request, ip);
+    if (refusal !== null) {
+      this.logger.debug({ ip, reason: refusal.kind.reason }, 'handshake refused');
+      refuseUpgrade(socket, refusal.kind.status, refusal.message);
+      return;
+    }
+    this.pendingHandshakes++;
+    this.connectionsPerIp.set(ip, (this.connectionsPerIp.get(ip) ?? 0) + 1);
+    let accepted = false;
+    socket.once('close', () => {
+      if (accepted) return;
+      this.pendingHandshakes--;
+      this.releaseIp(ip);
+    });
+    this.wss.handleUpgrade(request, socket, head, (ws) => {
+      accepted = true;
+      this.pendingHandshakes--;
+      this.accept(ws, request, ip);
+    });
+  }
+
+  private admissionProblem(request: IncomingMessage, ip: string): { kind: HandshakeRefusal; message: string } | null {
+    const { allowedOrigins, maxConnections, maxConnectionsPerIp } = this.options;
+    if (this.closing !== null) return { kind: HandshakeRefusal.SHUTTING_DOWN, message: 'server is shutting down' };
+    const origin = request.headers.origin;
+    if (allowedOrigins !== null && origin !== undefined && !allowedOrigins.includes(normalizeOrigin(origin))) {
+      return { kind: HandshakeRefusal.ORIGIN_NOT_ALLOWED, message: `origin ${origin} is not allowed` };
+    }
+    if (maxConnections > 0 && this.connections.size + this.pendingHandshakes >= maxConnections) {
+      return { kind: HandshakeRefusal.TOO_MANY_CONNECTIONS, message: 'server is at its connection limit' };
+    }
+    if (maxConnectionsPerIp > 0 && (this.connectionsPerIp.get(ip) ?? 0) >= maxConnectionsPerIp) {
+      return { kind: HandshakeRefusal.TOO_MANY_CONNECTIONS_FROM_IP, message: 'too many connections from this address' };
+    }
+    return null;
+  }
+
+  private releaseIp(ip: string): void {
+    const count = (this.connectionsPerIp.get(ip) ?? 1) - 1;
+    if (count <= 0) this.connectionsPerIp.delete(ip);
+    else this.connectionsPerIp.set(ip, count);
+  }
+
+  private accept(socket: WebSocket, request: IncomingMessage, ip: string): void {
+    const id = `${this.nodeId}-${(++this.connectionCounter).toString(36)}`;
+    const connection = new Connection(
+      id,
+      socket,
+      ip,
+      { url: request.url ?? '/', headers: request.headers },
+      { maxMessagesPerMinute: this.options.maxMessagesPerMinute, maxBufferedBytes: this.options.maxBufferedBytes },
+      this.logger,
+      (slow) => this.onSlowConsumer(slow),
+    );
+    this.connections.set(id, connection);
+
+    socket.on('message', (data, isBinary) => this.onFrame(connection, data, isBinary));
+    socket.on('pong', () => {
+      connection.lastSeen = Date.now();
+    });
+    socket.on('ping', () => {
+      connection.lastSeen = Date.now();
+    });
+    socket.on('error', (error) => {
+      // ws closes the socket itself (1009 for oversized frames, 1002/1007 for protocol errors).
+      this.logger.debug({ err: error, connection: id }, 'socket error');
+    });
+    socket.on('close', (code, reason) => this.onClose(connection, code, reason.toString()));
+
+    if (this.closing !== null) {
+      connection.close(CloseCode.GOING_AWAY);
+      return;
+    }
+    connection.send({
+      action: 'welcome',
+      connection_id: id,
+      heartbeat_interval: this.options.heartbeatInterval,
+      authenticated: connection.authenticated,
+      user_id: connection.userId,
+      role: connection.role,
+    });
+    this.logger.debug({ connection: id, ip }, 'connected');
+    if (this.connectHooks.length > 0) {
+      connection.enqueue(async () => {
+        try {
+          for (const hook of this.connectHooks) await hook(connection);
+        } catch (error) {
+          this.replyWithError(connection, error, null, null);
+        }
+      });
+    }
+  }
+
+  private onClose(connection: Connection, code: number, reason: string): void {
+    if (!this.connections.delete(connection.id)) return;
+    this.releaseIp(connection.ip);
+    for (const channel of this.registry.unsubscribeAll(connection)) this.releaseChannel(channel);
+    const close = { code: connection.closeCode ?? code, reason };
+    this.logger.debug({ connection: connection.id, code: close.code }, 'disconnected');
+    for (const hook of this.disconnectHooks) {
+      Promise.resolve()
+        .then(() => hook(connection, close))
+        .catch((error: unknown) => this.logger.error({ err: error, connection: connection.id }, 'disconnect hook failed'));
+    }
+  }
+
+  private releaseChannel(channel: ChannelName): void {
+    this.broker.removeChannel(channel).catch((error: unknown) => this.logger.error({ err: error, channel }, 'broker removeChannel failed'));
+  }
+
+  // ---- inbound frames ---------------------------------------------------------------
+
+  private onFrame(connection: Connection, data: RawData, isBinary: boolean): void {
+    const now = Date.now();
+    connection.lastSeen = now;
+    if (!connection.isOpen) return;
+
+    if (isBinary) {
+      if (this.admit(connection, now, null, null)) {
+        this.sendViolation(connection, {
+          code: ErrorCode.INVALID_MESSAGE,
+          error: 'binary frames are not supported; send JSON text frames',
+          action: null,
+          id: null,
+        });
+      }
+      return;
+    }
+
+    const frame = decodeJson((data as Buffer).toString('utf8'));
+    if (frame === undefined) {
+      if (this.admit(connection, now, null, null)) this.sendViolation(connection, invalidJson());
+      return;
+    }
+
+    const parsed = parseRequest(frame, this.actionNames);
+    // Answers to our pings do not count against the rate limit (SPEC §3).
+    if (parsed.ok && isPong(frame)) return;
+    const action = parsed.ok ? parsed.request.action : parsed.violation.action;
+    const id = parsed.ok ? parsed.request.id : parsed.violation.id;
+    if (!this.admit(connection, now, parsed.ok && parsed.request.action === 'custom' ? parsed.request.name : action, id)) return;
+    if (!parsed.ok) {
+      this.sendViolation(connection, parsed.violation);
+      return;
+    }
+    const request = parsed.request;
+    connection.enqueue(() => this.dispatch(connection, request));
+  }
+
+  /** Applies the rate limit; replies RATE_LIMITED or closes 4029 and returns false when over it. */
+  private admit(connection: Connection, now: number, action: string | null, id: RequestId | null): boolean {
+    const waitMs = connection.rateLimiter.take(now);
+    if (waitMs === 0) return true;
+    if (connection.rateLimiter.refusedSinceLastAccepted > this.options.maxMessagesPerMinute) {
+      this.logger.info({ connection: connection.id }, 'closing a connection that kept flooding');
+      connection.close(CloseCode.FLOODING);
+      return false;
+    }
+    connection.send(errorFrame(ErrorCode.RATE_LIMITED, ErrorText.RATE_LIMITED, action, id, { retry_after: Math.ceil(waitMs) / 1000 }));
+    return false;
+  }
+
+  private sendViolation(connection: Connection, violation: ProtocolViolation): void {
+    connection.send(errorFrame(violation.code, violation.error, violation.action, violation.id));
+  }
+
+  private async dispatch(connection: Connection, request: ClientRequest): Promise<void> {
+    const action = request.action === 'custom' ? request.name : request.action;
+    try {
+      switch (request.action) {
+        case 'ping':
+          connection.send(ack({ action: 'pong', time: unixSeconds() }, request.id));
+          return;
+        case 'pong':
+          return;
+        case 'subscribe':
+          return await this.subscribe(connection, request);
+        case 'unsubscribe':
+          return this.unsubscribe(connection, request.channel, request.id);
+        case 'message':
+          return await this.publishFrom(connection, request);
+        case 'custom':
+          return await this.runAction(connection, request.name, request.data, request.id);
+      }
+    } catch (error) {
+      this.replyWithError(connection, error, action, request.id);
+    }
+  }
+
+  private replyWithError(connection: Connection, error: unknown, action: string | null, id: RequestId | null): void {
+    if (error instanceof SwitchboardError) {
+      connection.send(errorFrame(error.code, error.message, action, id));
+      return;
+    }
+    this.logger.error({ err: error, connection: connection.id, action }, 'hook or action failed');
+    connection.send(errorFrame(ErrorCode.INTERNAL_ERROR, ErrorText.INTERNAL_ERROR, action, id));
+  }
+
+  private async subscribe(connection: Connection, request: Extract<ClientRequest, { action: 'subscribe' }>): Promise<void> {
+    const { channel, id } = request;
+    const reply = (): void => {
+      const body: Record<string, unknown> = { action: 'subscribe', channel };
+      // No history is kept for any channel yet, so a resume point can never be honoured.
+      if (request.since !== null) body.recovered = false;
+      connection.send(ack(body, id));
+    };
+    if (connection.channels.has(channel)) {
+      reply();
+      return;
+    }
+    if (connection.channels.size >= this.options.maxChannelsPerConnection) {
+      throw new SwitchboardError(
+        ErrorCode.TOO_MANY_CHANNELS,
+        `a connection may subscribe to at most ${this.options.maxChannelsPerConnection} channels`,
+      );
+    }
+    for (const hook of this.subscribeHooks) refuseIf(await hook(connection, channel), `subscribing to ${channel} is not allowed`);
+    if (!connection.isOpen) return;
+    this.registry.subscribe(connection, channel);
+    try {
+      await this.broker.addChannel(channel);
+    } catch (error) {
+      if (this.registry.unsubscribe(connection, channel)) this.releaseChannel(channel);
+      throw error;
+    }
+    if (!connection.isOpen) return;
+    reply();
+  }
+
+  private unsubscribe(connection: Connection, channel: ChannelName, id: RequestId | null): void {
+    if (this.registry.unsubscribe(connection, channel)) this.releaseChannel(channel);
+    connection.send(ack({ action: 'unsubscribe', channel }, id));
+  }
+
+  private async publishFrom(connection: Connection, request: Extract<ClientRequest, { action: 'message' }>): Promise<void> {
+    const { channel, recipients, id } = request;
+    if (!connection.channels.has(channel)) throw new SwitchboardError(ErrorCode.NOT_SUBSCRIBED, ErrorText.NOT_SUBSCRIBED);
+    let message = request.message;
+    for (const hook of this.messageHooks) {
+      const verdict = await hook(connection, { channel, message, recipients });
+      refuseIf(verdict, `publishing to ${channel} is not allowed`);
+      if (typeof verdict === 'object' && verdict !== null) {
+        if (verdict.message === null || verdict.message === undefined) throw new Error('a message hook replaced the message with null');
+        message = verdict.message;
+      }
+    }
+    const recipientsCount = await this.broker.publish({
+      channel,
+      message,
+      sender: connection.id,
+      userId: connection.userId,
+      time: unixSeconds(),
+      recipients,
+    });
+    connection.send(ack({ action: 'message_sent', channel, recipients_count: recipientsCount }, id));
+  }
+
+  private async runAction(connection: Connection, name: string, data: unknown, id: RequestId | null): Promise<void> {
+    const action = this.actions.get(name);
+    if (action === undefined) throw new SwitchboardError(ErrorCode.UNKNOWN_ACTION, ErrorText.unknownAction(name));
+    if (action.options.requireAuth === true && !connection.authenticated) {
+      throw new SwitchboardError(ErrorCode.UNAUTHORIZED, `action '${name}' needs an authenticated connection`);
+    }
+    const result: unknown = await action.handler({ connection, id, handler: this }, data);
+    if (result !== undefined) connection.send(ack({ action: name, data: result }, id));
+  }
+
+  /** LocalDelivery: the broker hands every message for this node's subscribers here. */
+  private deliver(message: ChannelMessage): number {
+    return fanOut(this.registry.subscribers(message.channel), message);
+  }
+
+  // ---- heartbeat, timeouts, slow consumers --------------------------------------------
+
+  private startTimers(): void {
+    if (this.heartbeatTimer !== null || this.closing !== null) return;
+    // One timer each for the whole node, never one per connection.
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatInterval * 1000);
+    const sweepMs = Math.min(1000, Math.max(50, (Math.min(this.options.connectionTimeout, this.options.heartbeatInterval) * 1000) / 4));
+    this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
+    this.heartbeatTimer.unref();
+    this.sweepTimer.unref();
+  }
+
+  private stopTimers(): void {
+    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.heartbeatTimer = null;
+    this.sweepTimer = null;
+  }
+
+  /** Sends the JSON ping (framed once for everyone) and a WebSocket ping control frame. */
+  private heartbeat(): void {
+    if (this.connections.size === 0) return;
+    const frame = new PreparedFrame(pingFrame());
+    for (const connection of this.connections.values()) {
+      if (!connection.isOpen) continue;
+      connection.sendPrepared(frame);
+      connection.socket.ping();
+    }
+  }
+
+  /** Closes silent connections with 4008 and cuts those that did not finish closing in time. */
+  private sweep(): void {
+    const now = Date.now();
+    const timeoutMs = this.options.connectionTimeout * 1000;
+    for (const connection of this.connections.values()) {
+      if (connection.closeDeadline !== null) {
+        if (now >= connection.closeDeadline) connection.terminate();
+        continue;
+      }
+      if (now - connection.lastSeen >= timeoutMs && connection.isOpen) {
+        connection.sendText(TIMEOUT_FRAME);
+        connection.close(CloseCode.TIMEOUT);
+      }
+    }
+  }
+
+  private onSlowConsumer(connection: Connection): void {
+    if (connection.closeCode !== null) return;
+    this.logger.warn(
+      { connection: connection.id, bufferedBytes: connection.socket.bufferedAmount },
+      'closing a slow consumer: its outbound backlog passed maxBufferedBytes',
+    );
+    connection.close(CloseCode.SLOW_CONSUMER, undefined, CLOSE_GRACE_MS);
+  }
+}
+
+function refuseIf(verdict: unknown, defaultReason: string): void {
+  if (verdict === false) throw new SwitchboardError(ErrorCode.FORBIDDEN, defaultReason);
+  if (typeof verdict === 'string') throw new SwitchboardError(ErrorCode.FORBIDDEN, verdict);
+}

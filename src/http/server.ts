@@ -1,0 +1,108 @@
+/**
+ * createServer: an HTTP(S) server on one port serving WebSocket upgrades, `/healthz`,
+ * and plain JSON answers for everything else (SPEC §7).
+ */
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { layerFromOptions, resolveOptions, type SwitchboardOptions } from '../config/options.js';
+import { ConfigError } from '../errors.js';
+import { WebSocketHandler, type HandlerOptions } from '../handler.js';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+  /** ws:// or wss:// URL of the WebSocket endpoint. */
+  url: string;
+}
+
+function sendJson(response: ServerResponse, status: number, body: object): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  response.end(text);
+}
+
+export class SwitchboardServer {
+  readonly httpServer: HttpServer | HttpsServer;
+  readonly options: SwitchboardOptions;
+  private listening: ListenAddress | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    options: SwitchboardOptions,
+    readonly handler: WebSocketHandler,
+  ) {
+    this.options = options;
+    const onRequest = (request: IncomingMessage, response: ServerResponse): void => this.onRequest(request, response);
+    if (options.ssl.enabled) {
+      const { cert, key } = options.ssl;
+      if (cert === null || key === null) throw new ConfigError('WS_SSL_CERT / WS_SSL_KEY (ssl.cert / ssl.key): required when WS_SSL_ENABLED is true');
+      this.httpServer = createHttpsServer({ cert: readFileSync(cert), key: readFileSync(key) }, onRequest);
+    } else {
+      this.httpServer = createHttpServer(onRequest);
+    }
+    handler.attach(this.httpServer, { path: options.path });
+  }
+
+  /** Starts listening; resolves with the bound address (the real port when `port` is 0). */
+  async listen(): Promise<ListenAddress> {
+    await this.handler.start();
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void => reject(error);
+      this.httpServer.once('error', onError);
+      this.httpServer.listen(this.options.port, this.options.host, () => {
+        this.httpServer.off('error', onError);
+        resolve();
+      });
+    });
+    const address = this.httpServer.address() as AddressInfo;
+    const scheme = this.options.ssl.enabled ? 'wss' : 'ws';
+    const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    this.listening = { host: address.address, port: address.port, url: `${scheme}://${shownHost}:${address.port}${this.options.path}` };
+    this.handler.logger.info({ url: this.listening.url }, `listening on ${this.listening.url}`);
+    return this.listening;
+  }
+
+  get address(): ListenAddress | null {
+    return this.listening;
+  }
+
+  /** Graceful shutdown: stop accepting, close clients with 1001, drain, close the broker. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const stopped = new Promise<void>((resolve) => {
+        if (!this.httpServer.listening) resolve();
+        else this.httpServer.close(() => resolve());
+      });
+      await this.handler.close();
+      this.httpServer.closeAllConnections();
+      await stopped;
+    })();
+    return this.closing;
+  }
+
+  private onRequest(request: IncomingMessage, response: ServerResponse): void {
+    const path = (request.url ?? '/').split('?', 1)[0];
+    if (path === '/healthz' && (request.method === 'GET' || request.method === 'HEAD')) {
+      sendJson(response, 200, { status: 'ok' });
+      return;
+    }
+    if (path === this.options.path) {
+      response.setHeader('Upgrade', 'websocket');
+      sendJson(response, 426, { error: 'this endpoint speaks WebSocket; send an Upgrade request' });
+      return;
+    }
+    sendJson(response, 404, { error: 'not found' });
+  }
+}
+
+/**
+ * Creates a server with its own HTTP(S) listener. Pass a handler to share hooks and
+ * actions you registered; otherwise one is made from the same options.
+ */
+export function createServer(options: HandlerOptions = {}, handler?: WebSocketHandler): SwitchboardServer {
+  const { broker, logger, ...config } = options;
+  const resolved = resolveOptions(layerFromOptions(config));
+  return new SwitchboardServer(resolved, handler ?? new WebSocketHandler({ ...config, ...(broker && { broker }), ...(logger && { logger }) }));
+}

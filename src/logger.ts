@@ -1,0 +1,15 @@
+/** pino JSON-line logs to stdout or a file. */
+import { pino, type Logger } from 'pino';
+import type { LogLevelName } from './config/options.js';
+
+export type { Logger };
+
+export function createLogger(level: LogLevelName, file: string | null = null): Logger {
+  const destination = file === null ? pino.destination({ dest: 1, sync: false }) : pino.destination({ dest: file, mkdir: true, sync: false });
+  return pino({ name: 'switchboard', level, base: { pid: process.pid } }, destination);
+}
+
+/** A logger that drops everything, for embedding where the application logs itself. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

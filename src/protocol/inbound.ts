@@ -1,0 +1,200 @@
+/**
+ * Parsing and strict validation of client frames (SPEC §2). Pure functions: they know
+ * nothing of sockets, so every rule here is tested without a server.
+ */
+import { channelNameProblem } from '../channels/names.js';
+import { ErrorCode, ErrorText } from './codes.js';
+
+export type RequestId = string | number;
+
+export type ClientRequest =
+  | { action: 'subscribe'; id: RequestId | null; channel: string; since: number | null; epoch: string | null }
+  | { action: 'unsubscribe'; id: RequestId | null; channel: string }
+  | { action: 'message'; id: RequestId | null; channel: string; message: unknown; recipients: string[] | null }
+  | { action: 'ping'; id: RequestId | null }
+  | { action: 'pong'; id: RequestId | null }
+  /** An action the built-in protocol does not know; the handler looks it up among custom actions. */
+  | { action: 'custom'; name: string; id: RequestId | null; data: unknown };
+
+export interface ProtocolViolation {
+  code: ErrorCode;
+  error: string;
+  /** The frame's action when it could be read, for the error frame's `action` field. */
+  action: string | null;
+  id: RequestId | null;
+}
+
+export type ParseResult = { ok: true; request: ClientRequest } | { ok: false; violation: ProtocolViolation };
+
+type FieldKind = 'channel' | 'offset' | 'string' | 'object' | 'present' | 'recipients';
+interface FieldRule {
+  kind: FieldKind;
+  required: boolean;
+}
+type Schema = Readonly<Record<string, FieldRule>>;
+
+const required = (kind: FieldKind): FieldRule => ({ kind, required: true });
+const optional = (kind: FieldKind): FieldRule => ({ kind, required: false });
+
+/** The `data` fields each built-in action takes. Anything else is rejected by name. */
+const SCHEMAS: Readonly<Record<string, Schema>> = {
+  // `options` is accepted (and ignored) because GEMVC's subscribe schema declared it.
+  subscribe: { channel: required('channel'), since: optional('offset'), epoch: optional('string'), options: optional('object') },
+  unsubscribe: { channel: required('channel') },
+  message: { channel: required('channel'), message: required('present'), recipients: optional('recipients') },
+  ping: {},
+  pong: {},
+};
+
+const TOP_LEVEL_FIELDS = new Set(['action', 'data', 'id']);
+
+/** Upper bound on `recipients` entries: a list longer than this is a mistake or an attack. */
+export const MAX_RECIPIENTS = 1000;
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+class Violation {
+  constructor(
+    readonly code: ErrorCode,
+    readonly error: string,
+  ) {}
+}
+
+function checkField(name: string, value: unknown, kind: FieldKind): Violation | null {
+  const field = `data.${name}`;
+  switch (kind) {
+    case 'channel': {
+      if (typeof value !== 'string') return new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must be a string`);
+      const problem = channelNameProblem(value);
+      return problem === null ? null : new Violation(ErrorCode.INVALID_CHANNEL, problem);
+    }
+    case 'offset':
+      return Number.isSafeInteger(value) && (value as number) >= 0
+        ? null
+        : new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must be a non-negative integer`);
+    case 'string':
+      return typeof value === 'string' ? null : new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must be a string`);
+    case 'object':
+      return isPlainObject(value) ? null : new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must be an object`);
+    case 'present':
+      return value === null ? new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must not be null`) : null;
+    case 'recipients': {
+      if (!Array.isArray(value)) return new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must be an array of user ids`);
+      if (value.length > MAX_RECIPIENTS) {
+        return new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' may list at most ${MAX_RECIPIENTS} user ids`);
+      }
+      for (const entry of value) {
+        const isId = typeof entry === 'string' || (typeof entry === 'number' && Number.isFinite(entry));
+        if (!isId) return new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must contain only strings or numbers`);
+      }
+      return null;
+    }
+  }
+}
+
+function validateData(data: Record<string, unknown>, schema: Schema): Violation | null {
+  for (const key of Object.keys(data)) {
+    if (!Object.hasOwn(schema, key)) return new Violation(ErrorCode.INVALID_MESSAGE, `unknown field 'data.${key}'`);
+  }
+  for (const [name, rule] of Object.entries(schema)) {
+    const value = data[name];
+    if (value === undefined) {
+      if (rule.required) return new Violation(ErrorCode.INVALID_MESSAGE, `field 'data.${name}' is required`);
+      continue;
+    }
+    const violation = checkField(name, value, rule.kind);
+    if (violation) return violation;
+  }
+  return null;
+}
+
+/** Reads just enough of a frame to know whether it is a pong (which the rate limit does not count). */
+export function isPong(value: unknown): boolean {
+  return isPlainObject(value) && value.action === 'pong';
+}
+
+/** Decodes a text frame. Returns the parsed JSON value, or undefined when it is not JSON. */
+export function decodeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+export function invalidJson(): ProtocolViolation {
+  return { code: ErrorCode.INVALID_JSON, error: ErrorText.INVALID_JSON, action: null, id: null };
+}
+
+/** Validates a decoded frame against the protocol and turns it into a typed request. */
+export function parseRequest(frame: unknown, knownActions: ReadonlySet<string> = new Set()): ParseResult {
+  const fail = (code: ErrorCode, error: string, action: string | null, id: RequestId | null): ParseResult => ({
+    ok: false,
+    violation: { code, error, action, id },
+  });
+
+  if (!isPlainObject(frame)) return fail(ErrorCode.INVALID_MESSAGE, 'message must be a JSON object', null, null);
+
+  const rawId = frame.id;
+  let id: RequestId | null = null;
+  if (rawId !== undefined) {
+    if (typeof rawId === 'string' || (typeof rawId === 'number' && Number.isFinite(rawId))) id = rawId;
+    else return fail(ErrorCode.INVALID_MESSAGE, "field 'id' must be a string or a number", null, null);
+  }
+
+  const rawAction = frame.action;
+  if (rawAction === undefined) return fail(ErrorCode.INVALID_MESSAGE, "field 'action' is required", null, id);
+  if (typeof rawAction !== 'string') return fail(ErrorCode.INVALID_MESSAGE, "field 'action' must be a string", null, id);
+  const action = rawAction;
+
+  for (const key of Object.keys(frame)) {
+    if (!TOP_LEVEL_FIELDS.has(key)) return fail(ErrorCode.INVALID_MESSAGE, `unknown field '${key}'`, action, id);
+  }
+
+  const schema = Object.hasOwn(SCHEMAS, action) ? SCHEMAS[action] : undefined;
+  if (schema === undefined) {
+    if (knownActions.has(action)) return { ok: true, request: { action: 'custom', name: action, id, data: frame.data } };
+    return fail(ErrorCode.UNKNOWN_ACTION, ErrorText.unknownAction(action), action, id);
+  }
+
+  const rawData = frame.data ?? {};
+  if (!isPlainObject(rawData)) return fail(ErrorCode.INVALID_MESSAGE, "field 'data' must be an object", action, id);
+  const violation = validateData(rawData, schema);
+  if (violation) return fail(violation.code, violation.error, action, id);
+
+  switch (action) {
+    case 'subscribe':
+      return {
+        ok: true,
+        request: {
+          action,
+          id,
+          channel: rawData.channel as string,
+          since: (rawData.since as number | undefined) ?? null,
+          epoch: (rawData.epoch as string | undefined) ?? null,
+        },
+      };
+    case 'unsubscribe':
+      return { ok: true, request: { action, id, channel: rawData.channel as string } };
+    case 'message': {
+      const recipients = rawData.recipients as (string | number)[] | undefined;
+      return {
+        ok: true,
+        request: {
+          action,
+          id,
+          channel: rawData.channel as string,
+          message: rawData.message,
+          recipients: recipients === undefined ? null : recipients.map(String),
+        },
+      };
+    }
+    case 'ping':
+    case 'pong':
+      return { ok: true, request: { action, id } };
+    default:
+      throw new Error(`schema without a request shape: ${action}`);
+  }
+}

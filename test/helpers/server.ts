@@ -1,0 +1,34 @@
+/** Starts a real Switchboard server on 127.0.0.1 and a free port, for one test. */
+import { createServer, type SwitchboardServer } from '../../src/http/server.js';
+import { WebSocketHandler, type HandlerOptions } from '../../src/handler.js';
+
+export interface TestServer {
+  server: SwitchboardServer;
+  handler: WebSocketHandler;
+  /** ws:// URL of the WebSocket endpoint. */
+  url: string;
+  /** http:// base URL of the same port. */
+  httpUrl: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * `setup` runs on the handler before the server listens (register hooks and actions there).
+ * Short shutdown timeout so a test's teardown never waits long.
+ */
+export async function startServer(options: HandlerOptions = {}, setup?: (handler: WebSocketHandler) => void): Promise<TestServer> {
+  const handler = new WebSocketHandler({ shutdownTimeout: 1, ...options });
+  setup?.(handler);
+  const server = createServer({ host: '127.0.0.1', port: 0, ...options }, handler);
+  const address = await server.listen();
+  const scheme = server.options.ssl.enabled ? 'https' : 'http';
+  return {
+    server,
+    handler,
+    url: address.url,
+    httpUrl: `${scheme}://127.0.0.1:${address.port}`,
+    port: address.port,
+    close: () => server.close(),
+  };
+}
