@@ -1,7 +1,8 @@
 /** Running detached: the pid file, the log file, and `switchboard stop` (SPEC §1). */
 import { spawn } from 'node:child_process';
-import { openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { ConfigError } from '../errors.js';
 
 /** Set in the environment of the detached child so it knows it is the daemon. */
 export const DAEMON_CHILD_ENV = 'SWITCHBOARD_DAEMON_CHILD';
@@ -31,7 +32,11 @@ export function readPid(pidFile: string): number | null {
 }
 
 export function writePidFile(pidFile: string): void {
-  writeFileSync(pidFile, `${process.pid}\n`);
+  try {
+    writeFileSync(pidFile, `${process.pid}\n`);
+  } catch (error) {
+    throw new ConfigError(`WS_PID_FILE (pidFile): cannot write '${pidFile}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
 }
 
 /** Removes the pid file if it still names this process. */
@@ -49,8 +54,15 @@ export async function daemonize(args: readonly string[], logFile: string, pidFil
     process.stderr.write(`switchboard: already running (pid ${existing}, pid file ${pidFile})\n`);
     return 1;
   }
-  const log = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1] as string, ...args], {
+  let log: number;
+  try {
+    mkdirSync(dirname(resolve(logFile)), { recursive: true });
+    log = openSync(logFile, 'a');
+  } catch (error) {
+    throw new ConfigError(`WS_LOG_FILE (logFile): cannot open '${logFile}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  // `--` keeps Node from reading our flags (Node 20 takes `--env-file` even after the script).
+  const child = spawn(process.execPath, [...process.execArgv, '--', process.argv[1] as string, ...args], {
     detached: true,
     stdio: ['ignore', log, log, 'ipc'],
     env: { ...process.env, [DAEMON_CHILD_ENV]: '1' },

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
 /**
  * The `switchboard` command (SPEC §1). Errors a user can cause (bad configuration, a
  * port in use) print one line and exit non-zero; never a stack trace.
@@ -98,13 +98,14 @@ async function start(args: string[], options: SwitchboardOptions): Promise<numbe
   const logger = createLogger(options.logLevel, logFile);
   const handler = new WebSocketHandler({ ...options, logger });
   const server = new SwitchboardServer(options, handler);
+  // The pid file is written before listening so that a daemon that cannot record its pid
+  // never runs unreachable by `switchboard stop`.
+  if (isDaemonChild) writePidFile(options.pidFile);
   try {
     const address = await server.listen();
-    if (isDaemonChild) {
-      writePidFile(options.pidFile);
-      reportToParent({ type: 'ready', url: address.url });
-    }
+    if (isDaemonChild) reportToParent({ type: 'ready', url: address.url });
   } catch (error) {
+    if (isDaemonChild) removePidFile(options.pidFile);
     const message = listenProblem(error as NodeJS.ErrnoException, options);
     logger.error(message);
     logger.flush();
@@ -133,14 +134,12 @@ async function start(args: string[], options: SwitchboardOptions): Promise<numbe
         .catch((error: unknown) => {
           logger.error({ err: error }, 'shutdown failed');
           resolveExit(1);
-        })
-        .finally(() => {
-          if (isDaemonChild) removePidFile(options.pidFile);
         });
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   }).then(async (code) => {
+    if (isDaemonChild) removePidFile(options.pidFile);
     await new Promise<void>((flushed) => logger.flush(() => flushed()));
     // Exit now rather than wait for idle keep-alive sockets or a broker's reconnect timers.
     process.exit(code);

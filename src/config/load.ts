@@ -26,7 +26,8 @@ export function readEnvFile(path: string, required: boolean): Record<string, str
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (!required && code === 'ENOENT') return {};
-    throw new ConfigError(`--env-file: cannot read '${path}': ${code === 'ENOENT' ? 'no such file' : String(code)}`);
+    const what = required ? '--env-file' : '.env';
+    throw new ConfigError(`${what}: cannot read '${path}': ${code === 'ENOENT' ? 'no such file' : String(code)}`);
   }
   return parseEnv(text) as Record<string, string>;
 }

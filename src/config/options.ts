@@ -7,7 +7,9 @@
  * by the same function whatever its source, so an error always names both the
  * environment variable and the option in code.
  */
-import { accessSync, constants as fsConstants } from 'node:fs';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { availableParallelism } from 'node:os';
 import { ConfigError } from '../errors.js';
 
@@ -93,7 +95,17 @@ class Problem extends Error {}
 
 type Coerce = (value: unknown) => unknown;
 
-const show = (value: unknown): string => (typeof value === 'string' ? `'${value}'` : JSON.stringify(value) ?? String(value));
+/** Quotes a value for a one-line error message, whatever it holds. */
+function show(value: unknown): string {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what must be escaped
+  if (typeof value === 'string') return `'${value.replace(/[\u0000-\u001f\u007f]/g, (char) => JSON.stringify(char).slice(1, -1))}'`;
+  if (typeof value === 'bigint') return `${value}n`;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
 
 function integer(min: number, max: number): Coerce {
   return (value) => {
@@ -221,7 +233,8 @@ export function layerFromOptions(options: SwitchboardConfig | Record<string, unk
   const layer: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined) continue;
-    if (key === 'ssl' && typeof value === 'object' && value !== null) {
+    if (key === 'ssl') {
+      if (typeof value !== 'object' || value === null) throw new ConfigError('ssl: must be an object like { enabled, cert, key }');
       for (const [sslKey, sslValue] of Object.entries(value)) {
         if (sslValue === undefined) continue;
         if (!FIELD_BY_OPTION.has(`ssl.${sslKey}`)) throw new ConfigError(`ssl.${sslKey}: unknown option`);
@@ -256,12 +269,43 @@ function setPath(target: Record<string, unknown>, path: string, value: unknown):
   nested[path.slice(dot + 1)] = value;
 }
 
-function readable(path: string): string | null {
+/** Reads a file named by the configuration, or says in a few words why it cannot. */
+function readConfigFile(path: string): { content: Buffer } | { problem: string } {
   try {
-    accessSync(path, fsConstants.R_OK);
-    return null;
+    if (!statSync(path).isFile()) return { problem: 'not a regular file' };
+    return { content: readFileSync(path) };
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'file is not readable';
+    const code = (error as NodeJS.ErrnoException).code;
+    return { problem: code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(code) };
+  }
+}
+
+/** Checks that the TLS files exist, hold PEM a TLS server can use, and belong together. */
+function checkTlsFiles(certPath: string | null, keyPath: string | null): void {
+  const files = { cert: null as Buffer | null, key: null as Buffer | null };
+  for (const [which, env, path] of [
+    ['cert', 'WS_SSL_CERT', certPath],
+    ['key', 'WS_SSL_KEY', keyPath],
+  ] as const) {
+    if (path === null) throw new ConfigError(`${env} (ssl.${which}): required when WS_SSL_ENABLED is true`);
+    const read = readConfigFile(path);
+    if ('problem' in read) throw new ConfigError(`${env} (ssl.${which}): cannot read '${path}': ${read.problem}`);
+    files[which] = read.content;
+  }
+  try {
+    new X509Certificate(files.cert as Buffer);
+  } catch {
+    throw new ConfigError(`WS_SSL_CERT (ssl.cert): '${certPath}' is not a PEM certificate`);
+  }
+  try {
+    createPrivateKey(files.key as Buffer);
+  } catch {
+    throw new ConfigError(`WS_SSL_KEY (ssl.key): '${keyPath}' is not a PEM private key (or it is encrypted)`);
+  }
+  try {
+    createSecureContext({ cert: files.cert as Buffer, key: files.key as Buffer });
+  } catch (error) {
+    throw new ConfigError(`WS_SSL_CERT / WS_SSL_KEY (ssl.cert / ssl.key): the key does not fit the certificate (${(error as Error).message})`);
   }
 }
 
@@ -285,16 +329,7 @@ export function resolveOptions(...layers: ConfigLayer[]): SwitchboardOptions {
   }
   const resolved = options as unknown as SwitchboardOptions;
 
-  if (resolved.ssl.enabled) {
-    for (const [env, option, path] of [
-      ['WS_SSL_CERT', 'ssl.cert', resolved.ssl.cert],
-      ['WS_SSL_KEY', 'ssl.key', resolved.ssl.key],
-    ] as const) {
-      if (path === null) throw new ConfigError(`${env} (${option}): required when WS_SSL_ENABLED is true`);
-      const problem = readable(path);
-      if (problem) throw new ConfigError(`${env} (${option}): cannot read '${path}': ${problem}`);
-    }
-  }
+  if (resolved.ssl.enabled) checkTlsFiles(resolved.ssl.cert, resolved.ssl.key);
   return resolved;
 }
 

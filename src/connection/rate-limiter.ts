@@ -4,12 +4,15 @@
  * Keeps the times of the last `limit` accepted frames in a ring, so the decision is
  * exact (no doubled burst at a window edge, unlike GEMVC's fixed window) and the wait
  * until the next accepted frame is known precisely: it is when the oldest of those
- * frames leaves the window. The ring is allocated on first use, so idle connections
- * cost nothing.
+ * frames leaves the window. The ring starts small and grows only as frames arrive, so
+ * memory follows what a connection actually sends, not how high the limit is set.
  */
+const INITIAL_CAPACITY = 8;
+
 export class RateLimiter {
   private stamps: Float64Array | null = null;
-  private next = 0;
+  /** Index of the oldest stored stamp. */
+  private head = 0;
   private filled = 0;
   /** Frames refused since the last accepted one. */
   private refusedInARow = 0;
@@ -27,29 +30,33 @@ export class RateLimiter {
    */
   take(nowMs: number): number {
     if (this.limit === 0) return 0;
-    this.stamps ??= new Float64Array(this.limit);
-    if (this.filled < this.limit) {
-      this.stamps[this.next] = nowMs;
-      this.next = (this.next + 1) % this.limit;
-      this.filled++;
-      this.refusedInARow = 0;
-      return 0;
+    let stamps = this.stamps ?? (this.stamps = new Float64Array(Math.min(this.limit, INITIAL_CAPACITY)));
+    // Forget frames that left the window.
+    while (this.filled > 0 && nowMs - (stamps[this.head] as number) >= this.windowMs) {
+      this.head = (this.head + 1) % stamps.length;
+      this.filled--;
     }
-    // Ring is full: `next` points at the oldest accepted frame.
-    const oldest = this.stamps[this.next] as number;
-    const freeAt = oldest + this.windowMs;
-    if (nowMs >= freeAt) {
-      this.stamps[this.next] = nowMs;
-      this.next = (this.next + 1) % this.limit;
-      this.refusedInARow = 0;
-      return 0;
+    if (this.filled >= this.limit) {
+      this.refusedInARow++;
+      return (stamps[this.head] as number) + this.windowMs - nowMs;
     }
-    this.refusedInARow++;
-    return freeAt - nowMs;
+    if (this.filled === stamps.length) stamps = this.grow(stamps);
+    stamps[(this.head + this.filled) % stamps.length] = nowMs;
+    this.filled++;
+    this.refusedInARow = 0;
+    return 0;
   }
 
   /** Frames refused since the last accepted one; used to detect a client that keeps flooding. */
   get refusedSinceLastAccepted(): number {
     return this.refusedInARow;
+  }
+
+  private grow(stamps: Float64Array): Float64Array {
+    const grown = new Float64Array(Math.min(this.limit, stamps.length * 2));
+    for (let index = 0; index < this.filled; index++) grown[index] = stamps[(this.head + index) % stamps.length] as number;
+    this.head = 0;
+    this.stamps = grown;
+    return grown;
   }
 }
