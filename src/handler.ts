@@ -411,7 +411,8 @@ export class WebSocketHandler {
     try {
       switch (request.action) {
         case 'ping':
-          connection.send(ack({ action: 'pong', time: unixSeconds() }, request.id));
+          // SPEC §2: the pong reply is not an ack and carries no `success` field.
+          connection.send(request.id === null ? { action: 'pong', time: unixSeconds() } : { action: 'pong', time: unixSeconds(), id: request.id });
           return;
         case 'pong':
           return;
