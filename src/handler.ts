@@ -218,7 +218,8 @@ export class WebSocketHandler {
   }
 
   private async shutdown(): Promise<void> {
-    for (const detach of this.detachers) detach();
+    // The upgrade listeners stay attached while draining, so that handshakes arriving
+    // now get 503 (admissionProblem) rather than falling through to the application.
     const deadline = Date.now() + this.options.shutdownTimeout * 1000;
     for (const connection of this.connections.values()) {
       connection.close(CloseCode.GOING_AWAY, undefined, this.options.shutdownTimeout * 1000);
@@ -226,6 +227,7 @@ export class WebSocketHandler {
     while (this.connections.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     for (const connection of this.connections.values()) connection.terminate();
     while (this.connections.size > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    for (const detach of this.detachers) detach();
     this.stopTimers();
     await this.started?.catch(() => undefined);
     await this.broker.close();
@@ -292,7 +294,10 @@ export class WebSocketHandler {
       { url: request.url ?? '/', headers: request.headers },
       { maxMessagesPerMinute: this.options.maxMessagesPerMinute, maxBufferedBytes: this.options.maxBufferedBytes },
       this.logger,
-      (slow) => this.onSlowConsumer(slow),
+      {
+        slowConsumer: (slow) => this.onSlowConsumer(slow),
+        closing: (closing) => this.leaveAllChannels(closing),
+      },
     );
     this.connections.set(id, connection);
 
@@ -336,7 +341,7 @@ export class WebSocketHandler {
   private onClose(connection: Connection, code: number, reason: string): void {
     if (!this.connections.delete(connection.id)) return;
     this.releaseIp(connection.ip);
-    for (const channel of this.registry.unsubscribeAll(connection)) this.releaseChannel(channel);
+    this.leaveAllChannels(connection);
     const close = { code: connection.closeCode ?? code, reason };
     this.logger.debug({ connection: connection.id, code: close.code }, 'disconnected');
     for (const hook of this.disconnectHooks) {
@@ -344,6 +349,15 @@ export class WebSocketHandler {
         .then(() => hook(connection, close))
         .catch((error: unknown) => this.logger.error({ err: error, connection: connection.id }, 'disconnect hook failed'));
     }
+  }
+
+  /**
+   * Takes a connection out of every channel. Runs as soon as the server decides to close
+   * it, so that a peer given time to answer the close frame (or a dead one) is no longer
+   * delivered to nor counted meanwhile.
+   */
+  private leaveAllChannels(connection: Connection): void {
+    for (const channel of this.registry.unsubscribeAll(connection)) this.releaseChannel(channel);
   }
 
   private releaseChannel(channel: ChannelName): void {
@@ -359,7 +373,7 @@ export class WebSocketHandler {
 
     if (isBinary) {
       if (this.admit(connection, now, null, null)) {
-        this.sendViolation(connection, {
+        this.reply(connection, {
           code: ErrorCode.INVALID_MESSAGE,
           error: 'binary frames are not supported; send JSON text frames',
           action: null,
@@ -371,7 +385,7 @@ export class WebSocketHandler {
 
     const frame = decodeJson((data as Buffer).toString('utf8'));
     if (frame === undefined) {
-      if (this.admit(connection, now, null, null)) this.sendViolation(connection, invalidJson());
+      if (this.admit(connection, now, null, null)) this.reply(connection, invalidJson());
       return;
     }
 
@@ -382,7 +396,7 @@ export class WebSocketHandler {
     const id = parsed.ok ? parsed.request.id : parsed.violation.id;
     if (!this.admit(connection, now, parsed.ok && parsed.request.action === 'custom' ? parsed.request.name : action, id)) return;
     if (!parsed.ok) {
-      this.sendViolation(connection, parsed.violation);
+      this.reply(connection, parsed.violation);
       return;
     }
     const request = parsed.request;
@@ -398,12 +412,17 @@ export class WebSocketHandler {
       connection.close(CloseCode.FLOODING);
       return false;
     }
-    connection.send(errorFrame(ErrorCode.RATE_LIMITED, ErrorText.RATE_LIMITED, action, id, { retry_after: Math.ceil(waitMs) / 1000 }));
+    const frame = errorFrame(ErrorCode.RATE_LIMITED, ErrorText.RATE_LIMITED, action, id, { retry_after: Math.ceil(waitMs) / 1000 });
+    connection.enqueue(() => connection.send(frame));
     return false;
   }
 
-  private sendViolation(connection: Connection, violation: ProtocolViolation): void {
-    connection.send(errorFrame(violation.code, violation.error, violation.action, violation.id));
+  /**
+   * Answers a refused frame. The answer waits behind the connection's pending requests, so
+   * replies always come in the order the frames were sent (GEMVC clients send no ids).
+   */
+  private reply(connection: Connection, violation: ProtocolViolation): void {
+    connection.enqueue(() => connection.send(errorFrame(violation.code, violation.error, violation.action, violation.id)));
   }
 
   private async dispatch(connection: Connection, request: ClientRequest): Promise<void> {

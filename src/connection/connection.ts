@@ -33,6 +33,14 @@ export interface ConnectionLimits {
   maxBufferedBytes: number;
 }
 
+/** What a connection tells the layer that owns it. */
+export interface ConnectionEvents {
+  /** The outbound backlog passed maxBufferedBytes. */
+  slowConsumer(connection: Connection): void;
+  /** The server started closing this connection; it must receive nothing more. */
+  closing(connection: Connection): void;
+}
+
 /** How long a closing connection may take to answer our close frame before it is cut. */
 export const CLOSE_GRACE_MS = 2000;
 
@@ -64,7 +72,7 @@ export class Connection implements ConnectionInfo {
     readonly request: { readonly url: string; readonly headers: IncomingHttpHeaders },
     private readonly limits: ConnectionLimits,
     private readonly logger: Logger,
-    private readonly onSlowConsumer: (connection: Connection) => void,
+    private readonly events: ConnectionEvents,
   ) {
     this.rateLimiter = new RateLimiter(limits.maxMessagesPerMinute);
     this.lastSeen = Date.now();
@@ -103,6 +111,7 @@ export class Connection implements ConnectionInfo {
     if (this.closeCode !== null || this.socket.readyState >= WebSocket.CLOSING) return;
     this.closeCode = code;
     this.closeDeadline = Date.now() + graceMs;
+    this.events.closing(this);
     const text = reason ?? (CloseReason as Record<number, string | undefined>)[code] ?? '';
     try {
       this.socket.close(code, text);
@@ -147,13 +156,17 @@ export class Connection implements ConnectionInfo {
     );
   }
 
+  /** Runs pending tasks until one goes async (it calls back here when it settles). */
   private next(): void {
     this.busy = false;
-    const task = this.pending.shift();
-    if (task !== undefined) this.execute(task);
+    while (!this.busy) {
+      const task = this.pending.shift();
+      if (task === undefined) return;
+      this.execute(task);
+    }
   }
 
   private checkBacklog(): void {
-    if (this.socket.bufferedAmount > this.limits.maxBufferedBytes) this.onSlowConsumer(this);
+    if (this.socket.bufferedAmount > this.limits.maxBufferedBytes) this.events.slowConsumer(this);
   }
 }

@@ -64,18 +64,19 @@ async function arrival(client: TestClient, predicate: (frame: Frame) => boolean)
 }
 
 /**
- * Proves the server has received every frame this client sent before: an unparsable
- * frame is answered at once, without waiting behind the connection's pending requests
- * (which a ping would), and frames of one connection are read in order.
+ * Proves the server has received every frame this client sent before: `ws` answers a
+ * ping control frame as soon as it reads it, without waiting behind the connection's
+ * pending requests, and frames of one connection are read in order.
  */
 async function receivedByServer(client: TestClient): Promise<void> {
-  const before = client.frames.length;
-  client.sendRaw('not json: proves earlier frames arrived');
-  await eventually(
-    () => client.frames.slice(before).some((frame) => frame.code === ErrorCode.INVALID_JSON),
-    5000,
-    'the INVALID_JSON reply to the marker frame',
-  );
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no pong control frame within 5000 ms')), 5000);
+    client.socket.once('pong', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    client.socket.ping();
+  });
 }
 
 describe('onConnect', () => {
@@ -643,5 +644,23 @@ describe('attach to an existing HTTP server', () => {
     );
     const answer = await refusedUpgrade(`ws://127.0.0.1:${app.port}/legacy`);
     assert.equal(answer.status, 418);
+  });
+});
+
+describe('reply order', () => {
+  test('replies come in the order the frames were sent, even behind a pending async hook', async (t) => {
+    const gate = deferred();
+    const server = await start(t, (handler) => handler.onSubscribe(() => gate.promise));
+    const client = await connect(t, server.url);
+    const before = client.frames.length;
+    client.send({ action: 'subscribe', data: { channel: 'slow' }, id: 'first' });
+    client.sendRaw('not json');
+    client.send({ action: 'nope', id: 'third' });
+    client.send({ action: 'ping', id: 'fourth' });
+    await receivedByServer(client);
+    gate.resolve();
+    await within(client.next(withId('fourth')), 'the pong');
+    const replies = client.frames.slice(before).map((frame) => frame.id ?? frame.code);
+    assert.deepEqual(replies, ['first', ErrorCode.INVALID_JSON, 'third', 'fourth']);
   });
 });

@@ -1,0 +1,173 @@
+/**
+ * SPEC §7 and §1 over real sockets: the plain HTTP answers on the WebSocket port, the
+ * WebSocket path, and TLS (wss:// and https://).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { WebSocket, type ClientOptions } from 'ws';
+import { TestClient, isMessageOn } from '../helpers/client.js';
+import { startServer } from '../helpers/server.js';
+
+/** A hung handshake or request fails its test instead of the whole run. */
+const SUITE = { timeout: 60_000 };
+
+interface HttpAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+function get(url: string, options: { ca?: Buffer } = {}): Promise<HttpAnswer> {
+  const request = url.startsWith('https:') ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const outgoing = request(url, { method: 'GET', ...options }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      response.on('error', reject);
+    });
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+}
+
+/** Attempts a WebSocket handshake that must be refused; resolves with the HTTP answer. */
+function refusedHandshake(url: string, options: ClientOptions = {}): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, options);
+    socket.on('unexpected-response', (request, response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => {
+        resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') });
+        request.destroy();
+      });
+    });
+    socket.on('open', () => {
+      socket.close();
+      reject(new Error('the handshake was accepted'));
+    });
+    socket.on('error', reject);
+  });
+}
+
+function assertJson(answer: HttpAnswer, status: number): Record<string, unknown> {
+  assert.equal(answer.status, status, `status; body: ${answer.body}`);
+  assert.match(answer.headers['content-type'] ?? '', /^application\/json\b/);
+  return JSON.parse(answer.body) as Record<string, unknown>;
+}
+
+function assertErrorBody(answer: HttpAnswer, status: number): void {
+  const body = assertJson(answer, status);
+  assert.deepEqual(Object.keys(body), ['error']);
+  assert.equal(typeof body.error, 'string');
+  assert.notEqual(body.error, '');
+}
+
+void describe('HTTP answers', SUITE, () => {
+  void test('GET /healthz answers 200 {"status":"ok"} as JSON', async (t) => {
+    const server = await startServer();
+    t.after(() => server.close());
+    const answer = await get(`${server.httpUrl}/healthz`);
+    assert.deepEqual(assertJson(answer, 200), { status: 'ok' });
+  });
+
+  void test('an unknown path answers 404 with a JSON error body', async (t) => {
+    const server = await startServer();
+    t.after(() => server.close());
+    assertErrorBody(await get(`${server.httpUrl}/no/such/page`), 404);
+  });
+
+  void test('a plain GET on the WebSocket path answers 426 Upgrade Required', async (t) => {
+    const server = await startServer();
+    t.after(() => server.close());
+    const answer = await get(`${server.httpUrl}/`);
+    assertErrorBody(answer, 426);
+    assert.equal(answer.headers.upgrade, 'websocket');
+  });
+});
+
+void describe('WebSocket path (path: "/ws")', SUITE, () => {
+  void test('a plain GET on /ws answers 426 and on / answers 404', async (t) => {
+    const server = await startServer({ path: '/ws' });
+    t.after(() => server.close());
+    assertErrorBody(await get(`${server.httpUrl}/ws`), 426);
+    assertErrorBody(await get(`${server.httpUrl}/`), 404);
+  });
+
+  void test('an upgrade on /ws is accepted, with or without a query string', async (t) => {
+    const server = await startServer({ path: '/ws' });
+    t.after(() => server.close());
+    assert.match(server.url, /\/ws$/);
+    const plain = await TestClient.connect(`ws://127.0.0.1:${server.port}/ws`);
+    const withQuery = await TestClient.connect(`ws://127.0.0.1:${server.port}/ws?client=test`);
+    assert.equal(plain.welcome.action, 'welcome');
+    assert.equal(withQuery.welcome.action, 'welcome');
+  });
+
+  void test('an upgrade on another path gets HTTP 404 with a JSON error body', async (t) => {
+    const server = await startServer({ path: '/ws' });
+    t.after(() => server.close());
+    assertErrorBody(await refusedHandshake(`ws://127.0.0.1:${server.port}/`), 404);
+    assertErrorBody(await refusedHandshake(`ws://127.0.0.1:${server.port}/wsx`), 404);
+    assert.equal(server.handler.connectionCount, 0);
+  });
+});
+
+void describe('TLS (ssl.enabled)', SUITE, () => {
+  let directory = '';
+  let certPath = '';
+  let keyPath = '';
+  let cert = Buffer.alloc(0);
+
+  before(() => {
+    directory = mkdtempSync(join(tmpdir(), 'switchboard-tls-'));
+    certPath = join(directory, 'cert.pem');
+    keyPath = join(directory, 'key.pem');
+    // A subjectAltName for 127.0.0.1 lets the clients verify the certificate for real.
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
+      { stdio: 'ignore' },
+    );
+    cert = readFileSync(certPath);
+  });
+
+  after(() => {
+    if (directory !== '') rmSync(directory, { recursive: true, force: true });
+  });
+
+  void test('wss:// clients that trust the certificate exchange a channel message', async (t) => {
+    const server = await startServer({ ssl: { enabled: true, cert: certPath, key: keyPath } });
+    t.after(() => server.close());
+    assert.match(server.url, /^wss:\/\//);
+    const alice = await TestClient.connect(server.url, { ca: cert });
+    const bob = await TestClient.connect(server.url, { ca: cert });
+    await alice.subscribe('chat.room.1');
+    await bob.subscribe('chat.room.1');
+    const delivered = bob.next(isMessageOn('chat.room.1'));
+    assert.equal((await alice.publish('chat.room.1', { text: 'over TLS' })).recipients_count, 2);
+    assert.deepEqual((await delivered).message, { text: 'over TLS' });
+  });
+
+  void test('https:// GET /healthz answers 200 {"status":"ok"}', async (t) => {
+    const server = await startServer({ ssl: { enabled: true, cert: certPath, key: keyPath } });
+    t.after(() => server.close());
+    assert.match(server.httpUrl, /^https:\/\//);
+    const answer = await get(`${server.httpUrl}/healthz`, { ca: cert });
+    assert.deepEqual(assertJson(answer, 200), { status: 'ok' });
+  });
+
+  void test('a plain ws:// handshake on the TLS port does not connect', async (t) => {
+    const server = await startServer({ ssl: { enabled: true, cert: certPath, key: keyPath } });
+    t.after(() => server.close());
+    const client = new TestClient(`ws://127.0.0.1:${server.port}/`);
+    await assert.rejects(client.opened);
+  });
+});
