@@ -301,7 +301,15 @@ export class WebSocketHandler {
     );
     this.connections.set(id, connection);
 
-    socket.on('message', (data, isBinary) => this.onFrame(connection, data, isBinary));
+    socket.on('message', (data, isBinary) => {
+      try {
+        this.onFrame(connection, data, isBinary);
+      } catch (error) {
+        // A bug, not the client's doing: this connection goes (1011), the process stays.
+        this.logger.error({ err: error, connection: id }, 'frame handling failed');
+        connection.close(CloseCode.INTERNAL_ERROR);
+      }
+    });
     socket.on('pong', () => {
       connection.lastSeen = Date.now();
     });

@@ -1,4 +1,4 @@
-import type { ChannelMessage } from '../types.js';
+import type { ChannelMessage, ChannelName } from '../types.js';
 import type { Broker, LocalDelivery } from './broker.js';
 
 /** The embedded broker of a single node: publishing is local delivery. */
@@ -16,8 +16,13 @@ export class MemoryBroker implements Broker {
   }
 
   // One node holds every subscriber, so there is no subscription to set up elsewhere.
-  async addChannel(): Promise<void> {}
-  async removeChannel(): Promise<void> {}
+  addChannel(_channel: ChannelName): Promise<void> {
+    return Promise.resolve();
+  }
+
+  removeChannel(_channel: ChannelName): Promise<void> {
+    return Promise.resolve();
+  }
 
   close(): Promise<void> {
     this.local = null;
