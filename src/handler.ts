@@ -18,7 +18,7 @@ import { CLOSE_GRACE_MS, Connection, type ConnectionInfo } from './connection/co
 import { SwitchboardError } from './errors.js';
 import { silentLogger } from './logger.js';
 import { CloseCode, ErrorCode, ErrorText, HandshakeRefusal } from './protocol/codes.js';
-import { decodeJson, invalidJson, isPong, parseRequest, type ClientRequest, type ProtocolViolation, type RequestId } from './protocol/inbound.js';
+import { decodeJson, invalidJson, parseRequest, type ClientRequest, type ProtocolViolation, type RequestId } from './protocol/inbound.js';
 import { ack, errorFrame, pingFrame, TIMEOUT_FRAME, unixSeconds } from './protocol/outbound.js';
 import { refuseUpgrade } from './http/refuse.js';
 import { PreparedFrame } from './transport/prepared-frame.js';
@@ -398,16 +398,14 @@ export class WebSocketHandler {
     }
 
     const parsed = parseRequest(frame, this.actionNames);
-    // Answers to our pings do not count against the rate limit (SPEC §3).
-    if (parsed.ok && isPong(frame)) return;
-    const action = parsed.ok ? parsed.request.action : parsed.violation.action;
-    const id = parsed.ok ? parsed.request.id : parsed.violation.id;
-    if (!this.admit(connection, now, parsed.ok && parsed.request.action === 'custom' ? parsed.request.name : action, id)) return;
     if (!parsed.ok) {
-      this.reply(connection, parsed.violation);
+      if (this.admit(connection, now, parsed.violation.action, parsed.violation.id)) this.reply(connection, parsed.violation);
       return;
     }
     const request = parsed.request;
+    // Answers to our pings do not count against the rate limit (SPEC §3).
+    if (request.action === 'pong') return;
+    if (!this.admit(connection, now, request.action === 'custom' ? request.name : request.action, request.id)) return;
     connection.enqueue(() => this.dispatch(connection, request));
   }
 

@@ -110,11 +110,6 @@ function validateData(data: Record<string, unknown>, schema: Schema): Violation 
   return null;
 }
 
-/** Reads just enough of a frame to know whether it is a pong (which the rate limit does not count). */
-export function isPong(value: unknown): boolean {
-  return isPlainObject(value) && value.action === 'pong';
-}
-
 /** Decodes a text frame. Returns the parsed JSON value, or undefined when it is not JSON. */
 export function decodeJson(text: string): unknown {
   try {

@@ -6,7 +6,6 @@ import {
   MAX_RECIPIENTS,
   decodeJson,
   invalidJson,
-  isPong,
   parseRequest,
   type ClientRequest,
   type ProtocolViolation,
@@ -61,19 +60,6 @@ void describe('invalidJson', () => {
   void test('is INVALID_JSON with GEMVC text and neither action nor id', () => {
     assert.deepEqual(invalidJson(), { code: ErrorCode.INVALID_JSON, error: ErrorText.INVALID_JSON, action: null, id: null });
     assert.equal(invalidJson().error, 'Invalid message format');
-  });
-});
-
-void describe('isPong', () => {
-  void test('is true for an object whose action is pong', () => {
-    assert.equal(isPong({ action: 'pong' }), true);
-    assert.equal(isPong({ action: 'pong', id: 3 }), true);
-  });
-
-  void test('is false for other actions and for values that are not objects', () => {
-    for (const value of [{ action: 'ping' }, { action: 'Pong' }, {}, 'pong', null, ['pong'], 42]) {
-      assert.equal(isPong(value), false, `isPong(${JSON.stringify(value)})`);
-    }
   });
 });
 
