@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
-import { WebSocket } from 'ws';
 import { SwitchboardError } from '../../src/errors.js';
 import { WebSocketHandler, type HandlerOptions } from '../../src/handler.js';
 import { ErrorCode, ErrorText } from '../../src/protocol/codes.js';
+import { refusedHandshake } from '../helpers/http.js';
 import { TestClient, eventually, isMessageOn, settle, type Frame } from '../helpers/client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
@@ -589,27 +589,6 @@ describe('attach to an existing HTTP server', () => {
     return { http, handler, port: (http.address() as AddressInfo).port };
   }
 
-  /** Attempts an upgrade that must be refused; resolves with the HTTP answer. */
-  function refusedUpgrade(url: string): Promise<{ status: number; body: string }> {
-    return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url, { handshakeTimeout: 10_000 });
-      socket.on('unexpected-response', (request, response) => {
-        let body = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => (body += chunk));
-        response.on('end', () => {
-          resolve({ status: response.statusCode ?? 0, body });
-          request.destroy();
-        });
-      });
-      socket.on('open', () => {
-        socket.terminate();
-        reject(new Error(`the upgrade on ${url} was accepted`));
-      });
-      socket.on('error', (error) => reject(error));
-    });
-  }
-
   test('attach accepts WebSocket upgrades on the given path of an existing http server', async (t) => {
     const app = await startApp(t);
     const client = await connect(t, `ws://127.0.0.1:${app.port}/ws`);
@@ -630,7 +609,7 @@ describe('attach to an existing HTTP server', () => {
 
   test('attach refuses an upgrade on another path with HTTP 404 when nothing else listens for upgrades', async (t) => {
     const app = await startApp(t);
-    const answer = await refusedUpgrade(`ws://127.0.0.1:${app.port}/elsewhere`);
+    const answer = await refusedHandshake(`ws://127.0.0.1:${app.port}/elsewhere`);
     assert.equal(answer.status, 404);
     const body = JSON.parse(answer.body) as { error?: unknown };
     assert.equal(typeof body.error, 'string');
@@ -642,7 +621,7 @@ describe('attach to an existing HTTP server', () => {
         if (request.url === '/legacy') socket.end('HTTP/1.1 418 I\'m a Teapot\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       }),
     );
-    const answer = await refusedUpgrade(`ws://127.0.0.1:${app.port}/legacy`);
+    const answer = await refusedHandshake(`ws://127.0.0.1:${app.port}/legacy`);
     assert.equal(answer.status, 418);
   });
 });

@@ -7,9 +7,10 @@ import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
-import { WebSocket, type ClientOptions, type RawData } from 'ws';
+import { WebSocket, type RawData } from 'ws';
 import { WebSocketHandler } from '../../src/handler.js';
 import { CloseCode, ErrorCode, ErrorText } from '../../src/protocol/codes.js';
+import { assertErrorBody, refusedHandshake } from '../helpers/http.js';
 import { TestClient, eventually, isMessageOn, settle, type CloseInfo, type Frame } from '../helpers/client.js';
 import { RawWebSocket } from '../helpers/raw.js';
 import { startServer } from '../helpers/server.js';
@@ -38,50 +39,9 @@ async function controlRoundTrip(client: TestClient): Promise<void> {
   await within(pong, GENEROUS_MS, 'a pong control frame');
 }
 
-interface HttpRefusal {
-  status: number;
-  contentType: string | undefined;
-  body: string;
-}
-
-/** Attempts a handshake that must be refused; resolves with the HTTP answer. */
-function refusedHandshake(url: string, options: ClientOptions = {}): Promise<HttpRefusal> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, options);
-    socket.on('unexpected-response', (request, response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => {
-        resolve({ status: response.statusCode ?? 0, contentType: response.headers['content-type'], body: Buffer.concat(chunks).toString('utf8') });
-        request.destroy();
-      });
-    });
-    socket.on('open', () => {
-      socket.close();
-      reject(new Error('the handshake was accepted'));
-    });
-    socket.on('error', reject);
-  });
-}
-
-/** SPEC §3: a refusal is a plain HTTP answer with a one-line JSON body `{"error": "..."}`. */
-function assertJsonRefusal(refusal: HttpRefusal, status: number): void {
-  assert.equal(refusal.status, status, `status; body: ${refusal.body}`);
-  assert.match(refusal.contentType ?? '', /^application\/json\b/);
-  assert.ok(!refusal.body.includes('\n'), 'the body is one line');
-  const body = JSON.parse(refusal.body) as Record<string, unknown>;
-  assert.deepEqual(Object.keys(body), ['error']);
-  assert.equal(typeof body.error, 'string');
-  assert.notEqual(body.error, '');
-}
-
 const isError = (code: string) => (frame: Frame) => frame.type === 'error' && frame.code === code;
 
-/**
- * The reply carrying `id`, wherever it is among the frames received. Replies are matched
- * by id, not by position: the server answers a RATE_LIMITED frame at once, possibly
- * before the replies to earlier requests that are still queued.
- */
+/** The reply carrying `id`, wherever it is among the frames received. */
 async function replyWithId(client: TestClient, id: string | number): Promise<Frame> {
   const find = (): Frame | undefined => client.frames.find((frame) => frame.id === id);
   await eventually(() => find() !== undefined, GENEROUS_MS, `the reply to request ${id}`);
@@ -351,7 +311,7 @@ void describe('maxConnections', SUITE, () => {
     t.after(() => server.close());
     await TestClient.connect(server.url);
     await TestClient.connect(server.url);
-    assertJsonRefusal(await refusedHandshake(server.url), 503);
+    assertErrorBody(await refusedHandshake(server.url), 503);
     assert.equal(server.handler.connectionCount, 2);
   });
 
@@ -360,7 +320,7 @@ void describe('maxConnections', SUITE, () => {
     t.after(() => server.close());
     const first = await TestClient.connect(server.url);
     await TestClient.connect(server.url);
-    assertJsonRefusal(await refusedHandshake(server.url), 503);
+    assertErrorBody(await refusedHandshake(server.url), 503);
     first.close();
     await first.closed;
     await eventually(() => server.handler.connectionCount === 1, GENEROUS_MS, 'the server to see the close');
@@ -374,7 +334,7 @@ void describe('maxConnectionsPerIp', SUITE, () => {
     const server = await startServer({ maxConnectionsPerIp: 1 });
     t.after(() => server.close());
     await TestClient.connect(server.url);
-    assertJsonRefusal(await refusedHandshake(server.url), 429);
+    assertErrorBody(await refusedHandshake(server.url), 429);
   });
 
   void test('the limit is per address: another address still connects', async (t) => {
@@ -408,7 +368,7 @@ void describe('allowedOrigins', SUITE, () => {
   void test('an Origin not in allowedOrigins gets HTTP 403 with a JSON body', async (t) => {
     const server = await startServer({ allowedOrigins });
     t.after(() => server.close());
-    assertJsonRefusal(await refusedHandshake(server.url, { origin: 'https://evil.example.com' }), 403);
+    assertErrorBody(await refusedHandshake(server.url, { origin: 'https://evil.example.com' }), 403);
     assert.equal(server.handler.connectionCount, 0);
   });
 
@@ -567,7 +527,7 @@ void describe('graceful close', SUITE, () => {
     t.after(() => lingering.destroy());
     lingering.stopReading();
     const closing = handler.close();
-    assertJsonRefusal(await refusedHandshake(`ws://127.0.0.1:${port}/`), 503);
+    assertErrorBody(await refusedHandshake(`ws://127.0.0.1:${port}/`), 503);
     await within(closing, GENEROUS_MS, 'handler.close()');
   });
 });

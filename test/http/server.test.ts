@@ -5,70 +5,15 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { WebSocket, type ClientOptions } from 'ws';
 import { TestClient, isMessageOn } from '../helpers/client.js';
+import { assertErrorBody, assertJson, get, refusedHandshake } from '../helpers/http.js';
 import { startServer } from '../helpers/server.js';
 
 /** A hung handshake or request fails its test instead of the whole run. */
 const SUITE = { timeout: 60_000 };
-
-interface HttpAnswer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-function get(url: string, options: { ca?: Buffer } = {}): Promise<HttpAnswer> {
-  const request = url.startsWith('https:') ? httpsRequest : httpRequest;
-  return new Promise((resolve, reject) => {
-    const outgoing = request(url, { method: 'GET', ...options }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') }));
-      response.on('error', reject);
-    });
-    outgoing.on('error', reject);
-    outgoing.end();
-  });
-}
-
-/** Attempts a WebSocket handshake that must be refused; resolves with the HTTP answer. */
-function refusedHandshake(url: string, options: ClientOptions = {}): Promise<HttpAnswer> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, options);
-    socket.on('unexpected-response', (request, response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => {
-        resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') });
-        request.destroy();
-      });
-    });
-    socket.on('open', () => {
-      socket.close();
-      reject(new Error('the handshake was accepted'));
-    });
-    socket.on('error', reject);
-  });
-}
-
-function assertJson(answer: HttpAnswer, status: number): Record<string, unknown> {
-  assert.equal(answer.status, status, `status; body: ${answer.body}`);
-  assert.match(answer.headers['content-type'] ?? '', /^application\/json\b/);
-  return JSON.parse(answer.body) as Record<string, unknown>;
-}
-
-function assertErrorBody(answer: HttpAnswer, status: number): void {
-  const body = assertJson(answer, status);
-  assert.deepEqual(Object.keys(body), ['error']);
-  assert.equal(typeof body.error, 'string');
-  assert.notEqual(body.error, '');
-}
 
 void describe('HTTP answers', SUITE, () => {
   void test('GET /healthz answers 200 {"status":"ok"} as JSON', async (t) => {
