@@ -1,4 +1,4 @@
-import { ErrorCode } from './protocol/codes.js';
+import type { ErrorCode } from './protocol/codes.js';
 
 /**
  * An error an application hook or custom action throws to refuse a request with a
@@ -24,5 +24,3 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
-
-export { ErrorCode };

@@ -11,17 +11,20 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Broker } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { fanOut } from './channels/fanout.js';
-import { channelNameProblem } from './channels/names.js';
+import { channelNameProblem, isValidChannelName } from './channels/names.js';
 import { ChannelRegistry } from './channels/registry.js';
-import { layerFromOptions, resolveOptions, type SwitchboardConfig, type SwitchboardOptions } from './config/options.js';
-import { CLOSE_GRACE_MS, Connection, type ConnectionInfo } from './connection/connection.js';
+import { loadConfig } from './config/load.js';
+import type { SwitchboardConfig, SwitchboardOptions } from './config/options.js';
+import { Connection, type ConnectionInfo } from './connection/connection.js';
+import { Liveness } from './connection/liveness.js';
 import { SwitchboardError } from './errors.js';
-import { silentLogger } from './logger.js';
+import { Admission } from './http/admission.js';
+import { refuseUpgrade } from './http/refuse.js';
+import { requestPath } from './http/request-path.js';
+import { defaultLibraryLogger } from './logger.js';
 import { CloseCode, ErrorCode, ErrorText, HandshakeRefusal } from './protocol/codes.js';
 import { decodeJson, invalidJson, parseRequest, type ClientRequest, type ProtocolViolation, type RequestId } from './protocol/inbound.js';
-import { ack, errorFrame, pingFrame, TIMEOUT_FRAME, unixSeconds } from './protocol/outbound.js';
-import { refuseUpgrade } from './http/refuse.js';
-import { PreparedFrame } from './transport/prepared-frame.js';
+import { ack, errorFrame, unixSeconds, type WelcomeFrame } from './protocol/outbound.js';
 import type { ChannelMessage, ChannelName, ConnectionId } from './types.js';
 
 /** A subscribe hook refuses with `false` or a reason string; anything else allows. */
@@ -57,7 +60,7 @@ export interface ActionOptions {
 export interface HandlerOptions extends SwitchboardConfig {
   /** The fan-out bus. @default a MemoryBroker (single node) */
   broker?: Broker;
-  /** Where to log. @default silent */
+  /** Where to log. @default warnings and errors as JSON lines on stderr */
   logger?: Logger;
 }
 
@@ -68,15 +71,12 @@ export interface AttachOptions {
 
 const BUILT_IN_ACTIONS = new Set(['subscribe', 'unsubscribe', 'message', 'ping', 'pong', 'auth', 'presence', 'history']);
 
-function requestPath(url: string | undefined): string {
-  const raw = url ?? '/';
-  const query = raw.indexOf('?');
-  return query === -1 ? raw : raw.slice(0, query);
-}
-
-function normalizeOrigin(origin: string): string {
-  return origin.trim().replace(/\/+$/, '').toLowerCase();
-}
+/** The close code `ws` sends when it closes a connection itself, by the error it reports. */
+const WS_ERROR_CLOSE_CODES: Readonly<Record<string, number>> = {
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: CloseCode.MESSAGE_TOO_BIG,
+  WS_ERR_INVALID_UTF8: 1007,
+};
+const PROTOCOL_ERROR = 1002;
 
 export class WebSocketHandler {
   readonly options: SwitchboardOptions;
@@ -85,29 +85,35 @@ export class WebSocketHandler {
   private readonly wss: WebSocketServer;
   private readonly registry = new ChannelRegistry<Connection>();
   private readonly connections = new Map<ConnectionId, Connection>();
-  private readonly connectionsPerIp = new Map<string, number>();
+  private readonly admission: Admission;
+  private readonly liveness: Liveness;
   private readonly nodeId = randomBytes(6).toString('base64url');
   private connectionCounter = 0;
-  private pendingHandshakes = 0;
 
   private readonly connectHooks: ConnectHook[] = [];
   private readonly disconnectHooks: DisconnectHook[] = [];
   private readonly subscribeHooks: SubscribeHook[] = [];
   private readonly messageHooks: MessageHook[] = [];
   private readonly actions = new Map<string, { handler: ActionHandler; options: ActionOptions }>();
-  private readonly actionNames = new Set<string>();
 
   private started: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
-  private heartbeatTimer: NodeJS.Timeout | null = null;
-  private sweepTimer: NodeJS.Timeout | null = null;
   private readonly detachers: Array<() => void> = [];
+  /** Disconnect hooks still running; shutdown waits for them. */
+  private readonly settling = new Set<Promise<void>>();
+  private onLastConnectionClosed: (() => void) | null = null;
 
+  /**
+   * Options come from defaults < `.env` < environment < `options` (SPEC §1); a bad
+   * value throws a ConfigError naming the variable.
+   */
   constructor(options: HandlerOptions = {}) {
     const { broker, logger, ...config } = options;
-    this.options = resolveOptions(layerFromOptions(config));
-    this.logger = logger ?? silentLogger();
+    this.options = loadConfig({ options: config });
+    this.logger = logger ?? defaultLibraryLogger();
     this.broker = broker ?? new MemoryBroker();
+    this.admission = new Admission(this.options);
+    this.liveness = new Liveness(this.connections, this.options);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: this.options.maxPayload,
@@ -140,20 +146,20 @@ export class WebSocketHandler {
 
   /** Registers a custom action that clients call as `{"action": name, "data": ...}`. */
   onAction(name: string, handler: ActionHandler, options: ActionOptions = {}): this {
-    if (BUILT_IN_ACTIONS.has(name)) throw new Error(`onAction: '${name}' is a built-in action`);
     if (typeof name !== 'string' || name === '') throw new Error('onAction: the action name must be a non-empty string');
+    if (BUILT_IN_ACTIONS.has(name)) throw new Error(`onAction: '${name}' is a built-in action`);
     this.actions.set(name, { handler, options });
-    this.actionNames.add(name);
     return this;
   }
 
   /**
-   * Publishes from the application to every subscriber of `channel` (on every node).
-   * Resolves with the number of connections it was addressed to.
+   * Publishes from the application to every subscriber of `channel` (on every node), with
+   * `"sender": null`. Resolves with the number of connections it was addressed to.
    */
   async publish(channel: ChannelName, message: unknown, options: { recipients?: ReadonlyArray<string | number> } = {}): Promise<number> {
-    const problem = channelNameProblem(channel);
-    if (problem !== null) throw new SwitchboardError(ErrorCode.INVALID_CHANNEL, problem);
+    if (!isValidChannelName(channel)) {
+      throw new SwitchboardError(ErrorCode.INVALID_CHANNEL, typeof channel === 'string' ? (channelNameProblem(channel) as string) : 'channel must be a string');
+    }
     if (message === null || message === undefined) throw new SwitchboardError(ErrorCode.INVALID_MESSAGE, 'message must not be null');
     return this.broker.publish({
       channel,
@@ -175,12 +181,16 @@ export class WebSocketHandler {
     return this.registry.channelCount;
   }
 
+  get isClosing(): boolean {
+    return this.closing !== null;
+  }
+
   // ---- lifecycle --------------------------------------------------------------------
 
   /** Starts the broker and the timers. Idempotent; `attach` and `createServer` call it. */
   start(): Promise<void> {
     this.started ??= this.broker.start({ deliver: (message) => this.deliver(message) }).then(() => {
-      this.startTimers();
+      if (this.closing === null) this.liveness.start();
     });
     return this.started;
   }
@@ -193,8 +203,9 @@ export class WebSocketHandler {
   attach(server: HttpServer | HttpsServer, options: AttachOptions = {}): () => void {
     const path = options.path ?? this.options.path;
     const listener = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
-      if (requestPath(request.url) !== path) {
-        if (server.listenerCount('upgrade') === 1) refuseUpgrade(socket, 404, `no WebSocket endpoint at ${requestPath(request.url)}`);
+      const requested = requestPath(request.url);
+      if (requested !== path) {
+        if (server.listenerCount('upgrade') === 1) refuseUpgrade(socket, HandshakeRefusal.NOT_FOUND.status, `no WebSocket endpoint at ${requested}`);
         return;
       }
       this.handleUpgrade(request, socket, head);
@@ -209,8 +220,9 @@ export class WebSocketHandler {
   }
 
   /**
-   * Stops accepting connections, closes every client with 1001, waits up to
-   * `shutdownTimeout` for them to finish, then cuts the rest and closes the broker.
+   * Refuses new connections (503), closes every client with 1001, waits up to
+   * `shutdownTimeout` for them to finish and for disconnect hooks to settle, then cuts
+   * the rest and closes the broker.
    */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
@@ -218,23 +230,24 @@ export class WebSocketHandler {
   }
 
   private async shutdown(): Promise<void> {
-    // The upgrade listeners stay attached while draining, so that handshakes arriving
-    // now get 503 (admissionProblem) rather than falling through to the application.
-    const deadline = Date.now() + this.options.shutdownTimeout * 1000;
-    for (const connection of this.connections.values()) {
-      connection.close(CloseCode.GOING_AWAY, undefined, this.options.shutdownTimeout * 1000);
-    }
-    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    // Upgrade listeners stay attached while draining, so handshakes arriving now get 503
+    // rather than falling through to the application's own request handling.
+    this.admission.refuseAll();
+    const budgetMs = this.options.shutdownTimeout * 1000;
+    const deadline = Date.now() + budgetMs;
+    const allClosed = new Promise<void>((resolve) => {
+      if (this.connections.size === 0) resolve();
+      else this.onLastConnectionClosed = resolve;
+    });
+    for (const connection of this.connections.values()) connection.close(CloseCode.GOING_AWAY, undefined, budgetMs);
+    await withDeadline(allClosed, deadline);
     for (const connection of this.connections.values()) connection.terminate();
-    while (this.connections.size > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    await allClosed;
+    await withDeadline(Promise.allSettled([...this.settling]), deadline);
     for (const detach of this.detachers) detach();
-    this.stopTimers();
+    this.liveness.stop();
     await this.started?.catch(() => undefined);
     await this.broker.close();
-  }
-
-  get isClosing(): boolean {
-    return this.closing !== null;
   }
 
   // ---- handshake --------------------------------------------------------------------
@@ -242,47 +255,21 @@ export class WebSocketHandler {
   /** Handles one upgrade request: refuses it with a plain HTTP answer, or accepts it. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const ip = request.socket.remoteAddress ?? 'unknown';
-    const refusal = this.admissionProblem(request, ip);
+    const refusal = this.admission.admit(request, ip);
     if (refusal !== null) {
       this.logger.debug({ ip, reason: refusal.kind.reason }, 'handshake refused');
       refuseUpgrade(socket, refusal.kind.status, refusal.message);
       return;
     }
-    this.pendingHandshakes++;
-    this.connectionsPerIp.set(ip, (this.connectionsPerIp.get(ip) ?? 0) + 1);
     let accepted = false;
+    // ws answers a malformed handshake itself and destroys the socket: the slot goes back.
     socket.once('close', () => {
-      if (accepted) return;
-      this.pendingHandshakes--;
-      this.releaseIp(ip);
+      if (!accepted) this.admission.release(ip);
     });
     this.wss.handleUpgrade(request, socket, head, (ws) => {
       accepted = true;
-      this.pendingHandshakes--;
       this.accept(ws, request, ip);
     });
-  }
-
-  private admissionProblem(request: IncomingMessage, ip: string): { kind: HandshakeRefusal; message: string } | null {
-    const { allowedOrigins, maxConnections, maxConnectionsPerIp } = this.options;
-    if (this.closing !== null) return { kind: HandshakeRefusal.SHUTTING_DOWN, message: 'server is shutting down' };
-    const origin = request.headers.origin;
-    if (allowedOrigins !== null && origin !== undefined && !allowedOrigins.includes(normalizeOrigin(origin))) {
-      return { kind: HandshakeRefusal.ORIGIN_NOT_ALLOWED, message: `origin ${origin} is not allowed` };
-    }
-    if (maxConnections > 0 && this.connections.size + this.pendingHandshakes >= maxConnections) {
-      return { kind: HandshakeRefusal.TOO_MANY_CONNECTIONS, message: 'server is at its connection limit' };
-    }
-    if (maxConnectionsPerIp > 0 && (this.connectionsPerIp.get(ip) ?? 0) >= maxConnectionsPerIp) {
-      return { kind: HandshakeRefusal.TOO_MANY_CONNECTIONS_FROM_IP, message: 'too many connections from this address' };
-    }
-    return null;
-  }
-
-  private releaseIp(ip: string): void {
-    const count = (this.connectionsPerIp.get(ip) ?? 1) - 1;
-    if (count <= 0) this.connectionsPerIp.delete(ip);
-    else this.connectionsPerIp.set(ip, count);
   }
 
   private accept(socket: WebSocket, request: IncomingMessage, ip: string): void {
@@ -310,15 +297,15 @@ export class WebSocketHandler {
         connection.close(CloseCode.INTERNAL_ERROR);
       }
     });
-    socket.on('pong', () => {
+    const alive = (): void => {
       connection.lastSeen = Date.now();
-    });
-    socket.on('ping', () => {
-      connection.lastSeen = Date.now();
-    });
-    socket.on('error', (error) => {
-      // ws closes the socket itself (1009 for oversized frames, 1002/1007 for protocol errors).
+    };
+    socket.on('pong', alive);
+    socket.on('ping', alive);
+    socket.on('error', (error: Error & { code?: string }) => {
+      // ws closes the connection itself after a protocol error (1009 for an oversized frame).
       this.logger.debug({ err: error, connection: id }, 'socket error');
+      connection.markClosing(WS_ERROR_CLOSE_CODES[error.code ?? ''] ?? PROTOCOL_ERROR);
     });
     socket.on('close', (code, reason) => this.onClose(connection, code, reason.toString()));
 
@@ -326,14 +313,15 @@ export class WebSocketHandler {
       connection.close(CloseCode.GOING_AWAY);
       return;
     }
-    connection.send({
+    const welcome: WelcomeFrame = {
       action: 'welcome',
       connection_id: id,
       heartbeat_interval: this.options.heartbeatInterval,
       authenticated: connection.authenticated,
       user_id: connection.userId,
       role: connection.role,
-    });
+    };
+    connection.send(welcome);
     this.logger.debug({ connection: id, ip }, 'connected');
     if (this.connectHooks.length > 0) {
       connection.enqueue(async () => {
@@ -348,21 +336,28 @@ export class WebSocketHandler {
 
   private onClose(connection: Connection, code: number, reason: string): void {
     if (!this.connections.delete(connection.id)) return;
-    this.releaseIp(connection.ip);
-    this.leaveAllChannels(connection);
+    connection.markClosing(code);
+    this.admission.release(connection.ip);
     const close = { code: connection.closeCode ?? code, reason };
     this.logger.debug({ connection: connection.id, code: close.code }, 'disconnected');
-    for (const hook of this.disconnectHooks) {
-      Promise.resolve()
-        .then(() => hook(connection, close))
-        .catch((error: unknown) => this.logger.error({ err: error, connection: connection.id }, 'disconnect hook failed'));
-    }
+    if (this.connections.size === 0) this.onLastConnectionClosed?.();
+    if (this.disconnectHooks.length === 0) return;
+    // After the request (or connect hook) in flight has finished, so the application
+    // never sees a disconnect before the connect it belongs to.
+    const settled = connection
+      .idle()
+      .then(async () => {
+        for (const hook of this.disconnectHooks) await hook(connection, close);
+      })
+      .catch((error: unknown) => this.logger.error({ err: error, connection: connection.id }, 'disconnect hook failed'))
+      .finally(() => this.settling.delete(settled));
+    this.settling.add(settled);
   }
 
   /**
-   * Takes a connection out of every channel. Runs as soon as the server decides to close
-   * it, so that a peer given time to answer the close frame (or a dead one) is no longer
-   * delivered to nor counted meanwhile.
+   * Takes a connection out of every channel. Runs as soon as the connection starts
+   * closing, so that a peer given time to answer the close frame (or a dead one) is no
+   * longer delivered to nor counted meanwhile.
    */
   private leaveAllChannels(connection: Connection): void {
     for (const channel of this.registry.unsubscribeAll(connection)) this.releaseChannel(channel);
@@ -397,14 +392,19 @@ export class WebSocketHandler {
       return;
     }
 
-    const parsed = parseRequest(frame, this.actionNames);
+    const parsed = parseRequest(frame, this.actions);
     if (!parsed.ok) {
       if (this.admit(connection, now, parsed.violation.action, parsed.violation.id)) this.reply(connection, parsed.violation);
       return;
     }
     const request = parsed.request;
-    // Answers to our pings do not count against the rate limit (SPEC §3).
-    if (request.action === 'pong') return;
+    if (request.action === 'pong') {
+      // Answers to our pings do not count against the rate limit (SPEC §3); pongs nobody
+      // asked for do, or they would be a way around it.
+      if (connection.unansweredPings > 0) connection.unansweredPings--;
+      else this.admit(connection, now, 'pong', request.id);
+      return;
+    }
     if (!this.admit(connection, now, request.action === 'custom' ? request.name : request.action, request.id)) return;
     connection.enqueue(() => this.dispatch(connection, request));
   }
@@ -418,7 +418,7 @@ export class WebSocketHandler {
       connection.close(CloseCode.FLOODING);
       return false;
     }
-    const frame = errorFrame(ErrorCode.RATE_LIMITED, ErrorText.RATE_LIMITED, action, id, { retry_after: Math.ceil(waitMs) / 1000 });
+    const frame = errorFrame(ErrorCode.RATE_LIMITED, ErrorText.RATE_LIMITED, action, id, { retry_after: waitMs / 1000 });
     connection.enqueue(() => connection.send(frame));
     return false;
   }
@@ -431,15 +431,13 @@ export class WebSocketHandler {
     connection.enqueue(() => connection.send(errorFrame(violation.code, violation.error, violation.action, violation.id)));
   }
 
-  private async dispatch(connection: Connection, request: ClientRequest): Promise<void> {
+  private async dispatch(connection: Connection, request: Exclude<ClientRequest, { action: 'pong' }>): Promise<void> {
     const action = request.action === 'custom' ? request.name : request.action;
     try {
       switch (request.action) {
         case 'ping':
           // SPEC §2: the pong reply is not an ack and carries no `success` field.
           connection.send(request.id === null ? { action: 'pong', time: unixSeconds() } : { action: 'pong', time: unixSeconds(), id: request.id });
-          return;
-        case 'pong':
           return;
         case 'subscribe':
           return await this.subscribe(connection, request);
@@ -460,7 +458,7 @@ export class WebSocketHandler {
       connection.send(errorFrame(error.code, error.message, action, id));
       return;
     }
-    this.logger.error({ err: error, connection: connection.id, action }, 'hook or action failed');
+    this.logger.error({ err: error, connection: connection.id, action }, 'request failed');
     connection.send(errorFrame(ErrorCode.INTERNAL_ERROR, ErrorText.INTERNAL_ERROR, action, id));
   }
 
@@ -524,8 +522,8 @@ export class WebSocketHandler {
   }
 
   private async runAction(connection: Connection, name: string, data: unknown, id: RequestId | null): Promise<void> {
-    const action = this.actions.get(name);
-    if (action === undefined) throw new SwitchboardError(ErrorCode.UNKNOWN_ACTION, ErrorText.unknownAction(name));
+    // parseRequest only lets through names registered here.
+    const action = this.actions.get(name) as { handler: ActionHandler; options: ActionOptions };
     if (action.options.requireAuth === true && !connection.authenticated) {
       throw new SwitchboardError(ErrorCode.UNAUTHORIZED, `action '${name}' needs an authenticated connection`);
     }
@@ -538,63 +536,28 @@ export class WebSocketHandler {
     return fanOut(this.registry.subscribers(message.channel), message);
   }
 
-  // ---- heartbeat, timeouts, slow consumers --------------------------------------------
-
-  private startTimers(): void {
-    if (this.heartbeatTimer !== null || this.closing !== null) return;
-    // One timer each for the whole node, never one per connection.
-    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatInterval * 1000);
-    const sweepMs = Math.min(1000, Math.max(50, (Math.min(this.options.connectionTimeout, this.options.heartbeatInterval) * 1000) / 4));
-    this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
-    this.heartbeatTimer.unref();
-    this.sweepTimer.unref();
-  }
-
-  private stopTimers(): void {
-    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
-    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
-    this.heartbeatTimer = null;
-    this.sweepTimer = null;
-  }
-
-  /** Sends the JSON ping (framed once for everyone) and a WebSocket ping control frame. */
-  private heartbeat(): void {
-    if (this.connections.size === 0) return;
-    const frame = new PreparedFrame(pingFrame());
-    for (const connection of this.connections.values()) {
-      if (!connection.isOpen) continue;
-      connection.sendPrepared(frame);
-      connection.socket.ping();
-    }
-  }
-
-  /** Closes silent connections with 4008 and cuts those that did not finish closing in time. */
-  private sweep(): void {
-    const now = Date.now();
-    const timeoutMs = this.options.connectionTimeout * 1000;
-    for (const connection of this.connections.values()) {
-      if (connection.closeDeadline !== null) {
-        if (now >= connection.closeDeadline) connection.terminate();
-        continue;
-      }
-      if (now - connection.lastSeen >= timeoutMs && connection.isOpen) {
-        connection.sendText(TIMEOUT_FRAME);
-        connection.close(CloseCode.TIMEOUT);
-      }
-    }
-  }
-
   private onSlowConsumer(connection: Connection): void {
     if (connection.closeCode !== null) return;
     this.logger.warn(
       { connection: connection.id, bufferedBytes: connection.socket.bufferedAmount },
       'closing a slow consumer: its outbound backlog passed maxBufferedBytes',
     );
-    connection.close(CloseCode.SLOW_CONSUMER, undefined, CLOSE_GRACE_MS);
+    connection.close(CloseCode.SLOW_CONSUMER);
   }
 }
 
+/** A hook's refusal: `false`, or a reason string (an empty one gets the default reason). */
 function refuseIf(verdict: unknown, defaultReason: string): void {
   if (verdict === false) throw new SwitchboardError(ErrorCode.FORBIDDEN, defaultReason);
-  if (typeof verdict === 'string') throw new SwitchboardError(ErrorCode.FORBIDDEN, verdict);
+  if (typeof verdict === 'string') throw new SwitchboardError(ErrorCode.FORBIDDEN, verdict === '' ? defaultReason : verdict);
+}
+
+/** Waits for `promise`, but not past `deadline` (ms since the epoch). */
+async function withDeadline(promise: Promise<unknown>, deadline: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, Math.max(0, Math.min(deadline - Date.now(), 2 ** 31 - 1)));
+  });
+  await Promise.race([promise, expired]);
+  clearTimeout(timer);
 }

@@ -9,7 +9,10 @@ export function createLogger(level: LogLevelName, file: string | null = null): L
   return pino({ name: 'switchboard', level, base: { pid: process.pid } }, destination);
 }
 
-/** A logger that drops everything, for embedding where the application logs itself. */
-export function silentLogger(): Logger {
-  return pino({ level: 'silent' });
+/**
+ * The library's logger when the application passes none: warnings and errors (a hook
+ * that threw, a failing broker) on stderr, nothing else.
+ */
+export function defaultLibraryLogger(): Logger {
+  return pino({ name: 'switchboard', level: 'warn' }, pino.destination({ dest: 2, sync: false }));
 }

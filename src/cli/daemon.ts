@@ -31,11 +31,29 @@ export function readPid(pidFile: string): number | null {
   return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
 }
 
+/**
+ * Creates the pid file exclusively, so that of two daemons started at once only one
+ * runs. A pid file left by a process that is gone is replaced.
+ */
 export function writePidFile(pidFile: string): void {
+  const write = (flag: 'wx' | 'w'): void => writeFileSync(pidFile, `${process.pid}\n`, { flag });
   try {
-    writeFileSync(pidFile, `${process.pid}\n`);
+    write('wx');
   } catch (error) {
-    throw new ConfigError(`WS_PID_FILE (pidFile): cannot write '${pidFile}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      const owner = readPid(pidFile);
+      if (owner !== null && owner !== process.pid && isAlive(owner)) {
+        throw new ConfigError(`WS_PID_FILE (pidFile): already running (pid ${owner}, pid file ${pidFile})`);
+      }
+      try {
+        write('w');
+        return;
+      } catch (retry) {
+        throw new ConfigError(`WS_PID_FILE (pidFile): cannot write '${pidFile}': ${(retry as NodeJS.ErrnoException).code ?? String(retry)}`);
+      }
+    }
+    throw new ConfigError(`WS_PID_FILE (pidFile): cannot write '${pidFile}': ${code ?? String(error)}`);
   }
 }
 

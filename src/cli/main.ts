@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
-import { describeOptions, type SwitchboardOptions } from '../config/options.js';
+import { DEFAULTS, describeOptions, type SwitchboardOptions } from '../config/options.js';
 import { ConfigError } from '../errors.js';
 import { WebSocketHandler } from '../handler.js';
 import { SwitchboardServer } from '../http/server.js';
@@ -91,10 +91,6 @@ async function start(args: string[], options: SwitchboardOptions): Promise<numbe
   const logFile = options.logFile ?? (options.daemonize ? DEFAULT_DAEMON_LOG : null);
   if (options.daemonize && !isDaemonChild) return daemonize(args, logFile ?? DEFAULT_DAEMON_LOG, options.pidFile);
 
-  if (options.workers > 1) {
-    throw new ConfigError('WS_WORKER_NUM (workers): more than one worker process is not supported yet; use 1 and run one process per port');
-  }
-
   const logger = createLogger(options.logLevel, logFile);
   const handler = new WebSocketHandler({ ...options, logger });
   const server = new SwitchboardServer(options, handler);
@@ -117,14 +113,17 @@ async function start(args: string[], options: SwitchboardOptions): Promise<numbe
   return new Promise<number>((resolveExit) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {
-      if (stopping) return;
+      if (stopping) {
+        logger.info({ signal }, 'already shutting down');
+        return;
+      }
       stopping = true;
       logger.info({ signal }, 'shutting down');
       // A last resort if draining hangs past its budget.
       setTimeout(() => {
         logger.error('shutdown did not finish in time; exiting');
         resolveExit(1);
-      }, (options.shutdownTimeout + 5) * 1000).unref();
+      }, Math.min((options.shutdownTimeout + 5) * 1000, 2 ** 31 - 1)).unref();
       server
         .close()
         .then(() => {
@@ -136,14 +135,30 @@ async function start(args: string[], options: SwitchboardOptions): Promise<numbe
           resolveExit(1);
         });
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    // `on`, not `once`: a second signal must not fall back to Node's default (death by signal).
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
   }).then(async (code) => {
     if (isDaemonChild) removePidFile(options.pidFile);
     await new Promise<void>((flushed) => logger.flush(() => flushed()));
     // Exit now rather than wait for idle keep-alive sockets or a broker's reconnect timers.
     process.exit(code);
   });
+}
+
+/**
+ * `stop` needs only the pid file: a configuration broken since the daemon started (a bad
+ * value in `.env`) must not keep anyone from stopping it.
+ */
+function stopCommand(values: Record<string, string | boolean | undefined>): Promise<number> {
+  let pidFile = typeof values['pid-file'] === 'string' ? values['pid-file'] : (process.env.WS_PID_FILE ?? DEFAULTS.pidFile);
+  let shutdownTimeout = DEFAULTS.shutdownTimeout;
+  try {
+    ({ pidFile, shutdownTimeout } = configFrom(values));
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+  }
+  return stopDaemon(pidFile, Math.min((shutdownTimeout + 5) * 1000, 2 ** 31 - 1));
 }
 
 function checkConfig(options: SwitchboardOptions): number {
@@ -167,10 +182,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'start':
       return start(argv, configFrom(values));
-    case 'stop': {
-      const options = configFrom(values);
-      return stopDaemon(options.pidFile, (options.shutdownTimeout + 5) * 1000);
-    }
+    case 'stop':
+      return stopCommand(values);
     case 'check-config':
       return checkConfig(configFrom(values));
     default:

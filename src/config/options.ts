@@ -174,8 +174,14 @@ function logLevel(value: unknown): LogLevelName {
 }
 
 function workers(value: unknown): number {
-  if (value === 'auto') return availableParallelism();
-  return integer(1, 1024)(value) as number;
+  const count = value === 'auto' ? availableParallelism() : (integer(1, 1024)(value) as number);
+  if (count > 1) throw new Problem(`${show(value)}: more than one worker process is not supported yet; use 1 and run one process per port`);
+  return count;
+}
+
+/** Origins compare case-insensitively and without trailing slashes. */
+export function normalizeOrigin(origin: string): string {
+  return origin.trim().replace(/\/+$/, '').toLowerCase();
 }
 
 function origins(value: unknown): string[] | null {
@@ -184,7 +190,7 @@ function origins(value: unknown): string[] | null {
   if (!Array.isArray(list) || !list.every((entry) => typeof entry === 'string')) {
     throw new Problem(`${show(value)} is not a comma-separated list of origins`);
   }
-  const normalized = list.map((origin: string) => origin.trim().replace(/\/+$/, '').toLowerCase()).filter((origin) => origin !== '');
+  const normalized = list.map(normalizeOrigin).filter((origin) => origin !== '');
   for (const origin of normalized) {
     if (!/^[a-z][a-z0-9+.-]*:\/\/[^/\s]+$/.test(origin)) throw new Problem(`'${origin}' is not an origin like https://example.com`);
   }

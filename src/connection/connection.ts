@@ -37,14 +37,18 @@ export interface ConnectionLimits {
 export interface ConnectionEvents {
   /** The outbound backlog passed maxBufferedBytes. */
   slowConsumer(connection: Connection): void;
-  /** The server started closing this connection; it must receive nothing more. */
+  /** The connection started closing; it must receive and count for nothing more. */
   closing(connection: Connection): void;
 }
 
 /** How long a closing connection may take to answer our close frame before it is cut. */
 export const CLOSE_GRACE_MS = 2000;
 
-const MAX_PENDING_TASKS = 1024;
+/**
+ * Requests waiting behind a slow (async) one. Past this many the socket stops being read,
+ * so TCP pushes back on the client instead of memory growing here.
+ */
+const PAUSE_AT_PENDING = 32;
 
 type Task = () => void | Promise<void>;
 
@@ -57,13 +61,17 @@ export class Connection implements ConnectionInfo {
   authenticated = false;
   /** Last time anything (frames, pongs) arrived, in ms. */
   lastSeen: number;
-  /** The close code we chose, when the server closed the connection. */
+  /** JSON pings sent and not yet answered; only that many JSON pongs go uncounted by the rate limit. */
+  unansweredPings = 0;
+  /** The close code, once the connection started closing (ours, or the one ws chose). */
   closeCode: number | null = null;
   /** When set, the time (ms) after which a connection that has not finished closing is cut. */
   closeDeadline: number | null = null;
 
   private busy = false;
-  private readonly pending: Task[] = [];
+  private pending: Task[] = [];
+  private paused = false;
+  private idleWaiters: Array<() => void> = [];
 
   constructor(
     readonly id: ConnectionId,
@@ -109,9 +117,7 @@ export class Connection implements ConnectionInfo {
    */
   close(code: number = CloseCode.NORMAL, reason?: string, graceMs: number = CLOSE_GRACE_MS): void {
     if (this.closeCode !== null || this.socket.readyState >= WebSocket.CLOSING) return;
-    this.closeCode = code;
-    this.closeDeadline = Date.now() + graceMs;
-    this.events.closing(this);
+    this.markClosing(code, graceMs);
     const text = reason ?? (CloseReason as Record<number, string | undefined>)[code] ?? '';
     try {
       this.socket.close(code, text);
@@ -119,6 +125,19 @@ export class Connection implements ConnectionInfo {
       this.logger.debug({ err: error, connection: this.id }, 'close failed; terminating');
       this.socket.terminate();
     }
+  }
+
+  /**
+   * Records that the connection is closing (also when `ws` closes it itself, e.g. 1009):
+   * it leaves its channels at once, its queued requests are dropped, and it is cut if it
+   * has not finished closing within `graceMs`.
+   */
+  markClosing(code: number, graceMs: number = CLOSE_GRACE_MS): void {
+    if (this.closeCode !== null) return;
+    this.closeCode = code;
+    this.closeDeadline = Date.now() + graceMs;
+    this.pending = [];
+    this.events.closing(this);
   }
 
   /** Cuts the socket at once, without a closing handshake. */
@@ -129,18 +148,25 @@ export class Connection implements ConnectionInfo {
   /**
    * Runs this connection's requests one at a time, in arrival order, so an async hook
    * on `subscribe` finishes before the `message` sent right after it is handled.
-   * Synchronous tasks run at once; the backlog is bounded.
+   * Synchronous tasks run at once. Nothing is queued once the connection is closing.
    */
   enqueue(task: Task): void {
-    if (this.busy) {
-      if (this.pending.length >= MAX_PENDING_TASKS) {
-        this.close(CloseCode.FLOODING, 'too many requests pending');
-        return;
-      }
-      this.pending.push(task);
+    if (this.closeCode !== null) return;
+    if (!this.busy) {
+      this.execute(task);
       return;
     }
-    this.execute(task);
+    this.pending.push(task);
+    if (!this.paused && this.pending.length >= PAUSE_AT_PENDING) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  /** Resolves once no request of this connection is running or waiting. */
+  idle(): Promise<void> {
+    if (!this.busy && this.pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   private execute(task: Task): void {
@@ -161,8 +187,17 @@ export class Connection implements ConnectionInfo {
     this.busy = false;
     while (!this.busy) {
       const task = this.pending.shift();
-      if (task === undefined) return;
+      if (task === undefined) break;
       this.execute(task);
+    }
+    if (this.paused && this.pending.length < PAUSE_AT_PENDING / 2) {
+      this.paused = false;
+      if (this.socket.readyState === WebSocket.OPEN) this.socket.resume();
+    }
+    if (!this.busy && this.pending.length === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const resolve of waiters) resolve();
     }
   }
 

@@ -6,6 +6,9 @@ import type { Duplex } from 'node:stream';
  * (SPEC §3: refusals happen before the upgrade, with a one-line JSON body).
  */
 export function refuseUpgrade(socket: Duplex, status: number, message: string): void {
+  // Node removed its own error listener when it handed the socket to the upgrade
+  // listeners; without ours a client resetting the connection would crash the process.
+  socket.on('error', () => socket.destroy());
   if (!socket.writable) {
     socket.destroy();
     return;

@@ -6,9 +6,11 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { layerFromOptions, resolveOptions, type SwitchboardOptions } from '../config/options.js';
+import { loadConfig } from '../config/load.js';
+import type { SwitchboardConfig, SwitchboardOptions } from '../config/options.js';
 import { ConfigError } from '../errors.js';
 import { WebSocketHandler, type HandlerOptions } from '../handler.js';
+import { requestPath } from './request-path.js';
 
 export interface ListenAddress {
   host: string;
@@ -36,9 +38,8 @@ export class SwitchboardServer {
     this.options = options;
     const onRequest = (request: IncomingMessage, response: ServerResponse): void => this.onRequest(request, response);
     if (options.ssl.enabled) {
-      const { cert, key } = options.ssl;
-      if (cert === null || key === null) throw new ConfigError('WS_SSL_CERT / WS_SSL_KEY (ssl.cert / ssl.key): required when WS_SSL_ENABLED is true');
-      this.httpServer = createHttpsServer({ cert: readFileSync(cert), key: readFileSync(key) }, onRequest);
+      // resolveOptions checked both files when ssl.enabled is set.
+      this.httpServer = createHttpsServer({ cert: readFileSync(options.ssl.cert as string), key: readFileSync(options.ssl.key as string) }, onRequest);
     } else {
       this.httpServer = createHttpServer(onRequest);
     }
@@ -83,7 +84,7 @@ export class SwitchboardServer {
   }
 
   private onRequest(request: IncomingMessage, response: ServerResponse): void {
-    const path = (request.url ?? '/').split('?', 1)[0];
+    const path = requestPath(request.url);
     if (path === '/healthz' && (request.method === 'GET' || request.method === 'HEAD')) {
       sendJson(response, 200, { status: 'ok' });
       return;
@@ -97,12 +98,23 @@ export class SwitchboardServer {
   }
 }
 
+/** The options that belong to the listener; everything else configures the handler. */
+const LISTENER_OPTIONS = new Set(['host', 'port', 'path', 'ssl']);
+
 /**
- * Creates a server with its own HTTP(S) listener. Pass a handler to share hooks and
- * actions you registered; otherwise one is made from the same options.
+ * Creates a server with its own HTTP(S) listener. Options come from defaults < `.env` <
+ * environment < `options`. Pass a handler to share the hooks and actions registered on
+ * it; `options` may then only set the listener (host, port, path, ssl), since the
+ * connection limits are the handler's.
  */
 export function createServer(options: HandlerOptions = {}, handler?: WebSocketHandler): SwitchboardServer {
-  const { broker, logger, ...config } = options;
-  const resolved = resolveOptions(layerFromOptions(config));
-  return new SwitchboardServer(resolved, handler ?? new WebSocketHandler({ ...config, ...(broker && { broker }), ...(logger && { logger }) }));
+  if (handler === undefined) {
+    const created = new WebSocketHandler(options);
+    return new SwitchboardServer(created.options, created);
+  }
+  const misplaced = Object.keys(options).filter((key) => !LISTENER_OPTIONS.has(key));
+  if (misplaced.length > 0) {
+    throw new ConfigError(`${misplaced.join(', ')}: pass these to the WebSocketHandler; with a handler, createServer() takes only ${[...LISTENER_OPTIONS].join(', ')}`);
+  }
+  return new SwitchboardServer(loadConfig({ options: { ...handler.options, ...(options as SwitchboardConfig) } }), handler);
 }

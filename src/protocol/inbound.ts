@@ -124,7 +124,7 @@ export function invalidJson(): ProtocolViolation {
 }
 
 /** Validates a decoded frame against the protocol and turns it into a typed request. */
-export function parseRequest(frame: unknown, knownActions: ReadonlySet<string> = new Set()): ParseResult {
+export function parseRequest(frame: unknown, knownActions: { has(name: string): boolean } = new Set<string>()): ParseResult {
   const fail = (code: ErrorCode, error: string, action: string | null, id: RequestId | null): ParseResult => ({
     ok: false,
     violation: { code, error, action, id },

@@ -301,6 +301,20 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
+test('a second SIGTERM during shutdown does not kill the process: it still exits 0', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const cli = spawnCli(t, ['start'], { cwd: tempDir(t), env: serverEnv({ WS_SHUTDOWN_TIMEOUT: '2' }) });
+  const url = await cli.listeningUrl();
+  // A client that never answers the close frame keeps the server draining for a while.
+  const client = await connect(t, url);
+  client.socket.pause();
+  cli.child.kill('SIGTERM');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  cli.child.kill('SIGTERM');
+  const result = await cli.waitForExit();
+  assert.equal(result.signal, null, `the process ended by ${String(result.signal)} instead of exiting`);
+  assert.equal(result.code, 0, `exit code (stderr: ${result.stderr})`);
+});
+
 // ---------------------------------------------------------------------------------------
 // Port in use
 // ---------------------------------------------------------------------------------------
@@ -492,6 +506,16 @@ test('stop --pid-file closes the daemon clients with 1001, waits until the daemo
   assert.equal(stop.code, 0, `stop exit code (stderr: ${stop.stderr})`);
   assert.equal(isAlive(daemon.pid), false, 'stop returns only after the daemon has exited');
   assert.equal((await within(client.closed, GENEROUS_MS, 'the client to be closed')).code, CloseCode.GOING_AWAY);
+});
+
+test('stop works even when the configuration has gone bad since the daemon started', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const dir = tempDir(t);
+  const { env, pidFile } = daemonFiles(dir);
+  const daemon = await startDaemon(t, dir, env, pidFile);
+  writeFileSync(join(dir, '.env'), 'WS_PORT=abc\n');
+  const stop = await runCli(t, ['stop', '--pid-file', pidFile], { cwd: dir, env: cliEnv() });
+  assert.equal(stop.code, 0, `stop exit code (stderr: ${stop.stderr})`);
+  assert.equal(isAlive(daemon.pid), false);
 });
 
 test('stop finds the daemon through WS_PID_FILE in the environment', { timeout: TEST_TIMEOUT_MS }, async (t) => {

@@ -196,11 +196,13 @@ void describe('rate limit', SUITE, () => {
     assert.equal(client.received(isError(ErrorCode.INVALID_MESSAGE)).length, 1);
   });
 
-  void test('pong frames (JSON and control) do not count toward the limit', async (t) => {
-    const server = await startServer({ maxMessagesPerMinute: LIMIT });
+  void test('JSON pongs answering server pings and control pongs do not count toward the limit', async (t) => {
+    const server = await startServer({ maxMessagesPerMinute: LIMIT, heartbeatInterval: 0.05 });
     t.after(() => server.close());
     const client = await TestClient.connect(server.url);
-    for (let count = 0; count < 3 * LIMIT; count++) {
+    // Answer 3 × LIMIT server pings, each with a JSON pong, plus as many control pongs.
+    for (let answered = 0; answered < 3 * LIMIT; answered++) {
+      await client.next((frame) => frame.action === 'ping', GENEROUS_MS);
       client.send({ action: 'pong' });
       client.socket.pong();
     }
@@ -209,6 +211,15 @@ void describe('rate limit', SUITE, () => {
     // The limit is in force: the next frame is the first one over it.
     assert.equal((await replyWithId(client, LIMIT + 1)).code, ErrorCode.RATE_LIMITED);
     assert.equal(client.received((frame) => frame.type === 'error').length, 1);
+  });
+
+  void test('JSON pongs nobody asked for count toward the limit', async (t) => {
+    const server = await startServer({ maxMessagesPerMinute: LIMIT });
+    t.after(() => server.close());
+    const client = await TestClient.connect(server.url);
+    for (let count = 0; count < LIMIT; count++) client.send({ action: 'pong' });
+    client.send({ action: 'ping', id: 'over' });
+    assert.equal((await replyWithId(client, 'over')).code, ErrorCode.RATE_LIMITED);
   });
 
   void test('a client that sends more than maxMessagesPerMinute further frames while limited is closed with 4029, not before', async (t) => {
@@ -226,16 +237,15 @@ void describe('rate limit', SUITE, () => {
     assert.equal(close.code, CloseCode.FLOODING);
   });
 
-  void test('pongs sent while limited do not count toward the 4029 close', async (t) => {
+  void test('unsolicited pongs sent while limited count toward the 4029 close', async (t) => {
     const server = await startServer({ maxMessagesPerMinute: LIMIT });
     t.after(() => server.close());
     const client = await TestClient.connect(server.url);
     sendPings(client, LIMIT + 1);
     await replyWithId(client, LIMIT + 1);
-    for (let count = 0; count < 3 * LIMIT; count++) client.send({ action: 'pong' });
-    await controlRoundTrip(client);
-    assert.equal(client.socket.readyState, WebSocket.OPEN);
-    assert.equal(client.received(isError(ErrorCode.RATE_LIMITED)).length, 1);
+    for (let count = 0; count < LIMIT; count++) client.send({ action: 'pong' });
+    const close = await closedWithin(client);
+    assert.equal(close.code, CloseCode.FLOODING);
   });
 
   void test('other clients are unaffected while one is rate-limited', async (t) => {

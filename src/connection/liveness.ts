@@ -1,0 +1,72 @@
+/**
+ * Heartbeat and inactivity timeouts (SPEC §3) with two timers for the whole node, never
+ * one per connection: the heartbeat pings everyone, the sweep closes the silent and
+ * cuts connections that did not finish closing in time.
+ */
+import { CloseCode } from '../protocol/codes.js';
+import { pingFrame, TIMEOUT_FRAME } from '../protocol/outbound.js';
+import { PreparedFrame } from '../transport/prepared-frame.js';
+import type { Connection } from './connection.js';
+
+const MAX_BANKED_PINGS = 2;
+
+export interface LivenessOptions {
+  /** Seconds between pings. */
+  heartbeatInterval: number;
+  /** Seconds of silence before a connection is closed with 4008. */
+  connectionTimeout: number;
+}
+
+export class Liveness {
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly connections: ReadonlyMap<string, Connection>,
+    private readonly options: LivenessOptions,
+  ) {}
+
+  start(): void {
+    if (this.heartbeatTimer !== null) return;
+    const { heartbeatInterval, connectionTimeout } = this.options;
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), heartbeatInterval * 1000).unref();
+    // Fine enough that a timeout fires within a quarter of the shorter period (at most 1 s late).
+    const sweepMs = Math.min(1000, Math.max(50, (Math.min(connectionTimeout, heartbeatInterval) * 1000) / 4));
+    this.sweepTimer = setInterval(() => this.sweep(), sweepMs).unref();
+  }
+
+  stop(): void {
+    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.heartbeatTimer = null;
+    this.sweepTimer = null;
+  }
+
+  /** Sends the JSON ping (framed once for everyone) and a WebSocket ping control frame. */
+  private heartbeat(): void {
+    if (this.connections.size === 0) return;
+    const frame = new PreparedFrame(pingFrame());
+    for (const connection of this.connections.values()) {
+      if (!connection.isOpen) continue;
+      connection.sendPrepared(frame);
+      // A client cannot bank free pongs by ignoring pings for a long time.
+      connection.unansweredPings = Math.min(connection.unansweredPings + 1, MAX_BANKED_PINGS);
+      connection.socket.ping();
+    }
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    const timeoutMs = this.options.connectionTimeout * 1000;
+    for (const connection of this.connections.values()) {
+      if (connection.closeDeadline !== null) {
+        if (now >= connection.closeDeadline) connection.terminate();
+        continue;
+      }
+      if (now - connection.lastSeen >= timeoutMs && connection.isOpen) {
+        connection.sendText(TIMEOUT_FRAME);
+        connection.close(CloseCode.TIMEOUT);
+      }
+    }
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * Connection lifecycle edges: hook ordering around disconnects, backpressure behind slow
+ * hooks, shutdown waiting for the application, closes that ws starts itself, refused
+ * handshakes whose client vanishes, and where options come from.
+ */
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { connect as tcpConnect } from 'node:net';
+import { test } from 'node:test';
+import { pino } from 'pino';
+import { ConfigError, SwitchboardError } from '../../src/errors.js';
+import { createServer } from '../../src/http/server.js';
+import { WebSocketHandler } from '../../src/handler.js';
+import { CloseCode, ErrorCode } from '../../src/protocol/codes.js';
+import { TestClient, eventually } from '../helpers/client.js';
+import { get } from '../helpers/http.js';
+import { startServer } from '../helpers/server.js';
+
+const silent = pino({ level: 'silent' });
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((settle) => (resolve = settle));
+  return { promise, resolve };
+}
+
+test('onDisconnect runs after a pending onConnect finished, and queued requests of a closed connection never run', async (t) => {
+  const events: string[] = [];
+  const gate = deferred();
+  const connectStarted = deferred();
+  const disconnected = deferred();
+  const server = await startServer({}, (handler) => {
+    handler.onConnect(async () => {
+      events.push('connect start');
+      connectStarted.resolve();
+      await gate.promise;
+      events.push('connect end');
+    });
+    handler.onSubscribe(() => {
+      events.push('subscribe hook');
+    });
+    handler.onDisconnect(() => {
+      events.push('disconnect');
+      disconnected.resolve();
+    });
+  });
+  t.after(() => server.close());
+  const client = await TestClient.connect(server.url);
+  await connectStarted.promise;
+  client.send({ action: 'subscribe', data: { channel: 'queued' }, id: 1 });
+  client.socket.terminate();
+  await eventually(() => server.handler.connectionCount === 0, 5000, 'the server to see the close');
+  gate.resolve();
+  await disconnected.promise;
+  assert.deepEqual(events, ['connect start', 'connect end', 'disconnect']);
+});
+
+test('a burst far above the queue size behind a slow async hook is read with backpressure, not closed', async (t) => {
+  const server = await startServer({ maxMessagesPerMinute: 0 }, (handler) => {
+    handler.onMessage(() => new Promise<void>((resolve) => setTimeout(resolve, 1)));
+  });
+  t.after(() => server.close());
+  const client = await TestClient.connect(server.url);
+  await client.subscribe('busy');
+  const count = 500;
+  for (let index = 0; index < count; index++) client.send({ action: 'message', data: { channel: 'busy', message: index }, id: `m${index}` });
+  await client.next((frame) => frame.id === `m${count - 1}`, 30_000);
+  const acks = client.received((frame) => frame.action === 'message_sent');
+  assert.equal(acks.length, count);
+  assert.deepEqual(
+    acks.map((frame) => frame.id),
+    Array.from({ length: count }, (_, index) => `m${index}`),
+  );
+  assert.equal(client.socket.readyState, client.socket.OPEN);
+});
+
+test('server.close() waits for async disconnect hooks before it resolves', async (t) => {
+  let hookFinished = false;
+  const server = await startServer({}, (handler) => {
+    handler.onDisconnect(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      hookFinished = true;
+    });
+  });
+  t.after(() => server.close());
+  await TestClient.connect(server.url);
+  await server.close();
+  assert.equal(hookFinished, true);
+});
+
+test('an oversized frame is reported to onDisconnect as 1009 and the connection leaves its channels at once', async (t) => {
+  const codes: number[] = [];
+  const server = await startServer({ maxPayload: 1024 }, (handler) => handler.onDisconnect((_connection, close) => void codes.push(close.code)));
+  t.after(() => server.close());
+  const big = await TestClient.connect(server.url);
+  const other = await TestClient.connect(server.url);
+  await big.subscribe('room');
+  await other.subscribe('room');
+  big.sendRaw('x'.repeat(2048));
+  await eventually(() => server.handler.channelCount === 1 && codes.length === 1, 5000, 'the oversized client to be gone');
+  assert.deepEqual(codes, [CloseCode.MESSAGE_TOO_BIG]);
+  assert.equal((await other.publish('room', 'still here')).recipients_count, 1);
+});
+
+test('a client that resets the connection right after a refused upgrade does not bring the server down', async (t) => {
+  const server = await startServer({ path: '/ws' });
+  t.after(() => server.close());
+  for (let attempt = 0; attempt < 20; attempt++) {
+    await new Promise<void>((resolve) => {
+      const socket = tcpConnect(server.port, '127.0.0.1', () => {
+        socket.write(
+          'GET /elsewhere HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+            'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+        );
+        socket.resetAndDestroy();
+        resolve();
+      });
+      socket.on('error', () => resolve());
+    });
+  }
+  const health = await get(`${server.httpUrl}/healthz`);
+  assert.equal(health.status, 200);
+});
+
+test('a subscribe hook refusing with an empty string gets the default reason', async (t) => {
+  const server = await startServer({}, (handler) => handler.onSubscribe(() => ''));
+  t.after(() => server.close());
+  const client = await TestClient.connect(server.url);
+  const reply = await client.subscribe('room');
+  assert.equal(reply.code, ErrorCode.FORBIDDEN);
+  assert.notEqual(reply.error, '');
+});
+
+test('handler.publish rejects a channel that is not a string', async (t) => {
+  const server = await startServer();
+  t.after(() => server.close());
+  await assert.rejects(server.handler.publish(123 as unknown as string, 'x'), (error: unknown) => {
+    return error instanceof SwitchboardError && error.code === ErrorCode.INVALID_CHANNEL;
+  });
+});
+
+test('the library reads WS_* variables from the environment, and options in code override them', (t) => {
+  process.env.WS_MAX_PAYLOAD = '4096';
+  process.env.WS_HEARTBEAT_INTERVAL = '7';
+  t.after(() => {
+    delete process.env.WS_MAX_PAYLOAD;
+    delete process.env.WS_HEARTBEAT_INTERVAL;
+  });
+  const handler = new WebSocketHandler({ heartbeatInterval: 9, logger: silent });
+  assert.equal(handler.options.maxPayload, 4096);
+  assert.equal(handler.options.heartbeatInterval, 9);
+});
+
+test('createServer with a handler refuses connection options, which belong to the handler', () => {
+  const handler = new WebSocketHandler({ logger: silent });
+  assert.throws(() => createServer({ port: 0, maxPayload: 200 }, handler), (error: unknown) => {
+    return error instanceof ConfigError && /maxPayload/.test(error.message);
+  });
+});
+
+test('createServer with a handler takes its listener options and keeps the handler limits', async (t) => {
+  const handler = new WebSocketHandler({ maxPayload: 2048, logger: silent, shutdownTimeout: 1 });
+  const server = createServer({ host: '127.0.0.1', port: 0, path: '/live' }, handler);
+  t.after(() => server.close());
+  const address = await server.listen();
+  assert.equal(server.options.maxPayload, 2048);
+  assert.match(address.url, /\/live$/);
+  const status = await new Promise<number>((resolve, reject) => {
+    const request = httpRequest({ host: '127.0.0.1', port: address.port, path: '/live' }, (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    });
+    request.on('error', reject);
+    request.end();
+  });
+  assert.equal(status, 426);
+});
