@@ -8,11 +8,14 @@ import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { redactedUrl, tokenFromRequest, BEARER_SUBPROTOCOL } from './auth/token-source.js';
+import { TokenError, TokenVerifier, type Identity } from './auth/tokens.js';
 import type { Broker } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { fanOut } from './channels/fanout.js';
 import { channelNameProblem, isValidChannelName } from './channels/names.js';
 import { ChannelRegistry } from './channels/registry.js';
+import { ChannelPermissions } from './channels/rules.js';
 import { loadConfig } from './config/load.js';
 import type { SwitchboardConfig, SwitchboardOptions } from './config/options.js';
 import { Connection, type ConnectionInfo } from './connection/connection.js';
@@ -87,6 +90,8 @@ export class WebSocketHandler {
   private readonly connections = new Map<ConnectionId, Connection>();
   private readonly admission: Admission;
   private readonly liveness: Liveness;
+  private readonly verifier: TokenVerifier;
+  private readonly permissions: ChannelPermissions;
   private readonly nodeId = randomBytes(6).toString('base64url');
   private connectionCounter = 0;
 
@@ -114,11 +119,15 @@ export class WebSocketHandler {
     this.broker = broker ?? new MemoryBroker();
     this.admission = new Admission(this.options);
     this.liveness = new Liveness(this.connections, this.options);
+    this.verifier = new TokenVerifier(this.options.auth);
+    this.permissions = new ChannelPermissions(this.options.channels?.rules ?? null);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: this.options.maxPayload,
       perMessageDeflate: false,
       clientTracking: false,
+      // A browser sends its token as the subprotocols `bearer, <jwt>`; the server selects `bearer`.
+      handleProtocols: (protocols) => (protocols.has(BEARER_SUBPROTOCOL) ? BEARER_SUBPROTOCOL : false),
     });
   }
 
@@ -257,28 +266,57 @@ export class WebSocketHandler {
     const ip = request.socket.remoteAddress ?? 'unknown';
     const refusal = this.admission.admit(request, ip);
     if (refusal !== null) {
-      this.logger.debug({ ip, reason: refusal.kind.reason }, 'handshake refused');
-      refuseUpgrade(socket, refusal.kind.status, refusal.message);
+      this.refuse(socket, ip, refusal.kind, refusal.message);
       return;
     }
     let accepted = false;
-    // ws answers a malformed handshake itself and destroys the socket: the slot goes back.
+    // The slot goes back when the socket closes before it became a WebSocket: a refusal
+    // below, a client that left during token verification, or a handshake ws rejected.
     socket.once('close', () => {
       if (!accepted) this.admission.release(ip);
     });
-    this.wss.handleUpgrade(request, socket, head, (ws) => {
-      accepted = true;
-      this.accept(ws, request, ip);
-    });
+    this.authenticateHandshake(request).then(
+      (identity) => {
+        if (socket.destroyed) return;
+        if (this.closing !== null) {
+          this.refuse(socket, ip, HandshakeRefusal.SHUTTING_DOWN, 'server is shutting down');
+          return;
+        }
+        this.wss.handleUpgrade(request, socket, head, (ws) => {
+          accepted = true;
+          this.accept(ws, request, ip, identity);
+        });
+      },
+      (error: unknown) => {
+        const message = error instanceof TokenError ? error.message : 'authentication failed';
+        if (!(error instanceof TokenError)) this.logger.error({ err: error }, 'token verification failed');
+        this.refuse(socket, ip, HandshakeRefusal.UNAUTHORIZED, message);
+      },
+    );
   }
 
-  private accept(socket: WebSocket, request: IncomingMessage, ip: string): void {
+  /** The identity of the handshake's token; null for an anonymous connection when those are allowed. */
+  private async authenticateHandshake(request: IncomingMessage): Promise<Identity | null> {
+    const token = tokenFromRequest(request);
+    if (token === null) {
+      if (this.options.allowAnonymous) return null;
+      throw new TokenError(ErrorCode.TOKEN_INVALID, 'a token is required');
+    }
+    return this.verifier.verify(token);
+  }
+
+  private refuse(socket: Duplex, ip: string, kind: HandshakeRefusal, message: string): void {
+    this.logger.debug({ ip, reason: kind.reason }, 'handshake refused');
+    refuseUpgrade(socket, kind.status, message);
+  }
+
+  private accept(socket: WebSocket, request: IncomingMessage, ip: string, identity: Identity | null): void {
     const id = `${this.nodeId}-${(++this.connectionCounter).toString(36)}`;
     const connection = new Connection(
       id,
       socket,
       ip,
-      { url: request.url ?? '/', headers: request.headers },
+      { url: redactedUrl(request.url ?? '/'), headers: request.headers },
       { maxMessagesPerMinute: this.options.maxMessagesPerMinute, maxBufferedBytes: this.options.maxBufferedBytes },
       this.logger,
       {
@@ -286,6 +324,7 @@ export class WebSocketHandler {
         closing: (closing) => this.leaveAllChannels(closing),
       },
     );
+    if (identity !== null) connection.authenticate(identity);
     this.connections.set(id, connection);
 
     socket.on('message', (data, isBinary) => {
@@ -439,6 +478,8 @@ export class WebSocketHandler {
           // SPEC §2: the pong reply is not an ack and carries no `success` field.
           connection.send(request.id === null ? { action: 'pong', time: unixSeconds() } : { action: 'pong', time: unixSeconds(), id: request.id });
           return;
+        case 'auth':
+          return await this.authenticate(connection, request.token, request.id);
         case 'subscribe':
           return await this.subscribe(connection, request);
         case 'unsubscribe':
@@ -462,6 +503,26 @@ export class WebSocketHandler {
     connection.send(errorFrame(ErrorCode.INTERNAL_ERROR, ErrorText.INTERNAL_ERROR, action, id));
   }
 
+  /**
+   * The `auth` action (SPEC §5): authenticates an anonymous connection, or renews the
+   * token of an authenticated one before it expires — for the same user only.
+   */
+  private async authenticate(connection: Connection, token: string, id: RequestId | null): Promise<void> {
+    let identity: Identity;
+    try {
+      identity = await this.verifier.verify(token);
+    } catch (error) {
+      if (error instanceof TokenError) throw new SwitchboardError(error.code, error.message);
+      throw error;
+    }
+    if (!connection.isOpen) return;
+    if (connection.authenticated && connection.userKey !== String(identity.userId)) {
+      throw new SwitchboardError(ErrorCode.FORBIDDEN, 'a connection cannot change its user; reconnect to sign in as another user');
+    }
+    connection.authenticate(identity);
+    connection.send(ack({ action: 'auth', authenticated: true, user_id: identity.userId, role: identity.role }, id));
+  }
+
   private async subscribe(connection: Connection, request: Extract<ClientRequest, { action: 'subscribe' }>): Promise<void> {
     const { channel, id } = request;
     const reply = (): void => {
@@ -473,6 +534,9 @@ export class WebSocketHandler {
     if (connection.channels.has(channel)) {
       reply();
       return;
+    }
+    if (!this.permissions.can('subscribe', channel, connection)) {
+      throw new SwitchboardError(ErrorCode.FORBIDDEN, `not allowed to subscribe to ${channel}`);
     }
     if (connection.channels.size >= this.options.maxChannelsPerConnection) {
       throw new SwitchboardError(
@@ -500,6 +564,7 @@ export class WebSocketHandler {
 
   private async publishFrom(connection: Connection, request: Extract<ClientRequest, { action: 'message' }>): Promise<void> {
     const { channel, recipients, id } = request;
+    if (!this.permissions.can('publish', channel, connection)) throw new SwitchboardError(ErrorCode.FORBIDDEN, `not allowed to publish to ${channel}`);
     if (!connection.channels.has(channel)) throw new SwitchboardError(ErrorCode.NOT_SUBSCRIBED, ErrorText.NOT_SUBSCRIBED);
     let message = request.message;
     for (const hook of this.messageHooks) {

@@ -7,10 +7,11 @@
  * by the same function whatever its source, so an error always names both the
  * environment variable and the option in code.
  */
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { availableParallelism } from 'node:os';
+import { parseChannelRules, RuleError, type ChannelRule } from '../channels/rules.js';
 import { ConfigError } from '../errors.js';
 
 export type LogLevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -22,6 +23,24 @@ export interface SslOptions {
   cert: string | null;
   /** PEM private key file path (WS_SSL_KEY). */
   key: string | null;
+}
+
+export interface AuthOptions {
+  /** HS256/384/512 key (TOKEN_SECRET, GEMVC's name). @default null */
+  secret: string | null;
+  /** PEM file of the public key for RS*, PS*, ES* and EdDSA tokens (JWT_PUBLIC_KEY). @default null */
+  publicKey: string | null;
+  /** Required `iss` claim, when set (JWT_ISSUER). @default null */
+  issuer: string | null;
+  /** Required `aud` claim, when set (JWT_AUDIENCE). @default null */
+  audience: string | null;
+}
+
+/** Channel rules and where they came from. */
+export interface ChannelRulesSource {
+  /** The channels file, or '(options in code)'. */
+  source: string;
+  rules: ChannelRule[];
 }
 
 export interface SwitchboardOptions {
@@ -63,10 +82,21 @@ export interface SwitchboardOptions {
   allowedOrigins: string[] | null;
   /** Seconds to drain connections on SIGTERM/SIGINT (WS_SHUTDOWN_TIMEOUT). @default 10 */
   shutdownTimeout: number;
+  /** Accept connections without a token (WS_ALLOW_ANONYMOUS). @default true */
+  allowAnonymous: boolean;
+  /** Channel permission rules; null allows everything (WS_CHANNELS_FILE, or `{ rules }` in code). @default null */
+  channels: ChannelRulesSource | null;
+  /** Token verification (TOKEN_SECRET, JWT_PUBLIC_KEY, JWT_ISSUER, JWT_AUDIENCE). */
+  auth: AuthOptions;
 }
 
 /** What callers pass: any subset, nested `ssl` included. */
-export type SwitchboardConfig = Partial<Omit<SwitchboardOptions, 'ssl'>> & { ssl?: Partial<SslOptions> };
+export type SwitchboardConfig = Partial<Omit<SwitchboardOptions, 'ssl' | 'auth' | 'channels'>> & {
+  ssl?: Partial<SslOptions>;
+  auth?: Partial<AuthOptions>;
+  /** A channels file path, or the rules themselves. */
+  channels?: string | { rules: ChannelRule[] } | ChannelRulesSource | null;
+};
 
 export const DEFAULTS: Readonly<SwitchboardOptions> = Object.freeze({
   host: '0.0.0.0',
@@ -88,6 +118,9 @@ export const DEFAULTS: Readonly<SwitchboardOptions> = Object.freeze({
   maxBufferedBytes: 1048576,
   allowedOrigins: null,
   shutdownTimeout: 10,
+  allowAnonymous: true,
+  channels: null,
+  auth: Object.freeze({ secret: null, publicKey: null, issuer: null, audience: null }),
 });
 
 /** A value a field cannot take; the message says what is wrong with it. */
@@ -197,11 +230,41 @@ function origins(value: unknown): string[] | null {
   return normalized.length === 0 ? null : normalized;
 }
 
+/** A channels file path or rules in code, validated into rules (SPEC §4). */
+function channelRules(value: unknown): ChannelRulesSource | null {
+  if (value === null) return null;
+  let source = '(options in code)';
+  let document: unknown = value;
+  if (typeof value === 'string') {
+    if (value.trim() === '') return null;
+    source = value.trim();
+    const read = readConfigFile(source);
+    if ('problem' in read) throw new Problem(`cannot read '${source}': ${read.problem}`);
+    try {
+      document = JSON.parse(read.content.toString('utf8')) as unknown;
+    } catch (error) {
+      throw new Problem(`'${source}' is not valid JSON: ${(error as Error).message}`);
+    }
+  } else if (typeof value === 'object' && typeof (value as Partial<ChannelRulesSource>).source === 'string') {
+    // Already resolved once (the CLI hands its resolved options on).
+    source = (value as ChannelRulesSource).source;
+    document = { rules: (value as ChannelRulesSource).rules };
+  }
+  try {
+    return { source, rules: parseChannelRules(document) };
+  } catch (error) {
+    if (!(error instanceof RuleError)) throw error;
+    throw new Problem(source === '(options in code)' ? error.message : `'${source}': ${error.message}`);
+  }
+}
+
 interface Field {
   env: string;
   /** Dotted path of the option in code. */
   option: string;
   coerce: Coerce;
+  /** Never printed: check-config shows only whether it is set. */
+  secret?: true;
 }
 
 /** Every configurable field, with the environment variable that sets it. */
@@ -227,7 +290,19 @@ export const FIELDS: readonly Field[] = [
   { env: 'WS_MAX_BUFFERED_BYTES', option: 'maxBufferedBytes', coerce: integer(1024, 2 ** 40) },
   { env: 'WS_ALLOWED_ORIGINS', option: 'allowedOrigins', coerce: origins },
   { env: 'WS_SHUTDOWN_TIMEOUT', option: 'shutdownTimeout', coerce: seconds },
+  { env: 'WS_ALLOW_ANONYMOUS', option: 'allowAnonymous', coerce: boolean },
+  { env: 'WS_CHANNELS_FILE', option: 'channels', coerce: channelRules },
+  { env: 'TOKEN_SECRET', option: 'auth.secret', coerce: optionalString, secret: true },
+  { env: 'JWT_PUBLIC_KEY', option: 'auth.publicKey', coerce: optionalString },
+  { env: 'JWT_ISSUER', option: 'auth.issuer', coerce: optionalString },
+  { env: 'JWT_AUDIENCE', option: 'auth.audience', coerce: optionalString },
 ];
+
+/** Options made of nested fields, like `ssl: { enabled, cert, key }`. */
+const NESTED_OPTIONS: Readonly<Record<string, string>> = {
+  ssl: '{ enabled, cert, key }',
+  auth: '{ secret, publicKey, issuer, audience }',
+};
 
 const FIELD_BY_OPTION = new Map(FIELDS.map((field) => [field.option, field]));
 
@@ -239,12 +314,13 @@ export function layerFromOptions(options: SwitchboardConfig | Record<string, unk
   const layer: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined) continue;
-    if (key === 'ssl') {
-      if (typeof value !== 'object' || value === null) throw new ConfigError('ssl: must be an object like { enabled, cert, key }');
-      for (const [sslKey, sslValue] of Object.entries(value)) {
-        if (sslValue === undefined) continue;
-        if (!FIELD_BY_OPTION.has(`ssl.${sslKey}`)) throw new ConfigError(`ssl.${sslKey}: unknown option`);
-        layer[`ssl.${sslKey}`] = sslValue;
+    const shape = Object.hasOwn(NESTED_OPTIONS, key) ? NESTED_OPTIONS[key] : undefined;
+    if (shape !== undefined) {
+      if (typeof value !== 'object' || value === null) throw new ConfigError(`${key}: must be an object like ${shape}`);
+      for (const [nestedKey, nestedValue] of Object.entries(value)) {
+        if (nestedValue === undefined) continue;
+        if (!FIELD_BY_OPTION.has(`${key}.${nestedKey}`)) throw new ConfigError(`${key}.${nestedKey}: unknown option`);
+        layer[`${key}.${nestedKey}`] = nestedValue;
       }
       continue;
     }
@@ -336,7 +412,25 @@ export function resolveOptions(...layers: ConfigLayer[]): SwitchboardOptions {
   const resolved = options as unknown as SwitchboardOptions;
 
   if (resolved.ssl.enabled) checkTlsFiles(resolved.ssl.cert, resolved.ssl.key);
+  if (resolved.auth.publicKey !== null) checkPublicKey(resolved.auth.publicKey);
+  if (!resolved.allowAnonymous && resolved.auth.secret === null && resolved.auth.publicKey === null) {
+    throw new ConfigError('WS_ALLOW_ANONYMOUS (allowAnonymous): false needs TOKEN_SECRET or JWT_PUBLIC_KEY, or no client could ever connect');
+  }
   return resolved;
+}
+
+function checkPublicKey(path: string): void {
+  const read = readConfigFile(path);
+  if ('problem' in read) throw new ConfigError(`JWT_PUBLIC_KEY (auth.publicKey): cannot read '${path}': ${read.problem}`);
+  let key: KeyObject;
+  try {
+    key = createPublicKey(read.content);
+  } catch {
+    throw new ConfigError(`JWT_PUBLIC_KEY (auth.publicKey): '${path}' is not a PEM public key`);
+  }
+  if (!['rsa', 'rsa-pss', 'ec', 'ed25519', 'ed448'].includes(key.asymmetricKeyType ?? '')) {
+    throw new ConfigError(`JWT_PUBLIC_KEY (auth.publicKey): '${path}' holds a ${key.asymmetricKeyType ?? 'unknown'} key; RSA, EC or Ed25519 is needed`);
+  }
 }
 
 /** The effective configuration as environment variables, for `switchboard check-config`. */
@@ -344,7 +438,16 @@ export function describeOptions(options: SwitchboardOptions): Array<{ env: strin
   return FIELDS.map((field) => {
     let value: unknown = options;
     for (const part of field.option.split('.')) value = (value as Record<string, unknown>)[part];
-    const shown = value === null ? '(unset)' : Array.isArray(value) ? value.join(',') : typeof value === 'object' ? JSON.stringify(value) : `${value as string | number | boolean}`;
+    const shown =
+      value === null
+        ? '(unset)'
+        : field.secret === true
+          ? '(set, hidden)'
+          : field.option === 'channels'
+            ? `${(value as ChannelRulesSource).source} (${(value as ChannelRulesSource).rules.length} rules)`
+            : Array.isArray(value)
+              ? value.join(',')
+              : `${value as string | number | boolean}`;
     return { env: field.env, option: field.option, value: shown };
   });
 }

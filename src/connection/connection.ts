@@ -7,6 +7,7 @@ import { WebSocket } from 'ws';
 import { CloseCode, CloseReason } from '../protocol/codes.js';
 import { writePreparedFrame, type PreparedFrame } from '../transport/prepared-frame.js';
 import type { ChannelName, ConnectionId, UserId } from '../types.js';
+import type { Identity } from '../auth/tokens.js';
 import { RateLimiter } from './rate-limiter.js';
 
 /** What applications see of a connection in hooks and custom actions. */
@@ -16,7 +17,11 @@ export interface ConnectionInfo {
   readonly ip: string;
   readonly userId: UserId | null;
   readonly role: string | null;
+  /** Role names from the token's `role` and `roles` claims. */
+  readonly roles: readonly string[];
   readonly authenticated: boolean;
+  /** When the connection's token expires (ms since the epoch), or null without a token. */
+  readonly tokenExpiresAt: number | null;
   readonly channels: ReadonlySet<ChannelName>;
   /** The handshake request's URL and headers. */
   readonly request: { readonly url: string; readonly headers: IncomingHttpHeaders };
@@ -58,7 +63,9 @@ export class Connection implements ConnectionInfo {
   readonly rateLimiter: RateLimiter;
   userId: UserId | null = null;
   role: string | null = null;
+  roles: string[] = [];
   authenticated = false;
+  tokenExpiresAt: number | null = null;
   /** Last time anything (frames, pongs) arrived, in ms. */
   lastSeen: number;
   /** JSON pings sent and not yet answered; only that many JSON pongs go uncounted by the rate limit. */
@@ -84,6 +91,15 @@ export class Connection implements ConnectionInfo {
   ) {
     this.rateLimiter = new RateLimiter(limits.maxMessagesPerMinute);
     this.lastSeen = Date.now();
+  }
+
+  /** Takes on the identity of a verified token (at the handshake or by the `auth` action). */
+  authenticate(identity: Identity): void {
+    this.userId = identity.userId;
+    this.role = identity.role;
+    this.roles = identity.roles;
+    this.authenticated = true;
+    this.tokenExpiresAt = identity.expiresAt;
   }
 
   get isOpen(): boolean {

@@ -1,7 +1,7 @@
 /**
- * Heartbeat and inactivity timeouts (SPEC §3) with two timers for the whole node, never
- * one per connection: the heartbeat pings everyone, the sweep closes the silent and
- * cuts connections that did not finish closing in time.
+ * Heartbeat, inactivity timeouts (SPEC §3) and token expiry (SPEC §5) with two timers for
+ * the whole node, never one per connection: the heartbeat pings everyone, the sweep
+ * closes the silent and the expired and cuts connections that did not finish closing.
  */
 import { CloseCode } from '../protocol/codes.js';
 import { pingFrame, TIMEOUT_FRAME } from '../protocol/outbound.js';
@@ -63,7 +63,11 @@ export class Liveness {
         if (now >= connection.closeDeadline) connection.terminate();
         continue;
       }
-      if (now - connection.lastSeen >= timeoutMs && connection.isOpen) {
+      if (!connection.isOpen) continue;
+      if (connection.tokenExpiresAt !== null && now >= connection.tokenExpiresAt) {
+        // SPEC §5: an expired token closes the connection unless `auth` renewed it first.
+        connection.close(CloseCode.TOKEN_EXPIRED);
+      } else if (now - connection.lastSeen >= timeoutMs) {
         connection.sendText(TIMEOUT_FRAME);
         connection.close(CloseCode.TIMEOUT);
       }

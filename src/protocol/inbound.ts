@@ -13,6 +13,7 @@ export type ClientRequest =
   | { action: 'message'; id: RequestId | null; channel: string; message: unknown; recipients: string[] | null }
   | { action: 'ping'; id: RequestId | null }
   | { action: 'pong'; id: RequestId | null }
+  | { action: 'auth'; id: RequestId | null; token: string }
   /** An action the built-in protocol does not know; the handler looks it up among custom actions. */
   | { action: 'custom'; name: string; id: RequestId | null; data: unknown };
 
@@ -44,6 +45,7 @@ const SCHEMAS: Readonly<Record<string, Schema>> = {
   message: { channel: required('channel'), message: required('present'), recipients: optional('recipients') },
   ping: {},
   pong: {},
+  auth: { token: required('string') },
 };
 
 const TOP_LEVEL_FIELDS = new Set(['action', 'data', 'id']);
@@ -189,6 +191,8 @@ export function parseRequest(frame: unknown, knownActions: { has(name: string): 
     case 'ping':
     case 'pong':
       return { ok: true, request: { action, id } };
+    case 'auth':
+      return { ok: true, request: { action, id, token: rawData.token as string } };
     default:
       throw new Error(`schema without a request shape: ${action}`);
   }

@@ -37,6 +37,9 @@ const SPEC_DEFAULTS: SwitchboardOptions = {
   maxBufferedBytes: 1048576,
   allowedOrigins: null,
   shutdownTimeout: 10,
+  allowAnonymous: true,
+  channels: null,
+  auth: { secret: null, publicKey: null, issuer: null, audience: null },
 };
 
 /** SPEC §1's environment variables and option names for the fields this module owns. */
@@ -62,6 +65,12 @@ const SPEC_FIELDS: ReadonlyArray<readonly [env: string, option: string]> = [
   ['WS_MAX_BUFFERED_BYTES', 'maxBufferedBytes'],
   ['WS_ALLOWED_ORIGINS', 'allowedOrigins'],
   ['WS_SHUTDOWN_TIMEOUT', 'shutdownTimeout'],
+  ['WS_ALLOW_ANONYMOUS', 'allowAnonymous'],
+  ['WS_CHANNELS_FILE', 'channels'],
+  ['TOKEN_SECRET', 'auth.secret'],
+  ['JWT_PUBLIC_KEY', 'auth.publicKey'],
+  ['JWT_ISSUER', 'auth.issuer'],
+  ['JWT_AUDIENCE', 'auth.audience'],
 ];
 
 function fromEnv(env: Record<string, string>): SwitchboardOptions {

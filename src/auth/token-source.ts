@@ -1,0 +1,41 @@
+/**
+ * Where a handshake carries its token (SPEC §5), first found wins:
+ * `Authorization: Bearer <jwt>`, then `?token=<jwt>`, then the WebSocket subprotocols
+ * `bearer, <jwt>` — the one way a browser, which cannot set headers, can send it without
+ * putting it in a URL.
+ */
+import type { IncomingMessage } from 'node:http';
+
+export const BEARER_SUBPROTOCOL = 'bearer';
+
+function subprotocols(request: IncomingMessage): string[] {
+  const header = request.headers['sec-websocket-protocol'];
+  return header === undefined ? [] : header.split(',').map((protocol) => protocol.trim());
+}
+
+/** The token a handshake request carries, or null when it carries none. */
+export function tokenFromRequest(request: IncomingMessage): string | null {
+  const authorization = request.headers.authorization;
+  if (authorization !== undefined) {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    if (match !== null) return match[1] as string;
+  }
+  const url = request.url ?? '/';
+  const query = url.indexOf('?');
+  if (query !== -1) {
+    const token = new URLSearchParams(url.slice(query + 1)).get('token');
+    if (token !== null && token !== '') return token;
+  }
+  const protocols = subprotocols(request);
+  const bearer = protocols.indexOf(BEARER_SUBPROTOCOL);
+  if (bearer !== -1) {
+    const token = protocols[bearer + 1];
+    if (token !== undefined && token !== '') return token;
+  }
+  return null;
+}
+
+/** The request URL with a `token` query parameter masked, for logs and applications. */
+export function redactedUrl(url: string): string {
+  return url.replace(/([?&]token=)[^&]*/g, '$1[redacted]');
+}
