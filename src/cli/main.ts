@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { mintToken, parseDuration } from '../auth/tokens.js';
 import { loadConfig } from '../config/load.js';
 import { DEFAULTS, describeOptions, type SwitchboardOptions } from '../config/options.js';
 import { ConfigError } from '../errors.js';
@@ -24,6 +25,8 @@ Commands:
                    --pid-file F  --env-file F
   check-config   validate the configuration and print the effective values
                    (takes the same options as start)
+  token          print an HS256 token signed with TOKEN_SECRET (development, tests)
+                   --user ID  [--role R]  [--ttl 1h]  --env-file F
 
 Configuration comes from defaults < .env < environment < flags; see the README.
 `;
@@ -48,6 +51,9 @@ function parse(argv: string[]): { command: string | undefined; values: Record<st
         workers: { type: 'string' },
         daemon: { type: 'boolean' },
         'pid-file': { type: 'string' },
+        user: { type: 'string' },
+        role: { type: 'string' },
+        ttl: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -161,6 +167,22 @@ function stopCommand(values: Record<string, string | boolean | undefined>): Prom
   return stopDaemon(pidFile, Math.min((shutdownTimeout + 5) * 1000, 2 ** 31 - 1));
 }
 
+/** `switchboard token --user ID [--role R] [--ttl 1h]`: mints a token for development and tests. */
+async function printToken(values: Record<string, string | boolean | undefined>): Promise<number> {
+  const user = values.user;
+  if (typeof user !== 'string' || user.trim() === '') throw new UsageError('token needs --user ID');
+  const ttlText = typeof values.ttl === 'string' ? values.ttl : '1h';
+  const ttlSeconds = parseDuration(ttlText);
+  if (ttlSeconds === null) throw new UsageError(`--ttl: '${ttlText}' is not a duration like 90s, 15m, 1h or 7d`);
+  const options = configFrom(values);
+  if (options.auth.secret === null) throw new ConfigError('TOKEN_SECRET (auth.secret): required to sign tokens; set it in the environment or .env');
+  // GEMVC's user ids are integers; keep an all-digit id a number so `user_id` compares the same.
+  const userId = /^\d{1,15}$/.test(user.trim()) ? Number(user.trim()) : user.trim();
+  const role = typeof values.role === 'string' && values.role.trim() !== '' ? values.role.trim() : null;
+  process.stdout.write(`${await mintToken(options.auth, { userId, role, ttlSeconds })}\n`);
+  return 0;
+}
+
 function checkConfig(options: SwitchboardOptions): number {
   const rows = describeOptions(options);
   const width = Math.max(...rows.map((row) => row.env.length));
@@ -186,6 +208,8 @@ async function main(argv: string[]): Promise<number> {
       return stopCommand(values);
     case 'check-config':
       return checkConfig(configFrom(values));
+    case 'token':
+      return printToken(values);
     default:
       throw new UsageError(`unknown command '${command}' (try: switchboard --help)`);
   }

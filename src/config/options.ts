@@ -433,6 +433,10 @@ function checkPublicKey(path: string): void {
   }
 }
 
+function describeRules({ source, rules }: ChannelRulesSource): string {
+  return `${source} (${rules.length} ${rules.length === 1 ? 'rule' : 'rules'})`;
+}
+
 /** The effective configuration as environment variables, for `switchboard check-config`. */
 export function describeOptions(options: SwitchboardOptions): Array<{ env: string; option: string; value: string }> {
   return FIELDS.map((field) => {
@@ -444,7 +448,7 @@ export function describeOptions(options: SwitchboardOptions): Array<{ env: strin
         : field.secret === true
           ? '(set, hidden)'
           : field.option === 'channels'
-            ? `${(value as ChannelRulesSource).source} (${(value as ChannelRulesSource).rules.length} rules)`
+            ? describeRules(value as ChannelRulesSource)
             : Array.isArray(value)
               ? value.join(',')
               : `${value as string | number | boolean}`;

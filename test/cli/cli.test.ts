@@ -648,3 +648,58 @@ test('WS_LOG_LEVEL=2 (Swoole INFO) logs the "listening on" line', { timeout: TES
   const result = await runUntilHealthyThenStop(t, { WS_LOG_LEVEL: '2' });
   assert.notEqual(listeningUrlIn(parseLogLines(result.stdout)), null);
 });
+
+// ---------------------------------------------------------------------------------------
+// Tokens and permissions (SPEC §1 `switchboard token`, §4, §5)
+// ---------------------------------------------------------------------------------------
+
+test('token mints a token that a server with the same TOKEN_SECRET accepts, with its user and role', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const dir = tempDir(t);
+  const env = { TOKEN_SECRET: 'cli-test-secret' };
+  const minted = await runCli(t, ['token', '--user', '42', '--role', 'admin', '--ttl', '15m'], { cwd: dir, env: cliEnv(env) });
+  assert.equal(minted.code, 0, `exit code (stderr: ${minted.stderr})`);
+  const token = minted.stdout.trim();
+  assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+  const cli = spawnCli(t, ['start'], { cwd: dir, env: serverEnv({ ...env, WS_ALLOW_ANONYMOUS: 'false' }) });
+  const url = await cli.listeningUrl();
+  const client = await connect(t, url, { headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(client.welcome.authenticated, true);
+  assert.equal(client.welcome.user_id, 42);
+  assert.equal(client.welcome.role, 'admin');
+});
+
+test('token without TOKEN_SECRET exits 2 with one line naming TOKEN_SECRET', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const result = await runCli(t, ['token', '--user', '1'], { cwd: tempDir(t), env: cliEnv() });
+  assert.equal(result.code, EXIT_BAD_CONFIG);
+  assertOneCleanLine(result.stderr, 'TOKEN_SECRET');
+  assert.equal(result.stdout, '');
+});
+
+test('token without --user, or with a bad --ttl, exits 2 with one line', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  for (const args of [['token'], ['token', '--user', '1', '--ttl', 'soon']]) {
+    const result = await runCli(t, args, { cwd: tempDir(t), env: cliEnv({ TOKEN_SECRET: 'x' }) });
+    assert.equal(result.code, EXIT_BAD_CONFIG, `${args.join(' ')}: exit code`);
+    assertOneCleanLine(result.stderr, args.length === 1 ? '--user' : '--ttl');
+  }
+});
+
+test('an invalid channels file stops start-up with exit 2 and one line naming the file and the rule', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'channels.json');
+  writeFileSync(file, JSON.stringify({ rules: [{ pattern: 'chat.*', subscribe: ['*'], publish: [] }, { pattern: 'a.**.b', subscribe: ['*'], publish: [] }] }));
+  const result = await assertStartRefused(t, { cwd: dir, env: { WS_CHANNELS_FILE: file } }, 'WS_CHANNELS_FILE');
+  assert.match(result.stderr, /channels\.json/);
+  assert.match(result.stderr, /rules\[1\]/);
+});
+
+test('check-config never prints TOKEN_SECRET and shows the channels file with its rule count', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'channels.json');
+  writeFileSync(file, JSON.stringify({ rules: [{ pattern: '**', subscribe: ['*'], publish: ['authenticated'] }] }));
+  const result = await runCli(t, ['check-config'], { cwd: dir, env: cliEnv({ TOKEN_SECRET: 'very-secret-value', WS_CHANNELS_FILE: file }) });
+  assert.equal(result.code, 0, result.stderr);
+  assert.ok(!result.stdout.includes('very-secret-value'), 'the secret must not be printed');
+  const values = effectiveValues(result.stdout);
+  assert.equal(values.get('TOKEN_SECRET'), '(set, hidden)');
+  assert.equal(values.get('WS_CHANNELS_FILE'), `${file} (1 rule)`);
+});
