@@ -35,7 +35,19 @@ export function tokenFromRequest(request: IncomingMessage): string | null {
   return null;
 }
 
-/** The request URL with a `token` query parameter masked, for logs and applications. */
+/**
+ * The request URL with every `token` query parameter masked, for logs and applications.
+ * Parameter names are compared decoded, as tokenFromRequest reads them (`to%6Ben` too).
+ */
 export function redactedUrl(url: string): string {
-  return url.replace(/([?&]token=)[^&]*/g, '$1[redacted]');
+  const query = url.indexOf('?');
+  if (query === -1) return url;
+  const parameters = url
+    .slice(query + 1)
+    .split('&')
+    .map((parameter) => {
+      const name = new URLSearchParams(parameter).keys().next().value;
+      return name === 'token' ? 'token=[redacted]' : parameter;
+    });
+  return `${url.slice(0, query)}?${parameters.join('&')}`;
 }

@@ -128,10 +128,15 @@ class Problem extends Error {}
 
 type Coerce = (value: unknown) => unknown;
 
+/** Escapes control characters, so that a message quoting a file or a value stays on one line. */
+function oneLine(text: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what must be escaped
+  return text.replace(/[\u0000-\u001f\u007f]/g, (char) => JSON.stringify(char).slice(1, -1));
+}
+
 /** Quotes a value for a one-line error message, whatever it holds. */
 function show(value: unknown): string {
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what must be escaped
-  if (typeof value === 'string') return `'${value.replace(/[\u0000-\u001f\u007f]/g, (char) => JSON.stringify(char).slice(1, -1))}'`;
+  if (typeof value === 'string') return `'${oneLine(value)}'`;
   if (typeof value === 'bigint') return `${value}n`;
   try {
     return JSON.stringify(value) ?? String(value);
@@ -406,7 +411,7 @@ export function resolveOptions(...layers: ConfigLayer[]): SwitchboardOptions {
       setPath(options, field.option, field.coerce(merged[field.option]));
     } catch (error) {
       if (!(error instanceof Problem)) throw error;
-      throw new ConfigError(`${field.env} (${field.option}): ${error.message}`);
+      throw new ConfigError(oneLine(`${field.env} (${field.option}): ${error.message}`));
     }
   }
   const resolved = options as unknown as SwitchboardOptions;
