@@ -8,7 +8,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { redactedUrl, tokenFromRequest, BEARER_SUBPROTOCOL } from './auth/token-source.js';
+import { BEARER_SUBPROTOCOL, redactedHeaders, redactedUrl, tokenFromRequest } from './auth/token-source.js';
 import { TokenError, TokenVerifier, type Identity } from './auth/tokens.js';
 import type { Broker } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
@@ -316,7 +316,7 @@ export class WebSocketHandler {
       id,
       socket,
       ip,
-      { url: redactedUrl(request.url ?? '/'), headers: request.headers },
+      { url: redactedUrl(request.url ?? '/'), headers: redactedHeaders(request.headers) },
       { maxMessagesPerMinute: this.options.maxMessagesPerMinute, maxBufferedBytes: this.options.maxBufferedBytes },
       this.logger,
       {

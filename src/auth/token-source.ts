@@ -4,7 +4,7 @@
  * `bearer, <jwt>` — the one way a browser, which cannot set headers, can send it without
  * putting it in a URL.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
 export const BEARER_SUBPROTOCOL = 'bearer';
 
@@ -50,4 +50,18 @@ export function redactedUrl(url: string): string {
       return name === 'token' ? 'token=[redacted]' : parameter;
     });
   return `${url.slice(0, query)}?${parameters.join('&')}`;
+}
+
+/** The handshake headers with the token masked wherever it can be carried. */
+export function redactedHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const copy: IncomingHttpHeaders = { ...headers };
+  if (copy.authorization !== undefined) copy.authorization = copy.authorization.replace(/^(Bearer\s+)\S+/i, '$1[redacted]');
+  const protocols = copy['sec-websocket-protocol'];
+  if (protocols !== undefined) {
+    const list = protocols.split(',').map((protocol) => protocol.trim());
+    const bearer = list.indexOf(BEARER_SUBPROTOCOL);
+    if (bearer !== -1 && bearer + 1 < list.length) list[bearer + 1] = '[redacted]';
+    copy['sec-websocket-protocol'] = list.join(', ');
+  }
+  return copy;
 }

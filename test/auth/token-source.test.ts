@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage, IncomingHttpHeaders } from 'node:http';
 import { describe, test } from 'node:test';
-import { redactedUrl, tokenFromRequest } from '../../src/auth/token-source.js';
+import { redactedHeaders, redactedUrl, tokenFromRequest } from '../../src/auth/token-source.js';
 
 /** A handshake request with just the parts tokenFromRequest reads. */
 function request(headers: IncomingHttpHeaders, url?: string): IncomingMessage {
@@ -149,5 +149,18 @@ void describe('redactedUrl', () => {
       assert.equal(tokenFromRequest(request({}, url)), QUERY_TOKEN, url);
       assert.ok(!redactedUrl(url).includes(QUERY_TOKEN), `token left in ${redactedUrl(url)}`);
     }
+  });
+});
+
+void describe('redactedHeaders', () => {
+  void test('masks a Bearer token in Authorization and the token after bearer in the subprotocols, keeping the rest', () => {
+    const headers = redactedHeaders({
+      authorization: 'Bearer aaa.bbb.ccc',
+      'sec-websocket-protocol': 'chat, bearer, aaa.bbb.ccc',
+      origin: 'https://example.com',
+    });
+    assert.equal(headers.authorization, 'Bearer [redacted]');
+    assert.equal(headers['sec-websocket-protocol'], 'chat, bearer, [redacted]');
+    assert.equal(headers.origin, 'https://example.com');
   });
 });
