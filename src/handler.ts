@@ -72,14 +72,16 @@ export interface AttachOptions {
   path?: string;
 }
 
+const TOKEN_REQUIRED = 'a token is required';
+const MIN_SECRET_BYTES = 32;
+
 const BUILT_IN_ACTIONS = new Set(['subscribe', 'unsubscribe', 'message', 'ping', 'pong', 'auth', 'presence', 'history']);
 
 /** The close code `ws` sends when it closes a connection itself, by the error it reports. */
 const WS_ERROR_CLOSE_CODES: Readonly<Record<string, number>> = {
   WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: CloseCode.MESSAGE_TOO_BIG,
-  WS_ERR_INVALID_UTF8: 1007,
+  WS_ERR_INVALID_UTF8: CloseCode.INVALID_PAYLOAD,
 };
-const PROTOCOL_ERROR = 1002;
 
 export class WebSocketHandler {
   readonly options: SwitchboardOptions;
@@ -120,6 +122,11 @@ export class WebSocketHandler {
     this.admission = new Admission(this.options);
     this.liveness = new Liveness(this.connections, this.options);
     this.verifier = new TokenVerifier(this.options.auth);
+    const secret = this.options.auth.secret;
+    if (secret !== null && Buffer.byteLength(secret) < MIN_SECRET_BYTES) {
+      // RFC 7518 §3.2: an HMAC key shorter than the hash output can be brute-forced offline.
+      this.logger.warn(`TOKEN_SECRET is shorter than ${MIN_SECRET_BYTES} bytes; anyone holding one token could guess it and forge others (try: openssl rand -base64 32)`);
+    }
     this.permissions = new ChannelPermissions(this.options.channels?.rules ?? null);
     this.wss = new WebSocketServer({
       noServer: true,
@@ -288,8 +295,11 @@ export class WebSocketHandler {
         });
       },
       (error: unknown) => {
-        const message = error instanceof TokenError ? error.message : 'authentication failed';
         if (!(error instanceof TokenError)) this.logger.error({ err: error }, 'token verification failed');
+        else this.logger.debug({ ip, reason: error.message }, 'token refused');
+        // The body says only what the client can act on; the detail stays in the log.
+        const message =
+          error instanceof TokenError ? (error.code === ErrorCode.TOKEN_EXPIRED ? 'token expired' : error.message === TOKEN_REQUIRED ? TOKEN_REQUIRED : 'invalid token') : 'authentication failed';
         this.refuse(socket, ip, HandshakeRefusal.UNAUTHORIZED, message);
       },
     );
@@ -300,7 +310,7 @@ export class WebSocketHandler {
     const token = tokenFromRequest(request);
     if (token === null) {
       if (this.options.allowAnonymous) return null;
-      throw new TokenError(ErrorCode.TOKEN_INVALID, 'a token is required');
+      throw new TokenError(ErrorCode.TOKEN_INVALID, TOKEN_REQUIRED);
     }
     return this.verifier.verify(token);
   }
@@ -344,7 +354,7 @@ export class WebSocketHandler {
     socket.on('error', (error: Error & { code?: string }) => {
       // ws closes the connection itself after a protocol error (1009 for an oversized frame).
       this.logger.debug({ err: error, connection: id }, 'socket error');
-      connection.markClosing(WS_ERROR_CLOSE_CODES[error.code ?? ''] ?? PROTOCOL_ERROR);
+      connection.markClosing(WS_ERROR_CLOSE_CODES[error.code ?? ''] ?? CloseCode.PROTOCOL_ERROR);
     });
     socket.on('close', (code, reason) => this.onClose(connection, code, reason.toString()));
 
@@ -412,6 +422,11 @@ export class WebSocketHandler {
     const now = Date.now();
     connection.lastSeen = now;
     if (!connection.isOpen) return;
+    // The sweep closes expired connections within a second; no frame is served meanwhile.
+    if (connection.tokenExpiresAt !== null && now >= connection.tokenExpiresAt) {
+      connection.close(CloseCode.TOKEN_EXPIRED);
+      return;
+    }
 
     if (isBinary) {
       if (this.admit(connection, now, null, null)) {
@@ -521,6 +536,19 @@ export class WebSocketHandler {
     }
     connection.authenticate(identity);
     connection.send(ack({ action: 'auth', authenticated: true, user_id: identity.userId, role: identity.role }, id));
+    this.dropForbiddenSubscriptions(connection);
+  }
+
+  /**
+   * A renewed token may carry fewer roles: channels the connection may no longer read are
+   * left, and the client is told with `{"action":"unsubscribe","channel":C,"reason":"forbidden"}`.
+   */
+  private dropForbiddenSubscriptions(connection: Connection): void {
+    for (const channel of [...connection.channels]) {
+      if (this.permissions.can('subscribe', channel, connection)) continue;
+      if (this.registry.unsubscribe(connection, channel)) this.releaseChannel(channel);
+      connection.send({ action: 'unsubscribe', channel, reason: 'forbidden' });
+    }
   }
 
   private async subscribe(connection: Connection, request: Extract<ClientRequest, { action: 'subscribe' }>): Promise<void> {
@@ -531,12 +559,12 @@ export class WebSocketHandler {
       if (request.since !== null) body.recovered = false;
       connection.send(ack(body, id));
     };
+    if (!this.permissions.can('subscribe', channel, connection)) {
+      throw new SwitchboardError(ErrorCode.FORBIDDEN, `not allowed to subscribe to ${channel}`);
+    }
     if (connection.channels.has(channel)) {
       reply();
       return;
-    }
-    if (!this.permissions.can('subscribe', channel, connection)) {
-      throw new SwitchboardError(ErrorCode.FORBIDDEN, `not allowed to subscribe to ${channel}`);
     }
     if (connection.channels.size >= this.options.maxChannelsPerConnection) {
       throw new SwitchboardError(

@@ -4,7 +4,7 @@
  * only selects among the keys configured, so a public key can never be used as an HMAC
  * secret and `alg: none` is never accepted.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, webcrypto, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { errors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import type { AuthOptions } from '../config/options.js';
@@ -46,7 +46,6 @@ function publicKeyAlgorithms(key: KeyObject): string[] {
       return curve === 'prime256v1' ? ['ES256'] : curve === 'secp384r1' ? ['ES384'] : curve === 'secp521r1' ? ['ES512'] : [];
     }
     case 'ed25519':
-    case 'ed448':
       return ['EdDSA', 'Ed25519'];
     default:
       return [];
@@ -69,7 +68,7 @@ function claimedRoles(payload: JWTPayload): { roles: string[]; role: string | nu
     for (const name of payload.roles) if (name.trim() !== '') roles.add(name.trim());
   }
   const list = [...roles];
-  return { roles: list, role: role ?? (list.length > 0 ? list.join(',') : null) };
+  return { roles: list, role: role !== null && role.trim() !== '' ? role : list.length > 0 ? list.join(',') : null };
 }
 
 function claimedUserId(payload: JWTPayload): UserId {
@@ -78,8 +77,13 @@ function claimedUserId(payload: JWTPayload): UserId {
   throw new TokenError(ErrorCode.TOKEN_INVALID, "the token has no 'user_id' or 'sub' claim");
 }
 
+/** Longer than any token a real issuer makes; refused before any cryptography is spent on it. */
+export const MAX_TOKEN_LENGTH = 8192;
+
 export class TokenVerifier {
   private readonly secret: Uint8Array | null;
+  /** The secret imported once per HMAC algorithm: jose would import raw bytes on every call. */
+  private readonly hmacKeys = new Map<string, Promise<webcrypto.CryptoKey>>();
   private readonly publicKey: KeyObject | null;
   private readonly options: JWTVerifyOptions;
 
@@ -103,14 +107,18 @@ export class TokenVerifier {
   /** Verifies a token; throws a TokenError saying why it is not accepted. */
   async verify(token: string): Promise<Identity> {
     if (!this.enabled) throw new TokenError(ErrorCode.TOKEN_INVALID, 'this server accepts no tokens (no TOKEN_SECRET or JWT_PUBLIC_KEY is configured)');
+    if (token.length > MAX_TOKEN_LENGTH) throw new TokenError(ErrorCode.TOKEN_INVALID, `the token is longer than ${MAX_TOKEN_LENGTH} characters`);
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(
         token,
         (header) => {
-          const key = header.alg.startsWith('HS') ? this.secret : this.publicKey;
-          if (key === null) throw new TokenError(ErrorCode.TOKEN_INVALID, `tokens signed with ${header.alg} are not accepted here`);
-          return key;
+          if (header.alg.startsWith('HS')) {
+            if (this.secret === null) throw new TokenError(ErrorCode.TOKEN_INVALID, `tokens signed with ${header.alg} are not accepted here`);
+            return this.hmacKey(header.alg, this.secret);
+          }
+          if (this.publicKey === null) throw new TokenError(ErrorCode.TOKEN_INVALID, `tokens signed with ${header.alg} are not accepted here`);
+          return this.publicKey;
         },
         this.options,
       ));
@@ -124,6 +132,16 @@ export class TokenVerifier {
     }
     const { roles, role } = claimedRoles(payload);
     return { userId: claimedUserId(payload), roles, role, expiresAt: (payload.exp as number) * 1000 };
+  }
+
+  private hmacKey(alg: string, secret: Uint8Array): Promise<webcrypto.CryptoKey> {
+    let key = this.hmacKeys.get(alg);
+    if (key === undefined) {
+      // Only HS256/384/512 get here: the algorithms option refused every other HS* before.
+      key = webcrypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: `SHA-${alg.slice(2)}` }, false, ['verify']);
+      this.hmacKeys.set(alg, key);
+    }
+    return key;
   }
 }
 
@@ -141,7 +159,7 @@ export async function mintToken(
   auth: AuthOptions,
   claims: { userId: UserId; role: string | null; ttlSeconds: number },
 ): Promise<string> {
-  if (auth.secret === null) throw new TokenError(ErrorCode.TOKEN_INVALID, 'TOKEN_SECRET is not set');
+  if (auth.secret === null) throw new Error('mintToken: TOKEN_SECRET is not set');
   const jwt = new SignJWT({ user_id: claims.userId, ...(claims.role !== null && { role: claims.role }) })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setSubject(String(claims.userId))

@@ -15,6 +15,7 @@ import { createLogger } from '../logger.js';
 import { DAEMON_CHILD_ENV, DEFAULT_DAEMON_LOG, daemonize, removePidFile, reportToParent, stopDaemon, writePidFile } from './daemon.js';
 
 const EXIT_CONFIG = 2;
+const MAX_TOKEN_TTL_SECONDS = 365 * 86400;
 
 const USAGE = `Usage: switchboard <command> [options]
 
@@ -173,7 +174,9 @@ async function printToken(values: Record<string, string | boolean | undefined>):
   if (typeof user !== 'string' || user.trim() === '') throw new UsageError('token needs --user ID');
   const ttlText = typeof values.ttl === 'string' ? values.ttl : '1h';
   const ttlSeconds = parseDuration(ttlText);
-  if (ttlSeconds === null) throw new UsageError(`--ttl: '${ttlText}' is not a duration like 90s, 15m, 1h or 7d`);
+  if (ttlSeconds === null || ttlSeconds > MAX_TOKEN_TTL_SECONDS) {
+    throw new UsageError(`--ttl: '${ttlText}' is not a duration like 90s, 15m, 1h or 7d (at most 365d)`);
+  }
   const options = configFrom(values);
   if (options.auth.secret === null) throw new ConfigError('TOKEN_SECRET (auth.secret): required to sign tokens; set it in the environment or .env');
   // GEMVC's user ids are integers; keep an all-digit id a number so `user_id` compares the same.

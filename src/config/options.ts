@@ -188,6 +188,13 @@ function optionalString(value: unknown): string | null {
   return value.trim() === '' ? null : value.trim();
 }
 
+/** A secret is taken byte for byte: trimming would make it differ from what the issuer signs with. */
+function secretString(value: unknown): string | null {
+  if (value === null || value === '') return null;
+  if (typeof value !== 'string' || value.trim() === '') throw new Problem('must be a non-empty string');
+  return value;
+}
+
 function urlPath(value: unknown): string {
   const path = nonEmptyString(value);
   if (!path.startsWith('/') || /[?#\s]/.test(path)) throw new Problem(`${show(value)} is not a URL path starting with '/'`);
@@ -297,7 +304,7 @@ export const FIELDS: readonly Field[] = [
   { env: 'WS_SHUTDOWN_TIMEOUT', option: 'shutdownTimeout', coerce: seconds },
   { env: 'WS_ALLOW_ANONYMOUS', option: 'allowAnonymous', coerce: boolean },
   { env: 'WS_CHANNELS_FILE', option: 'channels', coerce: channelRules },
-  { env: 'TOKEN_SECRET', option: 'auth.secret', coerce: optionalString, secret: true },
+  { env: 'TOKEN_SECRET', option: 'auth.secret', coerce: secretString, secret: true },
   { env: 'JWT_PUBLIC_KEY', option: 'auth.publicKey', coerce: optionalString },
   { env: 'JWT_ISSUER', option: 'auth.issuer', coerce: optionalString },
   { env: 'JWT_AUDIENCE', option: 'auth.audience', coerce: optionalString },
@@ -411,7 +418,9 @@ export function resolveOptions(...layers: ConfigLayer[]): SwitchboardOptions {
       setPath(options, field.option, field.coerce(merged[field.option]));
     } catch (error) {
       if (!(error instanceof Problem)) throw error;
-      throw new ConfigError(oneLine(`${field.env} (${field.option}): ${error.message}`));
+      // A secret's value never goes into a message that may end up in logs.
+      const problem = field.secret === true ? 'must be a non-empty string (value not shown)' : error.message;
+      throw new ConfigError(oneLine(`${field.env} (${field.option}): ${problem}`));
     }
   }
   const resolved = options as unknown as SwitchboardOptions;
@@ -433,9 +442,21 @@ function checkPublicKey(path: string): void {
   } catch {
     throw new ConfigError(`JWT_PUBLIC_KEY (auth.publicKey): '${path}' is not a PEM public key`);
   }
-  if (!['rsa', 'rsa-pss', 'ec', 'ed25519', 'ed448'].includes(key.asymmetricKeyType ?? '')) {
-    throw new ConfigError(`JWT_PUBLIC_KEY (auth.publicKey): '${path}' holds a ${key.asymmetricKeyType ?? 'unknown'} key; RSA, EC or Ed25519 is needed`);
-  }
+  const type = key.asymmetricKeyType ?? 'unknown';
+  const details = key.asymmetricKeyDetails ?? {};
+  const problem =
+    type === 'rsa' || type === 'rsa-pss'
+      ? (details.modulusLength ?? 0) < 2048
+        ? `an RSA key of ${details.modulusLength ?? 0} bits; at least 2048 are needed`
+        : null
+      : type === 'ec'
+        ? ['prime256v1', 'secp384r1', 'secp521r1'].includes(details.namedCurve ?? '')
+          ? null
+          : `an EC key on ${details.namedCurve ?? 'an unknown curve'}; P-256, P-384 or P-521 is needed`
+        : type === 'ed25519'
+          ? null
+          : `a ${type} key; RSA, EC (P-256/384/521) or Ed25519 is needed`;
+  if (problem !== null) throw new ConfigError(`JWT_PUBLIC_KEY (auth.publicKey): '${path}' holds ${problem}`);
 }
 
 function describeRules({ source, rules }: ChannelRulesSource): string {

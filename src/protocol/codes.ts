@@ -32,6 +32,8 @@ export const ErrorText = {
 export const CloseCode = {
   NORMAL: 1000,
   GOING_AWAY: 1001,
+  PROTOCOL_ERROR: 1002,
+  INVALID_PAYLOAD: 1007,
   MESSAGE_TOO_BIG: 1009,
   INTERNAL_ERROR: 1011,
   TOKEN_EXPIRED: 4001,

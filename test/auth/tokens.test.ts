@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { decodeJwt, decodeProtectedHeader, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey, type JWTPayload } from 'jose';
-import { mintToken, parseDuration, TokenError, TokenVerifier, type Identity } from '../../src/auth/tokens.js';
+import { MAX_TOKEN_LENGTH, mintToken, parseDuration, TokenError, TokenVerifier, type Identity } from '../../src/auth/tokens.js';
 import type { AuthOptions } from '../../src/config/options.js';
 import { ErrorCode } from '../../src/protocol/codes.js';
 
@@ -474,7 +474,7 @@ void describe('mintToken', () => {
   void test('mintToken refuses without TOKEN_SECRET', async () => {
     await assert.rejects(
       mintToken(authOptions({ publicKey: keyFor('RS256').publicKeyFile }), { userId: 1, role: null, ttlSeconds: 60 }),
-      (error: unknown) => error instanceof TokenError && /TOKEN_SECRET/.test(error.message),
+      (error: unknown) => error instanceof Error && /TOKEN_SECRET/.test(error.message),
     );
   });
 });
@@ -498,4 +498,30 @@ void describe('parseDuration', () => {
       assert.equal(parseDuration(text), null);
     });
   }
+});
+
+void describe('refusals before any cryptography', () => {
+  void test('a token longer than MAX_TOKEN_LENGTH is TOKEN_INVALID', async () => {
+    const verifier = new TokenVerifier(authOptions({ secret: SECRET }));
+    const huge = await signWithSecret(validClaims({ padding: 'x'.repeat(MAX_TOKEN_LENGTH) }));
+    await assert.rejects(verifier.verify(huge), (error: unknown) => error instanceof TokenError && error.code === ErrorCode.TOKEN_INVALID);
+  });
+});
+
+void describe('empty role claim', () => {
+  void test("an empty 'role' claim reports role null and no roles", async () => {
+    const verifier = new TokenVerifier(authOptions({ secret: SECRET }));
+    const identity = await verifier.verify(await signWithSecret(validClaims({ role: '' })));
+    assert.equal(identity.role, null);
+    assert.deepEqual(identity.roles, []);
+  });
+});
+
+void describe('the HMAC key imported once', () => {
+  void test('HS256, HS384 and HS512 tokens verify one after another with the same verifier', async () => {
+    const verifier = new TokenVerifier(authOptions({ secret: SECRET }));
+    for (const alg of ['HS256', 'HS384', 'HS512', 'HS256']) {
+      assert.equal((await verifier.verify(await signWithSecret(validClaims(), SECRET, alg))).userId, 42, alg);
+    }
+  });
 });

@@ -310,3 +310,38 @@ void describe('describeOptions for auth and channels', () => {
     assert.equal(described(options, 'WS_ALLOW_ANONYMOUS'), 'false');
   });
 });
+
+void describe('secrets and public keys that could never work', () => {
+  void test('a TOKEN_SECRET of the wrong type is refused without its value in the message', () => {
+    const error = configError(() => fromCode({ auth: { secret: Buffer.from('s3cr3t-key') } }));
+    assertOneLine(error, 'TOKEN_SECRET (auth.secret): ');
+    assert.ok(!error.message.includes('115'), `the bytes must not be shown: ${error.message}`);
+    assert.ok(!error.message.includes('s3cr3t'), error.message);
+  });
+
+  void test('TOKEN_SECRET is taken byte for byte, surrounding spaces included', () => {
+    assert.equal(fromEnv({ TOKEN_SECRET: '  padded secret  ' }).auth.secret, '  padded secret  ');
+  });
+
+  void test('an all-whitespace TOKEN_SECRET is refused rather than silently turning authentication off', () => {
+    assertOneLine(
+      configError(() => fromEnv({ TOKEN_SECRET: '   ' })),
+      'TOKEN_SECRET (auth.secret): ',
+    );
+  });
+
+  const unusable: Array<[string, () => string]> = [
+    ['an RSA key under 2048 bits', () => generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }) as string],
+    ['an Ed448 key', () => generateKeyPairSync('ed448').publicKey.export({ type: 'spki', format: 'pem' }) as string],
+    ['an EC key on secp256k1', () => generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).publicKey.export({ type: 'spki', format: 'pem' }) as string],
+  ];
+  for (const [what, pem] of unusable) {
+    void test(`JWT_PUBLIC_KEY holding ${what} is a ConfigError at start-up`, (t) => {
+      const file = writeFile(tempDir(t), 'key.pem', pem());
+      assertOneLine(
+        configError(() => fromEnv({ JWT_PUBLIC_KEY: file })),
+        'JWT_PUBLIC_KEY (auth.publicKey): ',
+      );
+    });
+  }
+});
