@@ -1,0 +1,46 @@
+// A process holding many subscriber connections. It counts delivery frames on all of them
+// and decodes only every `sampleEvery`-th connection's messages, to measure latency.
+// Usage (forked with IPC): subscribers.mjs <kind> <port> <count> <channel|-> <sampleEvery> <localAddress>
+import { RawClient, inBatches } from '../lib/raw-client.mjs';
+
+const [kind, portText, countText, channel, sampleText, localAddress] = process.argv.slice(2);
+const count = Number(countText);
+const sampleEvery = Number(sampleText);
+const clients = [];
+let latencies = [];
+
+const now = () => performance.timeOrigin + performance.now();
+
+try {
+  await inBatches(
+    Array.from({ length: count }, (_, index) => index),
+    100,
+    async (index) => {
+      const sampled = sampleEvery > 0 && index % sampleEvery === 0;
+      const client = new RawClient({ port: Number(portText), kind, decodeAll: sampled, localAddress });
+      if (sampled) {
+        client.onMessage = (message) => {
+          if (typeof message?.t === 'number') latencies.push(now() - message.t);
+        };
+      }
+      await client.open();
+      if (channel !== '-') await client.subscribe(channel);
+      clients.push(client);
+    },
+  );
+  process.send({ ready: true });
+} catch (error) {
+  process.send({ error: String(error?.message ?? error) });
+}
+
+process.on('message', (command) => {
+  if (command.cmd === 'count') {
+    let deliveries = 0;
+    for (const client of clients) deliveries += client.deliveries;
+    process.send({ deliveries, latencies });
+    latencies = [];
+  } else if (command.cmd === 'exit') {
+    for (const client of clients) client.close();
+    process.exit(0);
+  }
+});
