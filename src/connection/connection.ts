@@ -5,7 +5,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
 import { CloseCode, CloseReason } from '../protocol/codes.js';
-import { writePreparedFrame, type PreparedFrame } from '../transport/prepared-frame.js';
+import { discardFrames, flushFrames, PreparedFrame, writePreparedFrame } from '../transport/prepared-frame.js';
 import type { ChannelName, ConnectionId, UserId } from '../types.js';
 import type { Identity } from '../auth/tokens.js';
 import { RateLimiter } from './rate-limiter.js';
@@ -117,14 +117,14 @@ export class Connection implements ConnectionInfo {
 
   sendText(text: string): void {
     if (!this.isOpen) return;
-    this.socket.send(text);
-    this.checkBacklog();
+    // Through the same per-turn batch as channel messages, so that frames keep their order.
+    writePreparedFrame(this.socket, new PreparedFrame(text), this.afterFlush);
   }
 
-  /** Writes a frame built once for many connections. */
+  /** Queues a frame built once for many connections. */
   sendPrepared(frame: PreparedFrame): void {
     if (this.closeCode !== null) return;
-    if (writePreparedFrame(this.socket, frame)) this.checkBacklog();
+    writePreparedFrame(this.socket, frame, this.afterFlush);
   }
 
   /**
@@ -135,6 +135,8 @@ export class Connection implements ConnectionInfo {
     if (this.closeCode !== null || this.socket.readyState >= WebSocket.CLOSING) return;
     this.markClosing(code, graceMs);
     const text = reason ?? (CloseReason as Record<number, string | undefined>)[code] ?? '';
+    // What was sent before the close goes out before the close frame.
+    flushFrames(this.socket);
     try {
       this.socket.close(code, text);
     } catch (error) {
@@ -158,6 +160,7 @@ export class Connection implements ConnectionInfo {
 
   /** Cuts the socket at once, without a closing handshake. */
   terminate(): void {
+    discardFrames(this.socket);
     this.socket.terminate();
   }
 
@@ -217,7 +220,8 @@ export class Connection implements ConnectionInfo {
     }
   }
 
-  private checkBacklog(): void {
+  /** After each batch of frames reached the socket: is the client keeping up? */
+  private readonly afterFlush = (): void => {
     if (this.socket.bufferedAmount > this.limits.maxBufferedBytes) this.events.slowConsumer(this);
-  }
+  };
 }

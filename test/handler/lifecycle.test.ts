@@ -175,3 +175,18 @@ test('createServer with a handler takes its listener options and keeps the handl
   });
   assert.equal(status, 426);
 });
+
+test('a publisher receives its own message before the message_sent ack, and a burst keeps its order', async (t) => {
+  const server = await startServer({ maxMessagesPerMinute: 0 });
+  t.after(() => server.close());
+  const publisher = await TestClient.connect(server.url);
+  await publisher.subscribe('order');
+  const before = publisher.frames.length;
+  for (let index = 0; index < 50; index++) publisher.send({ action: 'message', data: { channel: 'order', message: index }, id: index });
+  await publisher.next((frame) => frame.action === 'message_sent' && frame.id === 49);
+  const seen = publisher.frames.slice(before).map((frame) => (frame.action === 'message' ? `m${String(frame.message)}` : `a${String(frame.id)}`));
+  assert.deepEqual(
+    seen,
+    Array.from({ length: 50 }, (_, index) => [`m${index}`, `a${index}`]).flat(),
+  );
+});

@@ -1,0 +1,105 @@
+/**
+ * The frame-once writer: frames built once decode correctly at every length class,
+ * several frames queued in one turn arrive in order, a close flushes what was queued
+ * first, and a compressed connection (where the bytes cannot be shared) falls back to
+ * `ws` without losing order.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { test, type TestContext } from 'node:test';
+import { WebSocket, WebSocketServer } from 'ws';
+import { discardFrames, flushFrames, PreparedFrame, writePreparedFrame } from '../../src/transport/prepared-frame.js';
+
+async function pair(t: TestContext, perMessageDeflate = false): Promise<{ server: WebSocket; client: WebSocket; received: string[] }> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate });
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const client of wss.clients) client.terminate();
+        wss.close(() => resolve());
+      }),
+  );
+  await once(wss, 'listening');
+  const accepted = once(wss, 'connection') as Promise<[WebSocket]>;
+  const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, { perMessageDeflate });
+  const received: string[] = [];
+  client.on('message', (data: Buffer, isBinary) => {
+    assert.equal(isBinary, false, 'every frame is a text frame');
+    received.push(data.toString('utf8'));
+  });
+  await once(client, 'open');
+  const [server] = await accepted;
+  t.after(() => client.terminate());
+  return { server, client, received };
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let waited = 0; !condition(); waited += 5) {
+    if (waited > 5000) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+test('frames of every length class (7-bit, 16-bit and 64-bit lengths, multi-byte UTF-8) arrive intact and in order', async (t) => {
+  const { server, received } = await pair(t);
+  const texts = ['', 'x', 'a'.repeat(125), 'b'.repeat(126), 'é'.repeat(40_000), 'c'.repeat(65_535), 'd'.repeat(65_536), 'e'.repeat(200_000)];
+  for (const text of texts) assert.equal(writePreparedFrame(server, new PreparedFrame(text)), true);
+  await until(() => received.length === texts.length);
+  assert.deepEqual(received, texts);
+});
+
+test('one frame shared by several sockets reaches each of them', async (t) => {
+  const first = await pair(t);
+  const second = await pair(t);
+  const frame = new PreparedFrame('{"shared":true}');
+  writePreparedFrame(first.server, frame);
+  writePreparedFrame(second.server, frame);
+  await until(() => first.received.length === 1 && second.received.length === 1);
+  assert.deepEqual([first.received, second.received], [['{"shared":true}'], ['{"shared":true}']]);
+});
+
+test('the after-flush callback runs once the queued frames were handed to the socket', async (t) => {
+  const { server } = await pair(t);
+  let flushed = 0;
+  writePreparedFrame(server, new PreparedFrame('one'), () => flushed++);
+  writePreparedFrame(server, new PreparedFrame('two'), () => flushed++);
+  assert.equal(flushed, 0, 'nothing is written before the end of the turn');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(flushed, 1, 'one batch, one callback');
+});
+
+test('flushFrames writes what is queued before a close frame', async (t) => {
+  const { server, client, received } = await pair(t);
+  writePreparedFrame(server, new PreparedFrame('last words'));
+  flushFrames(server);
+  server.close(4008, 'bye');
+  const [code] = (await once(client, 'close')) as [number];
+  assert.equal(code, 4008);
+  assert.deepEqual(received, ['last words']);
+});
+
+test('discardFrames drops what is queued for a socket being cut', async (t) => {
+  const { server, client, received } = await pair(t);
+  writePreparedFrame(server, new PreparedFrame('never sent'));
+  discardFrames(server);
+  server.terminate();
+  await once(client, 'close');
+  assert.deepEqual(received, []);
+});
+
+test('a compressed connection falls back to ws and keeps the order of frames', async (t) => {
+  const { server, received } = await pair(t, true);
+  assert.notEqual(server.extensions, '', 'permessage-deflate was negotiated');
+  const texts = Array.from({ length: 20 }, (_, index) => `message ${index} ${'z'.repeat(index * 100)}`);
+  for (const text of texts) writePreparedFrame(server, new PreparedFrame(text));
+  await until(() => received.length === texts.length);
+  assert.deepEqual(received, texts);
+});
+
+test('writing to a socket that is not open is refused', async (t) => {
+  const { server, client } = await pair(t);
+  server.close();
+  await once(client, 'close');
+  assert.equal(writePreparedFrame(server, new PreparedFrame('late')), false);
+});
