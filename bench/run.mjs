@@ -18,7 +18,7 @@ const CHANNEL = 'bench';
 
 const SERVERS = ['switchboard', 'socketio', 'ws-loop', 'frame-once'].filter((kind) => only === undefined || only.includes(kind));
 const PLAN = quick
-  ? { fanout: [{ subscribers: 1000, messages: 500 }, { subscribers: 10000, messages: 40 }], latency: { subscribers: 1000, rate: 50, seconds: 4 }, idle: 10000, handshakeSeconds: 3 }
+  ? { fanout: [{ subscribers: 1000, messages: 400 }, { subscribers: 10000, messages: 20 }], latency: { subscribers: 1000, rate: 50, seconds: 3 }, idle: 10000, handshakeSeconds: 2 }
   : { fanout: [{ subscribers: 1000, messages: 4000 }, { subscribers: 10000, messages: 300 }], latency: { subscribers: 1000, rate: 50, seconds: 15 }, idle: 10000, handshakeSeconds: 10 };
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -5,7 +5,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
 import { CloseCode, CloseReason } from '../protocol/codes.js';
-import { discardFrames, flushFrames, PreparedFrame, writePreparedFrame } from '../transport/prepared-frame.js';
+import { FrameBatch, PreparedFrame } from '../transport/prepared-frame.js';
 import type { ChannelName, ConnectionId, UserId } from '../types.js';
 import type { Identity } from '../auth/tokens.js';
 import { RateLimiter } from './rate-limiter.js';
@@ -75,6 +75,8 @@ export class Connection implements ConnectionInfo {
   /** When set, the time (ms) after which a connection that has not finished closing is cut. */
   closeDeadline: number | null = null;
 
+  /** Frames on their way to the socket; after each batch it checks that the client keeps up. */
+  private readonly output: FrameBatch;
   private busy = false;
   private pending: Task[] = [];
   private paused = false;
@@ -91,6 +93,9 @@ export class Connection implements ConnectionInfo {
   ) {
     this.rateLimiter = new RateLimiter(limits.maxMessagesPerMinute);
     this.lastSeen = Date.now();
+    this.output = new FrameBatch(socket, () => {
+      if (this.socket.bufferedAmount > this.limits.maxBufferedBytes) this.events.slowConsumer(this);
+    });
   }
 
   /** Takes on the identity of a verified token (at the handshake or by the `auth` action). */
@@ -118,13 +123,13 @@ export class Connection implements ConnectionInfo {
   sendText(text: string): void {
     if (!this.isOpen) return;
     // Through the same per-turn batch as channel messages, so that frames keep their order.
-    writePreparedFrame(this.socket, new PreparedFrame(text), this.afterFlush);
+    this.output.push(new PreparedFrame(text));
   }
 
   /** Queues a frame built once for many connections. */
   sendPrepared(frame: PreparedFrame): void {
     if (this.closeCode !== null) return;
-    writePreparedFrame(this.socket, frame, this.afterFlush);
+    this.output.push(frame);
   }
 
   /**
@@ -136,7 +141,7 @@ export class Connection implements ConnectionInfo {
     this.markClosing(code, graceMs);
     const text = reason ?? (CloseReason as Record<number, string | undefined>)[code] ?? '';
     // What was sent before the close goes out before the close frame.
-    flushFrames(this.socket);
+    this.output.flush();
     try {
       this.socket.close(code, text);
     } catch (error) {
@@ -160,7 +165,7 @@ export class Connection implements ConnectionInfo {
 
   /** Cuts the socket at once, without a closing handshake. */
   terminate(): void {
-    discardFrames(this.socket);
+    this.output.discard();
     this.socket.terminate();
   }
 
@@ -220,8 +225,5 @@ export class Connection implements ConnectionInfo {
     }
   }
 
-  /** After each batch of frames reached the socket: is the client keeping up? */
-  private readonly afterFlush = (): void => {
-    if (this.socket.bufferedAmount > this.limits.maxBufferedBytes) this.events.slowConsumer(this);
-  };
+
 }

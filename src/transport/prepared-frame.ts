@@ -77,70 +77,77 @@ function rawSocketOf(socket: WebSocket): Duplex | null {
   return usable ? raw : null;
 }
 
-interface Batch {
-  frames: Buffer[];
-  /** Called once the batch was handed to the socket (the owner checks its backlog). */
-  afterFlush: (() => void) | null;
-}
+/**
+ * The frames waiting for one socket until the end of the event-loop turn. Each
+ * connection owns one for its whole life, so queueing allocates nothing but the
+ * array slot.
+ */
+export class FrameBatch {
+  private frames: Buffer[] = [];
+  private queued = false;
 
-const batches = new Map<WebSocket, Batch>();
-let flushScheduled = false;
+  /**
+   * @param socket the connection's socket
+   * @param afterFlush called once the batch was handed to the socket (the owner checks its backlog)
+   */
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly afterFlush: (() => void) | null = null,
+  ) {}
 
-function writeBatch(socket: WebSocket, batch: Batch): void {
-  if (socket.readyState !== WebSocket.OPEN) return;
-  const raw = rawSocketOf(socket);
-  if (raw === null) {
-    for (const frame of batch.frames) socket.send(payloadOf(frame), { binary: false });
-  } else if (batch.frames.length === 1) {
-    raw.write(batch.frames[0]);
-  } else {
-    raw.cork();
-    for (const frame of batch.frames) raw.write(frame);
-    raw.uncork();
+  /** Queues a frame; returns false when the socket is not open. */
+  push(frame: PreparedFrame): boolean {
+    if (this.socket.readyState !== WebSocket.OPEN) return false;
+    this.frames.push(frame.wire);
+    if (!this.queued) {
+      this.queued = true;
+      dirty.push(this);
+      if (dirty.length === 1) setImmediate(flushAll);
+    }
+    return true;
   }
-  batch.afterFlush?.();
+
+  /** Writes what is queued now (before a close frame). */
+  flush(): void {
+    if (this.frames.length === 0) return;
+    const frames = this.frames;
+    this.frames = [];
+    this.write(frames);
+  }
+
+  /** Forgets what is queued, for a socket being cut. */
+  discard(): void {
+    this.frames = [];
+  }
+
+  private write(frames: Buffer[]): void {
+    const socket = this.socket;
+    if (socket.readyState !== WebSocket.OPEN) return;
+    const raw = rawSocketOf(socket);
+    if (raw === null) {
+      for (const frame of frames) socket.send(payloadOf(frame), { binary: false });
+    } else if (frames.length === 1) {
+      raw.write(frames[0]);
+    } else {
+      raw.cork();
+      for (const frame of frames) raw.write(frame);
+      raw.uncork();
+    }
+    this.afterFlush?.();
+  }
+
+  /** Called by flushAll at the end of the turn. */
+  flushQueued(): void {
+    this.queued = false;
+    this.flush();
+  }
 }
+
+/** Batches with frames queued in this turn. */
+let dirty: FrameBatch[] = [];
 
 function flushAll(): void {
-  flushScheduled = false;
-  for (const [socket, batch] of batches) {
-    batches.delete(socket);
-    writeBatch(socket, batch);
-  }
-}
-
-/**
- * Writes what is held for this socket now (before a close frame, or before a frame that
- * must go through `ws`).
- */
-export function flushFrames(socket: WebSocket): void {
-  const batch = batches.get(socket);
-  if (batch === undefined) return;
-  batches.delete(socket);
-  writeBatch(socket, batch);
-}
-
-/** Forgets what is held for a socket that is being cut. */
-export function discardFrames(socket: WebSocket): void {
-  batches.delete(socket);
-}
-
-/**
- * Queues a prepared frame for an open socket; it is written at the end of this
- * event-loop turn together with the socket's other frames. Returns false when the
- * socket is not open.
- */
-export function writePreparedFrame(socket: WebSocket, frame: PreparedFrame, afterFlush: (() => void) | null = null): boolean {
-  if (socket.readyState !== WebSocket.OPEN) return false;
-  let batch = batches.get(socket);
-  if (batch === undefined) {
-    batch = { frames: [], afterFlush };
-    batches.set(socket, batch);
-  }
-  batch.frames.push(frame.wire);
-  if (!flushScheduled) {
-    flushScheduled = true;
-    setImmediate(flushAll);
-  }
-  return true;
+  const batches = dirty;
+  dirty = [];
+  for (const batch of batches) batch.flushQueued();
 }

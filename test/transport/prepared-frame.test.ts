@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
-import { discardFrames, flushFrames, PreparedFrame, writePreparedFrame } from '../../src/transport/prepared-frame.js';
+import { FrameBatch, PreparedFrame } from '../../src/transport/prepared-frame.js';
 
 async function pair(t: TestContext, perMessageDeflate = false): Promise<{ server: WebSocket; client: WebSocket; received: string[] }> {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate });
@@ -43,8 +43,9 @@ async function until(condition: () => boolean): Promise<void> {
 
 test('frames of every length class (7-bit, 16-bit and 64-bit lengths, multi-byte UTF-8) arrive intact and in order', async (t) => {
   const { server, received } = await pair(t);
+  const batch = new FrameBatch(server);
   const texts = ['', 'x', 'a'.repeat(125), 'b'.repeat(126), 'é'.repeat(40_000), 'c'.repeat(65_535), 'd'.repeat(65_536), 'e'.repeat(200_000)];
-  for (const text of texts) assert.equal(writePreparedFrame(server, new PreparedFrame(text)), true);
+  for (const text of texts) assert.equal(batch.push(new PreparedFrame(text)), true);
   await until(() => received.length === texts.length);
   assert.deepEqual(received, texts);
 });
@@ -53,8 +54,8 @@ test('one frame shared by several sockets reaches each of them', async (t) => {
   const first = await pair(t);
   const second = await pair(t);
   const frame = new PreparedFrame('{"shared":true}');
-  writePreparedFrame(first.server, frame);
-  writePreparedFrame(second.server, frame);
+  new FrameBatch(first.server).push(frame);
+  new FrameBatch(second.server).push(frame);
   await until(() => first.received.length === 1 && second.received.length === 1);
   assert.deepEqual([first.received, second.received], [['{"shared":true}'], ['{"shared":true}']]);
 });
@@ -62,27 +63,30 @@ test('one frame shared by several sockets reaches each of them', async (t) => {
 test('the after-flush callback runs once the queued frames were handed to the socket', async (t) => {
   const { server } = await pair(t);
   let flushed = 0;
-  writePreparedFrame(server, new PreparedFrame('one'), () => flushed++);
-  writePreparedFrame(server, new PreparedFrame('two'), () => flushed++);
+  const batch = new FrameBatch(server, () => flushed++);
+  batch.push(new PreparedFrame('one'));
+  batch.push(new PreparedFrame('two'));
   assert.equal(flushed, 0, 'nothing is written before the end of the turn');
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(flushed, 1, 'one batch, one callback');
 });
 
-test('flushFrames writes what is queued before a close frame', async (t) => {
+test('flush() writes what is queued before a close frame', async (t) => {
   const { server, client, received } = await pair(t);
-  writePreparedFrame(server, new PreparedFrame('last words'));
-  flushFrames(server);
+  const batch = new FrameBatch(server);
+  batch.push(new PreparedFrame('last words'));
+  batch.flush();
   server.close(4008, 'bye');
   const [code] = (await once(client, 'close')) as [number];
   assert.equal(code, 4008);
   assert.deepEqual(received, ['last words']);
 });
 
-test('discardFrames drops what is queued for a socket being cut', async (t) => {
+test('discard() drops what is queued for a socket being cut', async (t) => {
   const { server, client, received } = await pair(t);
-  writePreparedFrame(server, new PreparedFrame('never sent'));
-  discardFrames(server);
+  const batch = new FrameBatch(server);
+  batch.push(new PreparedFrame('never sent'));
+  batch.discard();
   server.terminate();
   await once(client, 'close');
   assert.deepEqual(received, []);
@@ -92,7 +96,8 @@ test('a compressed connection falls back to ws and keeps the order of frames', a
   const { server, received } = await pair(t, true);
   assert.notEqual(server.extensions, '', 'permessage-deflate was negotiated');
   const texts = Array.from({ length: 20 }, (_, index) => `message ${index} ${'z'.repeat(index * 100)}`);
-  for (const text of texts) writePreparedFrame(server, new PreparedFrame(text));
+  const batch = new FrameBatch(server);
+  for (const text of texts) batch.push(new PreparedFrame(text));
   await until(() => received.length === texts.length);
   assert.deepEqual(received, texts);
 });
@@ -101,5 +106,5 @@ test('writing to a socket that is not open is refused', async (t) => {
   const { server, client } = await pair(t);
   server.close();
   await once(client, 'close');
-  assert.equal(writePreparedFrame(server, new PreparedFrame('late')), false);
+  assert.equal(new FrameBatch(server).push(new PreparedFrame('late')), false);
 });
