@@ -102,7 +102,7 @@ export class FrameBatch {
     if (!this.queued) {
       this.queued = true;
       dirty.push(this);
-      if (dirty.length === 1) setImmediate(flushAll);
+      scheduleFlush();
     }
     return true;
   }
@@ -136,18 +136,40 @@ export class FrameBatch {
     this.afterFlush?.();
   }
 
-  /** Called by flushAll at the end of the turn. */
+  /** Called at the end of the turn by flushSome. */
   flushQueued(): void {
     this.queued = false;
     this.flush();
   }
 }
 
-/** Batches with frames queued in this turn. */
-let dirty: FrameBatch[] = [];
+/**
+ * Sockets written per event-loop turn at most. A fan-out to 100,000 subscribers is
+ * written over several turns, so timers, new connections and other clients' frames are
+ * served in between instead of waiting for the whole write-out.
+ */
+export const FLUSH_CHUNK = 4096;
 
-function flushAll(): void {
-  const batches = dirty;
-  dirty = [];
+/** Batches with frames queued, in the order they were first queued. */
+let dirty: FrameBatch[] = [];
+let flushScheduled = false;
+
+function scheduleFlush(): void {
+  if (flushScheduled) return;
+  flushScheduled = true;
+  setImmediate(flushSome);
+}
+
+function flushSome(): void {
+  flushScheduled = false;
+  let batches: FrameBatch[];
+  if (dirty.length > FLUSH_CHUNK) {
+    batches = dirty.slice(0, FLUSH_CHUNK);
+    dirty = dirty.slice(FLUSH_CHUNK);
+  } else {
+    batches = dirty;
+    dirty = [];
+  }
   for (const batch of batches) batch.flushQueued();
+  if (dirty.length > 0) scheduleFlush();
 }

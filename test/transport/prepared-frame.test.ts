@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
-import { FrameBatch, PreparedFrame } from '../../src/transport/prepared-frame.js';
+import { FLUSH_CHUNK, FrameBatch, PreparedFrame } from '../../src/transport/prepared-frame.js';
 
 async function pair(t: TestContext, perMessageDeflate = false): Promise<{ server: WebSocket; client: WebSocket; received: string[] }> {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate });
@@ -107,4 +107,19 @@ test('writing to a socket that is not open is refused', async (t) => {
   server.close();
   await once(client, 'close');
   assert.equal(new FrameBatch(server).push(new PreparedFrame('late')), false);
+});
+
+test('a write-out to more sockets than FLUSH_CHUNK is spread over several event-loop turns, every socket still served', async () => {
+  // Stand-ins for open sockets without ws internals: FrameBatch takes its public fallback (send).
+  const written: number[] = [];
+  const sockets = Array.from({ length: FLUSH_CHUNK * 2 + 10 }, (_, index) => ({
+    readyState: WebSocket.OPEN,
+    send: () => written.push(index),
+  }));
+  const frame = new PreparedFrame('{"to":"everyone"}');
+  for (const socket of sockets) new FrameBatch(socket as unknown as WebSocket).push(frame);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(written.length, FLUSH_CHUNK, 'the first turn writes one chunk');
+  await until(() => written.length === sockets.length);
+  assert.deepEqual(written, sockets.map((_, index) => index), 'in the order they were queued');
 });
