@@ -413,7 +413,10 @@ export class WebSocketHandler {
   }
 
   private releaseChannel(channel: ChannelName): void {
-    this.broker.removeChannel(channel).catch((error: unknown) => this.logger.error({ err: error, channel }, 'broker removeChannel failed'));
+    // Through a promise, so that a broker that throws instead of rejecting is logged too.
+    Promise.resolve()
+      .then(() => this.broker.removeChannel(channel))
+      .catch((error: unknown) => this.logger.error({ err: error, channel }, 'broker removeChannel failed'));
   }
 
   // ---- inbound frames ---------------------------------------------------------------
@@ -635,6 +638,7 @@ export class WebSocketHandler {
       { connection: connection.id, bufferedBytes: connection.socket.bufferedAmount },
       'closing a slow consumer: its outbound backlog passed maxBufferedBytes',
     );
+    connection.dropUnsentFrames();
     connection.close(CloseCode.SLOW_CONSUMER);
   }
 }

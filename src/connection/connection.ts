@@ -93,9 +93,7 @@ export class Connection implements ConnectionInfo {
   ) {
     this.rateLimiter = new RateLimiter(limits.maxMessagesPerMinute);
     this.lastSeen = Date.now();
-    this.output = new FrameBatch(socket, () => {
-      if (this.socket.bufferedAmount > this.limits.maxBufferedBytes) this.events.slowConsumer(this);
-    });
+    this.output = new FrameBatch(socket, { maxBytes: limits.maxBufferedBytes, onOverflow: () => this.events.slowConsumer(this) });
   }
 
   /** Takes on the identity of a verified token (at the handshake or by the `auth` action). */
@@ -140,8 +138,7 @@ export class Connection implements ConnectionInfo {
     if (this.closeCode !== null || this.socket.readyState >= WebSocket.CLOSING) return;
     this.markClosing(code, graceMs);
     const text = reason ?? (CloseReason as Record<number, string | undefined>)[code] ?? '';
-    // What was sent before the close goes out before the close frame.
-    this.output.flush();
+    // FrameBatch flushes what was queued before the close frame goes out.
     try {
       this.socket.close(code, text);
     } catch (error) {
@@ -160,7 +157,16 @@ export class Connection implements ConnectionInfo {
     this.closeCode = code;
     this.closeDeadline = Date.now() + graceMs;
     this.pending = [];
-    this.events.closing(this);
+    try {
+      this.events.closing(this);
+    } catch (error) {
+      this.logger.error({ err: error, connection: this.id }, 'cleaning up a closing connection failed');
+    }
+  }
+
+  /** Drops the frames not yet written: a slow consumer gets its close frame, not its backlog. */
+  dropUnsentFrames(): void {
+    this.output.discard();
   }
 
   /** Cuts the socket at once, without a closing handshake. */

@@ -77,6 +77,14 @@ function rawSocketOf(socket: WebSocket): Duplex | null {
   return usable ? raw : null;
 }
 
+/** Limits a FrameBatch watches on behalf of its connection. */
+export interface BacklogLimit {
+  /** Bytes queued here plus bytes `ws` and the kernel have not sent yet. */
+  maxBytes: number;
+  /** Called when the backlog passes `maxBytes` (the connection closes as a slow consumer). */
+  onOverflow: () => void;
+}
+
 /**
  * The frames waiting for one socket until the end of the event-loop turn. Each
  * connection owns one for its whole life, so queueing allocates nothing but the
@@ -84,40 +92,54 @@ function rawSocketOf(socket: WebSocket): Duplex | null {
  */
 export class FrameBatch {
   private frames: Buffer[] = [];
+  private pendingBytes = 0;
   private queued = false;
 
-  /**
-   * @param socket the connection's socket
-   * @param afterFlush called once the batch was handed to the socket (the owner checks its backlog)
-   */
   constructor(
     private readonly socket: WebSocket,
-    private readonly afterFlush: (() => void) | null = null,
-  ) {}
+    private readonly limit: BacklogLimit | null = null,
+  ) {
+    // ws closes a socket itself too (answering the peer's close frame, or 1009): whatever
+    // is queued must go out before its close frame, never be dropped after it.
+    if (typeof socket.close === 'function') {
+      const close = socket.close.bind(socket);
+      socket.close = (code?: number, reason?: string | Buffer): void => {
+        this.flush();
+        close(code, reason);
+      };
+    }
+  }
 
   /** Queues a frame; returns false when the socket is not open. */
   push(frame: PreparedFrame): boolean {
     if (this.socket.readyState !== WebSocket.OPEN) return false;
     this.frames.push(frame.wire);
+    this.pendingBytes += frame.wire.length;
     if (!this.queued) {
       this.queued = true;
       dirty.push(this);
       scheduleFlush();
     }
+    // A burst that fills a whole backlog's worth within one turn is written at once rather
+    // than held here: memory stays bounded, and the kernel, not this queue, tells whether
+    // the client keeps up (the check after every write).
+    if (this.limit !== null && this.pendingBytes >= this.limit.maxBytes) this.flush();
     return true;
   }
 
-  /** Writes what is queued now (before a close frame). */
+  /** Writes what is queued now. */
   flush(): void {
     if (this.frames.length === 0) return;
     const frames = this.frames;
     this.frames = [];
+    this.pendingBytes = 0;
     this.write(frames);
   }
 
-  /** Forgets what is queued, for a socket being cut. */
+  /** Forgets what is queued: for a socket being cut, or a slow consumer about to be closed. */
   discard(): void {
     this.frames = [];
+    this.pendingBytes = 0;
   }
 
   private write(frames: Buffer[]): void {
@@ -130,10 +152,13 @@ export class FrameBatch {
       raw.write(frames[0]);
     } else {
       raw.cork();
-      for (const frame of frames) raw.write(frame);
-      raw.uncork();
+      try {
+        for (const frame of frames) raw.write(frame);
+      } finally {
+        raw.uncork();
+      }
     }
-    this.afterFlush?.();
+    if (this.limit !== null && socket.bufferedAmount > this.limit.maxBytes) this.limit.onOverflow();
   }
 
   /** Called at the end of the turn by flushSome. */
@@ -162,14 +187,19 @@ function scheduleFlush(): void {
 
 function flushSome(): void {
   flushScheduled = false;
-  let batches: FrameBatch[];
-  if (dirty.length > FLUSH_CHUNK) {
-    batches = dirty.slice(0, FLUSH_CHUNK);
-    dirty = dirty.slice(FLUSH_CHUNK);
-  } else {
-    batches = dirty;
-    dirty = [];
+  const batches = dirty;
+  const end = Math.min(batches.length, FLUSH_CHUNK);
+  // Batches queued while flushing go to a fresh list, after the ones still waiting here.
+  dirty = end < batches.length ? batches.slice(end) : [];
+  for (let index = 0; index < end; index++) {
+    const batch = batches[index] as FrameBatch;
+    try {
+      batch.flushQueued();
+    } catch (error) {
+      // One broken socket must not keep the others from their frames, nor end the process.
+      batch.discard();
+      process.emitWarning(`switchboard: writing to a socket failed: ${String(error)}`);
+    }
   }
-  for (const batch of batches) batch.flushQueued();
   if (dirty.length > 0) scheduleFlush();
 }

@@ -190,3 +190,32 @@ test('a publisher receives its own message before the message_sent ack, and a bu
     Array.from({ length: 50 }, (_, index) => [`m${index}`, `a${index}`]).flat(),
   );
 });
+
+test('a client that sends a request and then closes still gets the reply before the close', async (t) => {
+  const server = await startServer();
+  t.after(() => server.close());
+  const client = await TestClient.connect(server.url);
+  client.send({ action: 'ping', id: 'last' });
+  client.close(1000);
+  const close = await client.closed;
+  assert.equal(close.code, 1000);
+  assert.equal(client.frames.filter((frame) => frame.id === 'last').length, 1);
+});
+
+test('a broker whose removeChannel throws (instead of rejecting) does not take the server down', async (t) => {
+  const { MemoryBroker } = await import('../../src/broker/memory.js');
+  class ThrowingBroker extends MemoryBroker {
+    override removeChannel(): Promise<void> {
+      throw new Error('broken broker');
+    }
+  }
+  const server = await startServer({ broker: new ThrowingBroker() });
+  t.after(() => server.close());
+  const leaving = await TestClient.connect(server.url);
+  await leaving.subscribe('room');
+  leaving.close();
+  await leaving.closed;
+  const other = await TestClient.connect(server.url);
+  assert.equal((await other.subscribe('room')).success, true);
+  assert.equal((await get(`${server.httpUrl}/healthz`)).status, 200);
+});

@@ -60,15 +60,25 @@ test('one frame shared by several sockets reaches each of them', async (t) => {
   assert.deepEqual([first.received, second.received], [['{"shared":true}'], ['{"shared":true}']]);
 });
 
-test('the after-flush callback runs once the queued frames were handed to the socket', async (t) => {
-  const { server } = await pair(t);
-  let flushed = 0;
-  const batch = new FrameBatch(server, () => flushed++);
-  batch.push(new PreparedFrame('one'));
-  batch.push(new PreparedFrame('two'));
-  assert.equal(flushed, 0, 'nothing is written before the end of the turn');
-  await new Promise((resolve) => setImmediate(resolve));
-  assert.equal(flushed, 1, 'one batch, one callback');
+test('a reading client is not taken for a slow consumer when one turn queues more than the backlog limit', async (t) => {
+  const { server, received } = await pair(t);
+  let overflows = 0;
+  const batch = new FrameBatch(server, { maxBytes: 1000, onOverflow: () => overflows++ });
+  for (let index = 0; index < 5; index++) batch.push(new PreparedFrame('x'.repeat(100)));
+  assert.equal(server.bufferedAmount, 0, '5 × 102 bytes wait for the end of the turn');
+  for (let index = 0; index < 5; index++) batch.push(new PreparedFrame('y'.repeat(100)));
+  await until(() => received.length === 10);
+  assert.equal(overflows, 0, 'a client that reads is not a slow consumer');
+});
+
+test('frames queued when ws closes the socket itself (answering the peer) go out before its close frame', async (t) => {
+  const { server, client, received } = await pair(t);
+  const batch = new FrameBatch(server);
+  batch.push(new PreparedFrame('reply to your last request'));
+  // ws answers a peer's close frame by calling close() on the socket, in the same turn.
+  server.close(1000);
+  await once(client, 'close');
+  assert.deepEqual(received, ['reply to your last request']);
 });
 
 test('flush() writes what is queued before a close frame', async (t) => {
