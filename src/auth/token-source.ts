@@ -8,8 +8,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
 export const BEARER_SUBPROTOCOL = 'bearer';
 
-function subprotocols(request: IncomingMessage): string[] {
-  const header = request.headers['sec-websocket-protocol'];
+function subprotocols(header: string | undefined): string[] {
   return header === undefined ? [] : header.split(',').map((protocol) => protocol.trim());
 }
 
@@ -26,7 +25,7 @@ export function tokenFromRequest(request: IncomingMessage): string | null {
     const token = new URLSearchParams(url.slice(query + 1)).get('token');
     if (token !== null && token !== '') return token;
   }
-  const protocols = subprotocols(request);
+  const protocols = subprotocols(request.headers['sec-websocket-protocol']);
   const bearer = protocols.indexOf(BEARER_SUBPROTOCOL);
   if (bearer !== -1) {
     const token = protocols[bearer + 1];
@@ -56,9 +55,8 @@ export function redactedUrl(url: string): string {
 export function redactedHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   const copy: IncomingHttpHeaders = { ...headers };
   if (copy.authorization !== undefined) copy.authorization = copy.authorization.replace(/^(Bearer\s+)\S+/i, '$1[redacted]');
-  const protocols = copy['sec-websocket-protocol'];
-  if (protocols !== undefined) {
-    const list = protocols.split(',').map((protocol) => protocol.trim());
+  if (copy['sec-websocket-protocol'] !== undefined) {
+    const list = subprotocols(copy['sec-websocket-protocol']);
     const bearer = list.indexOf(BEARER_SUBPROTOCOL);
     if (bearer !== -1 && bearer + 1 < list.length) list[bearer + 1] = '[redacted]';
     copy['sec-websocket-protocol'] = list.join(', ');

@@ -182,8 +182,8 @@ function matches(rule: CompiledRule, parts: readonly string[], userKey: string |
       case SegmentKind.UserId:
         if (userKey === null || part !== userKey) return false;
         break;
-      case SegmentKind.AnySegment:
-      case SegmentKind.AnyRest:
+      default:
+        // AnySegment; a trailing `**` was compiled into `endsWithRest` and is not a segment here.
         break;
     }
   }

@@ -384,6 +384,21 @@ interface Daemon {
  * Runs `start --daemon` and returns once the parent has exited. The daemon is killed
  * after the test if it still runs, whatever the test did.
  */
+/** Waits until the daemon's log file holds its "listening on" line. */
+async function waitForListeningLine(logFile: string, url: string): Promise<void> {
+  await waitUntil(
+    () => {
+      try {
+        return listeningUrlIn(parseLogLines(readFileSync(logFile, 'utf8'))) === url;
+      } catch {
+        return false;
+      }
+    },
+    GENEROUS_MS,
+    `a "listening on" line in ${logFile}`,
+  );
+}
+
 async function startDaemon(t: TestContext, cwd: string, env: NodeJS.ProcessEnv, pidFile: string): Promise<Daemon> {
   killCliProcessesInAfter(t, cwd);
   let pid: number | null = null;
@@ -453,17 +468,7 @@ test('start --daemon without WS_PID_FILE and WS_LOG_FILE uses switchboard.pid an
   const logFile = join(dir, 'switchboard.log');
   const daemon = await startDaemon(t, dir, serverEnv(), pidFile);
   assert.equal(readPidFile(pidFile), daemon.pid);
-  await waitUntil(
-    () => {
-      try {
-        return listeningUrlIn(parseLogLines(readFileSync(logFile, 'utf8'))) === daemon.url;
-      } catch {
-        return false;
-      }
-    },
-    GENEROUS_MS,
-    `a "listening on" line in ${logFile}`,
-  );
+  await waitForListeningLine(logFile, daemon.url);
 });
 
 test('start --daemon creates a missing WS_LOG_FILE directory, as the foreground logger does', { timeout: TEST_TIMEOUT_MS }, async (t) => {
@@ -471,17 +476,7 @@ test('start --daemon creates a missing WS_LOG_FILE directory, as the foreground 
   const pidFile = join(dir, 'server.pid');
   const logFile = join(dir, 'not', 'yet', 'server.log');
   const daemon = await startDaemon(t, dir, serverEnv({ WS_PID_FILE: pidFile, WS_LOG_FILE: logFile }), pidFile);
-  await waitUntil(
-    () => {
-      try {
-        return listeningUrlIn(parseLogLines(readFileSync(logFile, 'utf8'))) === daemon.url;
-      } catch {
-        return false;
-      }
-    },
-    GENEROUS_MS,
-    `a "listening on" line in ${logFile}`,
-  );
+  await waitForListeningLine(logFile, daemon.url);
 });
 
 test('start --daemon whose WS_PID_FILE cannot be written fails with one line and leaves no server running', { timeout: TEST_TIMEOUT_MS }, async (t) => {
