@@ -10,8 +10,9 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { BEARER_SUBPROTOCOL, redactedHeaders, redactedUrl, tokenFromRequest } from './auth/token-source.js';
 import { TokenError, TokenVerifier, type Identity } from './auth/tokens.js';
-import type { Broker } from './broker/broker.js';
+import type { Broker, Delivery } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
+import { RedisBroker } from './broker/redis.js';
 import { fanOut } from './channels/fanout.js';
 import { channelNameProblem, isValidChannelName } from './channels/names.js';
 import { ChannelRegistry } from './channels/registry.js';
@@ -27,7 +28,7 @@ import { requestPath } from './http/request-path.js';
 import { defaultLibraryLogger } from './logger.js';
 import { CloseCode, ErrorCode, ErrorText, HandshakeRefusal } from './protocol/codes.js';
 import { decodeJson, invalidJson, parseRequest, type ClientRequest, type ProtocolViolation, type RequestId } from './protocol/inbound.js';
-import { ack, errorFrame, unixSeconds, type WelcomeFrame } from './protocol/outbound.js';
+import { ack, channelMessageFrame, errorFrame, unixSeconds, type WelcomeFrame } from './protocol/outbound.js';
 import type { ChannelMessage, ChannelName, ConnectionId } from './types.js';
 
 /** A subscribe hook refuses with `false` or a reason string; anything else allows. */
@@ -61,7 +62,7 @@ export interface ActionOptions {
 }
 
 export interface HandlerOptions extends SwitchboardConfig {
-  /** The fan-out bus. @default a MemoryBroker (single node) */
+  /** The fan-out bus. @default a RedisBroker when `redis.enabled`, otherwise a MemoryBroker (single process) */
   broker?: Broker;
   /** Where to log. @default warnings and errors as JSON lines on stderr */
   logger?: Logger;
@@ -94,7 +95,8 @@ export class WebSocketHandler {
   private readonly liveness: Liveness;
   private readonly verifier: TokenVerifier;
   private readonly permissions: ChannelPermissions;
-  private readonly nodeId = randomBytes(6).toString('base64url');
+  /** Unique per process; prefixes connection ids so that they are unique cluster-wide. */
+  readonly nodeId = randomBytes(6).toString('base64url');
   private connectionCounter = 0;
 
   private readonly connectHooks: ConnectHook[] = [];
@@ -118,7 +120,7 @@ export class WebSocketHandler {
     const { broker, logger, ...config } = options;
     this.options = loadConfig({ options: config });
     this.logger = logger ?? defaultLibraryLogger();
-    this.broker = broker ?? new MemoryBroker();
+    this.broker = broker ?? (this.options.redis.enabled ? new RedisBroker(this.options.redis, { nodeId: this.nodeId, logger: this.logger }) : new MemoryBroker());
     this.admission = new Admission(this.options);
     this.liveness = new Liveness(this.connections, this.options);
     this.verifier = new TokenVerifier(this.options.auth);
@@ -177,14 +179,8 @@ export class WebSocketHandler {
       throw new SwitchboardError(ErrorCode.INVALID_CHANNEL, typeof channel === 'string' ? (channelNameProblem(channel) as string) : 'channel must be a string');
     }
     if (message === null || message === undefined) throw new SwitchboardError(ErrorCode.INVALID_MESSAGE, 'message must not be null');
-    return this.broker.publish({
-      channel,
-      message,
-      sender: null,
-      userId: null,
-      time: unixSeconds(),
-      recipients: options.recipients === undefined ? null : options.recipients.map(String),
-    });
+    const recipients = options.recipients === undefined ? null : options.recipients.map(String);
+    return this.broker.publish(channelDelivery({ channel, message, sender: null, userId: null, time: unixSeconds(), recipients }));
   }
 
   /** Connections open on this node. */
@@ -201,11 +197,17 @@ export class WebSocketHandler {
     return this.closing !== null;
   }
 
+  /** Null when this node serves normally; otherwise why not (Redis unreachable, shutting down). For /readyz. */
+  notReadyReason(): string | null {
+    if (this.closing !== null) return 'shutting down';
+    return this.broker.notReadyReason();
+  }
+
   // ---- lifecycle --------------------------------------------------------------------
 
   /** Starts the broker and the timers. Idempotent; `attach` and `createServer` call it. */
   start(): Promise<void> {
-    this.started ??= this.broker.start({ deliver: (message) => this.deliver(message) }).then(() => {
+    this.started ??= this.broker.start({ deliver: (delivery) => this.deliver(delivery) }).then(() => {
       if (this.closing === null) this.liveness.start();
     });
     return this.started;
@@ -409,14 +411,26 @@ export class WebSocketHandler {
    * longer delivered to nor counted meanwhile.
    */
   private leaveAllChannels(connection: Connection): void {
-    for (const channel of this.registry.unsubscribeAll(connection)) this.releaseChannel(channel);
+    for (const channel of [...connection.channels]) this.leaveChannel(connection, channel);
   }
 
-  private releaseChannel(channel: ChannelName): void {
+  /** Takes the connection out of `channel`, here and cluster-wide. */
+  private leaveChannel(connection: Connection, channel: ChannelName): void {
+    if (!connection.channels.has(channel)) return;
+    this.registry.unsubscribe(connection, channel);
     // Through a promise, so that a broker that throws instead of rejecting is logged too.
     Promise.resolve()
-      .then(() => this.broker.removeChannel(channel))
-      .catch((error: unknown) => this.logger.error({ err: error, channel }, 'broker removeChannel failed'));
+      .then(() => this.broker.leave(channel, connection.id))
+      .catch((error: unknown) => this.logger.error({ err: error, channel }, 'broker leave failed'));
+  }
+
+  /** Tells the broker the connection's (new) user id in each of its channels. */
+  private rejoinChannels(connection: Connection): void {
+    for (const channel of connection.channels) {
+      Promise.resolve()
+        .then(() => this.broker.join(channel, { connectionId: connection.id, userId: connection.userKey }))
+        .catch((error: unknown) => this.logger.error({ err: error, channel }, 'broker join failed'));
+    }
   }
 
   // ---- inbound frames ---------------------------------------------------------------
@@ -537,9 +551,12 @@ export class WebSocketHandler {
     if (connection.authenticated && connection.userKey !== String(identity.userId)) {
       throw new SwitchboardError(ErrorCode.FORBIDDEN, 'a connection cannot change its user; reconnect to sign in as another user');
     }
+    const wasAnonymous = !connection.authenticated;
     connection.authenticate(identity);
     connection.send(ack({ action: 'auth', authenticated: true, user_id: identity.userId, role: identity.role }, id));
     this.dropForbiddenSubscriptions(connection);
+    // Signed in: `recipients` on other nodes must now count this connection as its user.
+    if (wasAnonymous) this.rejoinChannels(connection);
   }
 
   /**
@@ -549,7 +566,7 @@ export class WebSocketHandler {
   private dropForbiddenSubscriptions(connection: Connection): void {
     for (const channel of [...connection.channels]) {
       if (this.permissions.can('subscribe', channel, connection)) continue;
-      if (this.registry.unsubscribe(connection, channel)) this.releaseChannel(channel);
+      this.leaveChannel(connection, channel);
       connection.send({ action: 'unsubscribe', channel, reason: 'forbidden' });
     }
   }
@@ -579,9 +596,9 @@ export class WebSocketHandler {
     if (!connection.isOpen) return;
     this.registry.subscribe(connection, channel);
     try {
-      await this.broker.addChannel(channel);
+      await this.broker.join(channel, { connectionId: connection.id, userId: connection.userKey });
     } catch (error) {
-      if (this.registry.unsubscribe(connection, channel)) this.releaseChannel(channel);
+      this.leaveChannel(connection, channel);
       throw error;
     }
     if (!connection.isOpen) return;
@@ -589,7 +606,7 @@ export class WebSocketHandler {
   }
 
   private unsubscribe(connection: Connection, channel: ChannelName, id: RequestId | null): void {
-    if (this.registry.unsubscribe(connection, channel)) this.releaseChannel(channel);
+    this.leaveChannel(connection, channel);
     connection.send(ack({ action: 'unsubscribe', channel }, id));
   }
 
@@ -606,14 +623,9 @@ export class WebSocketHandler {
         message = verdict.message;
       }
     }
-    const recipientsCount = await this.broker.publish({
-      channel,
-      message,
-      sender: connection.id,
-      userId: connection.userId,
-      time: unixSeconds(),
-      recipients,
-    });
+    const recipientsCount = await this.broker.publish(
+      channelDelivery({ channel, message, sender: connection.id, userId: connection.userId, time: unixSeconds(), recipients }),
+    );
     connection.send(ack({ action: 'message_sent', channel, recipients_count: recipientsCount }, id));
   }
 
@@ -628,8 +640,8 @@ export class WebSocketHandler {
   }
 
   /** LocalDelivery: the broker hands every message for this node's subscribers here. */
-  private deliver(message: ChannelMessage): number {
-    return fanOut(this.registry.subscribers(message.channel), message);
+  private deliver(delivery: Delivery): number {
+    return fanOut(this.registry.subscribers(delivery.channel), delivery);
   }
 
   private onSlowConsumer(connection: Connection): void {
@@ -641,6 +653,11 @@ export class WebSocketHandler {
     connection.dropUnsentFrames();
     connection.close(CloseCode.SLOW_CONSUMER);
   }
+}
+
+/** Serializes a message once, for every subscriber on every node. */
+function channelDelivery(message: ChannelMessage): Delivery {
+  return { channel: message.channel, recipients: message.recipients === null ? null : [...new Set(message.recipients)], frame: channelMessageFrame(message) };
 }
 
 /** A hook's refusal: `false`, or a reason string (an empty one gets the default reason). */

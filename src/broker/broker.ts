@@ -1,32 +1,55 @@
 /**
  * The one seam for fan-out between nodes. The connection layer publishes through a
- * Broker and receives messages for its local subscribers through LocalDelivery; it
- * never knows which broker runs (in-memory today; the cluster relay and Redis plug in
- * here).
+ * Broker, tells it which of its connections are in which channel, and receives the
+ * messages for its local subscribers through LocalDelivery. It never knows which broker
+ * runs: the in-memory one of a single process, the relay between the workers of one
+ * machine, or Redis across machines (SPEC §6).
  */
-import type { ChannelMessage, ChannelName } from '../types.js';
+import type { ChannelName, ConnectionId } from '../types.js';
+
+/**
+ * A message ready for delivery: the outbound frame is serialized once, by the node the
+ * message was published on, and the same bytes reach every subscriber on every node.
+ */
+export interface Delivery {
+  readonly channel: ChannelName;
+  /** When set, only connections authenticated as one of these user ids receive it. */
+  readonly recipients: readonly string[] | null;
+  /** The `{"action":"message",...}` frame as JSON text (or its UTF-8 bytes). */
+  readonly frame: string | Buffer;
+}
 
 /** What a node does with a message that reached it: fan it out to its own subscribers. */
 export interface LocalDelivery {
   /** Delivers to this node's subscribers; returns how many connections it was addressed to. */
-  deliver(message: ChannelMessage): number;
+  deliver(delivery: Delivery): number;
+}
+
+/** A connection as the cluster sees it. */
+export interface Member {
+  readonly connectionId: ConnectionId;
+  /** The user id the connection is authenticated as (as a string), or null when anonymous. */
+  readonly userId: string | null;
 }
 
 export interface Broker {
   /** Connects the broker to the node it serves. Called once, before anything else. */
   start(local: LocalDelivery): Promise<void>;
   /**
-   * Publishes to every subscriber of the channel on every node. Resolves with the
-   * number of connections the message was addressed to, cluster-wide.
+   * Publishes to every subscriber of the channel on every node, this one included.
+   * Resolves with the number of connections it was addressed to, cluster-wide.
    */
-  publish(message: ChannelMessage): Promise<number>;
+  publish(delivery: Delivery): Promise<number>;
   /**
-   * This node has (or may have) local subscribers on `channel`. Idempotent; resolves
-   * once messages published anywhere on the channel will reach this node.
+   * `member`, a connection of this node, subscribed to `channel` (or changed its user id).
+   * Idempotent. Resolves once messages published anywhere on the channel reach this
+   * node and the member counts cluster-wide.
    */
-  addChannel(channel: ChannelName): Promise<void>;
-  /** This node's last local subscriber of `channel` left. */
-  removeChannel(channel: ChannelName): Promise<void>;
+  join(channel: ChannelName, member: Member): Promise<void>;
+  /** The connection left `channel`. */
+  leave(channel: ChannelName, connectionId: ConnectionId): Promise<void>;
+  /** Null while the broker can reach every node; otherwise why it cannot (for /readyz). */
+  notReadyReason(): string | null;
   /** Leaves the cluster and releases every resource. */
   close(): Promise<void>;
 }

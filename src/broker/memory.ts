@@ -1,7 +1,7 @@
-import type { ChannelMessage, ChannelName } from '../types.js';
-import type { Broker, LocalDelivery } from './broker.js';
+import type { ChannelName, ConnectionId } from '../types.js';
+import type { Broker, Delivery, LocalDelivery, Member } from './broker.js';
 
-/** The embedded broker of a single node: publishing is local delivery. */
+/** The embedded broker of a single process: publishing is local delivery. */
 export class MemoryBroker implements Broker {
   private local: LocalDelivery | null = null;
 
@@ -10,18 +10,22 @@ export class MemoryBroker implements Broker {
     return Promise.resolve();
   }
 
-  publish(message: ChannelMessage): Promise<number> {
+  publish(delivery: Delivery): Promise<number> {
     if (this.local === null) return Promise.reject(new Error('MemoryBroker.publish() called before start()'));
-    return Promise.resolve(this.local.deliver(message));
+    return Promise.resolve(this.local.deliver(delivery));
   }
 
-  // One node holds every subscriber, so there is no subscription to set up elsewhere.
-  addChannel(_channel: ChannelName): Promise<void> {
+  // One process holds every subscriber: the handler's own registry is the whole membership.
+  join(_channel: ChannelName, _member: Member): Promise<void> {
     return Promise.resolve();
   }
 
-  removeChannel(_channel: ChannelName): Promise<void> {
+  leave(_channel: ChannelName, _connectionId: ConnectionId): Promise<void> {
     return Promise.resolve();
+  }
+
+  notReadyReason(): string | null {
+    return null;
   }
 
   close(): Promise<void> {

@@ -1,17 +1,16 @@
+import type { Delivery } from '../broker/broker.js';
 import type { Connection } from '../connection/connection.js';
-import { channelMessageFrame } from '../protocol/outbound.js';
 import { PreparedFrame } from '../transport/prepared-frame.js';
-import type { ChannelMessage } from '../types.js';
 
 /**
- * Delivers one channel message to this node's subscribers: serialized and framed once,
- * then the same bytes written to every socket. With `recipients`, only connections
- * authenticated as one of the listed user ids receive it. Returns the number of
- * connections it was addressed to.
+ * Delivers one channel message to this node's subscribers: its frame (serialized once,
+ * by the node it was published on) is framed once, then the same bytes are written to
+ * every socket. With `recipients`, only connections authenticated as one of the listed
+ * user ids receive it. Returns the number of connections it was addressed to.
  */
-export function fanOut(subscribers: ReadonlySet<Connection> | undefined, message: ChannelMessage): number {
+export function fanOut(subscribers: ReadonlySet<Connection> | undefined, delivery: Delivery): number {
   if (subscribers === undefined || subscribers.size === 0) return 0;
-  const recipients = message.recipients === null ? null : new Set(message.recipients);
+  const recipients = delivery.recipients === null ? null : new Set(delivery.recipients);
   let frame: PreparedFrame | null = null;
   let addressed = 0;
   for (const connection of subscribers) {
@@ -19,7 +18,7 @@ export function fanOut(subscribers: ReadonlySet<Connection> | undefined, message
       const key = connection.userKey;
       if (key === null || !recipients.has(key)) continue;
     }
-    frame ??= new PreparedFrame(channelMessageFrame(message));
+    frame ??= new PreparedFrame(delivery.frame);
     connection.sendPrepared(frame);
     addressed++;
   }

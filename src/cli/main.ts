@@ -3,9 +3,11 @@
  * The `switchboard` command (SPEC §1). Errors a user can cause (bad configuration, a
  * port in use) print one line and exit non-zero; never a stack trace.
  */
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { mintToken, parseDuration } from '../auth/tokens.js';
+import { ClusterBroker } from '../broker/cluster.js';
 import { loadConfig } from '../config/load.js';
 import { DEFAULTS, describeOptions, type SwitchboardOptions } from '../config/options.js';
 import { ConfigError } from '../errors.js';
@@ -13,6 +15,7 @@ import { WebSocketHandler } from '../handler.js';
 import { SwitchboardServer } from '../http/server.js';
 import { createLogger } from '../logger.js';
 import { DAEMON_CHILD_ENV, DEFAULT_DAEMON_LOG, daemonize, removePidFile, reportToParent, stopDaemon, writePidFile } from './daemon.js';
+import { runPrimary } from './workers.js';
 
 const EXIT_CONFIG = 2;
 const MAX_TOKEN_TTL_SECONDS = 365 * 86400;
@@ -94,12 +97,17 @@ function listenProblem(error: NodeJS.ErrnoException, options: SwitchboardOptions
 }
 
 async function start(args: string[], options: SwitchboardOptions): Promise<number> {
-  const isDaemonChild = process.env[DAEMON_CHILD_ENV] === '1';
+  // A worker runs this same command; the daemon and the pid file belong to its primary.
+  const isWorker = cluster.isWorker;
+  const isDaemonChild = !isWorker && process.env[DAEMON_CHILD_ENV] === '1';
   const logFile = options.logFile ?? (options.daemonize ? DEFAULT_DAEMON_LOG : null);
-  if (options.daemonize && !isDaemonChild) return daemonize(args, logFile ?? DEFAULT_DAEMON_LOG, options.pidFile);
+  if (options.daemonize && !isDaemonChild && !isWorker) return daemonize(args, logFile ?? DEFAULT_DAEMON_LOG, options.pidFile);
 
   const logger = createLogger(options.logLevel, logFile);
-  const handler = new WebSocketHandler({ ...options, logger });
+  if (options.workers > 1 && !isWorker) return startPrimary(options, logger, isDaemonChild);
+  // Workers without Redis reach each other through the primary's relay.
+  const broker = isWorker && !options.redis.enabled ? new ClusterBroker() : undefined;
+  const handler = new WebSocketHandler({ ...options, logger, ...(broker !== undefined && { broker }) });
   const server = new SwitchboardServer(options, handler);
   // The pid file is written before listening so that a daemon that cannot record its pid
   // never runs unreachable by `switchboard stop`.
@@ -145,12 +153,31 @@ async function start(args: string[], options: SwitchboardOptions): Promise<numbe
     // `on`, not `once`: a second signal must not fall back to Node's default (death by signal).
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
+    // A worker whose primary is gone would serve on, unsupervised and cut off from the others.
+    if (isWorker) process.on('disconnect', () => stop('SIGTERM'));
   }).then(async (code) => {
     if (isDaemonChild) removePidFile(options.pidFile);
     await new Promise<void>((flushed) => logger.flush(() => flushed()));
     // Exit now rather than wait for idle keep-alive sockets or a broker's reconnect timers.
     process.exit(code);
   });
+}
+
+/** The primary of WS_WORKER_NUM > 1 workers: forks them and waits for them to finish. */
+async function startPrimary(options: SwitchboardOptions, logger: ReturnType<typeof createLogger>, isDaemonChild: boolean): Promise<number> {
+  if (isDaemonChild) writePidFile(options.pidFile);
+  const code = await runPrimary(options, logger, {
+    ready: (url) => {
+      if (isDaemonChild) reportToParent({ type: 'ready', url });
+    },
+    failed: (exitCode) => {
+      if (isDaemonChild) reportToParent({ type: 'failed', message: 'a worker could not start; see the log', exitCode });
+    },
+  });
+  if (isDaemonChild) removePidFile(options.pidFile);
+  logger.info('stopped');
+  await new Promise<void>((flushed) => logger.flush(() => flushed()));
+  process.exit(code);
 }
 
 /**
@@ -230,7 +257,7 @@ main(process.argv.slice(2)).then(
   (error: unknown) => {
     if (error instanceof ConfigError || error instanceof UsageError) {
       process.stderr.write(`switchboard: ${error.message}\n`);
-      if (process.env[DAEMON_CHILD_ENV] === '1') reportToParent({ type: 'failed', message: error.message, exitCode: EXIT_CONFIG });
+      if (process.env[DAEMON_CHILD_ENV] === '1' && cluster.isPrimary) reportToParent({ type: 'failed', message: error.message, exitCode: EXIT_CONFIG });
       process.exitCode = EXIT_CONFIG;
       return;
     }

@@ -36,6 +36,23 @@ export interface AuthOptions {
   audience: string | null;
 }
 
+export interface RedisOptions {
+  /** Scale out through Redis (SPEC §6); off, the node is on its own (REDIS_ENABLED). @default false */
+  enabled: boolean;
+  /** (REDIS_HOST) @default '127.0.0.1' */
+  host: string;
+  /** (REDIS_PORT) @default 6379 */
+  port: number;
+  /** (REDIS_PASSWORD) @default null */
+  password: string | null;
+  /** Database number (REDIS_DATABASE). @default 0 */
+  database: number;
+  /** Prefix of every key and pub/sub channel, so that several clusters can share one Redis (REDIS_PREFIX). @default 'websocket:' */
+  prefix: string;
+  /** `redis://[:password@]host:port/db` or `rediss://` for TLS; overrides host, port, password and database (REDIS_URL). @default null */
+  url: string | null;
+}
+
 /** Channel rules and where they came from. */
 export interface ChannelRulesSource {
   /** The channels file, or '(options in code)'. */
@@ -52,7 +69,7 @@ export interface SwitchboardOptions {
   path: string;
   /** TLS (WS_SSL_ENABLED, WS_SSL_CERT, WS_SSL_KEY). */
   ssl: SslOptions;
-  /** Worker processes sharing the port; 'auto' resolves to the CPU count (WS_WORKER_NUM). @default 1 */
+  /** Worker processes sharing the port; 'auto' resolves to the CPU count; with the CLI only (WS_WORKER_NUM). @default 1 */
   workers: number;
   /** Detach from the terminal, write pidFile, log to logFile (WS_DAEMONIZE). @default false */
   daemonize: boolean;
@@ -88,12 +105,15 @@ export interface SwitchboardOptions {
   channels: ChannelRulesSource | null;
   /** Token verification (TOKEN_SECRET, JWT_PUBLIC_KEY, JWT_ISSUER, JWT_AUDIENCE). */
   auth: AuthOptions;
+  /** Redis, for several nodes to act as one server (REDIS_*). */
+  redis: RedisOptions;
 }
 
 /** What callers pass: any subset, nested `ssl` included. */
-export type SwitchboardConfig = Partial<Omit<SwitchboardOptions, 'ssl' | 'auth' | 'channels'>> & {
+export type SwitchboardConfig = Partial<Omit<SwitchboardOptions, 'ssl' | 'auth' | 'channels' | 'redis'>> & {
   ssl?: Partial<SslOptions>;
   auth?: Partial<AuthOptions>;
+  redis?: Partial<RedisOptions>;
   /** A channels file path, or the rules themselves. */
   channels?: string | { rules: ChannelRule[] } | ChannelRulesSource | null;
 };
@@ -121,6 +141,7 @@ export const DEFAULTS: Readonly<SwitchboardOptions> = Object.freeze({
   allowAnonymous: true,
   channels: null,
   auth: Object.freeze({ secret: null, publicKey: null, issuer: null, audience: null }),
+  redis: Object.freeze({ enabled: false, host: '127.0.0.1', port: 6379, password: null, database: 0, prefix: 'websocket:', url: null }),
 });
 
 /** A value a field cannot take; the message says what is wrong with it. */
@@ -219,9 +240,52 @@ function logLevel(value: unknown): LogLevelName {
 }
 
 function workers(value: unknown): number {
-  const count = value === 'auto' ? availableParallelism() : (integer(1, 1024)(value) as number);
-  if (count > 1) throw new Problem(`${show(value)}: more than one worker process is not supported yet; use 1 and run one process per port`);
-  return count;
+  if (typeof value === 'string' && value.trim().toLowerCase() === 'auto') return availableParallelism();
+  return integer(1, 1024)(value) as number;
+}
+
+/** A key prefix: braces would change the hash tags that keep a channel's keys on one Redis Cluster slot. */
+function redisPrefix(value: unknown): string {
+  if (typeof value !== 'string' || !/^[^\s{}]{1,64}$/.test(value)) {
+    throw new Problem(`${show(value)} is not a key prefix: 1 to 64 characters, no spaces or braces`);
+  }
+  return value;
+}
+
+function redisUrl(value: unknown): string | null {
+  if (value === null || value === '') return null;
+  if (typeof value === 'string') {
+    const url = parseRedisUrl(value.trim());
+    if (url !== null) return value.trim();
+  }
+  // The URL may hold a password: it never goes into the message.
+  throw new Problem('is not a URL like redis://[:password@]host:port/db (or rediss:// for TLS); value not shown');
+}
+
+/** The parts of a `redis://` or `rediss://` URL, or null when it is not one. */
+export function parseRedisUrl(text: string): { host: string; port: number; password: string | null; database: number; tls: boolean } | null {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return null;
+  }
+  if ((url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') return null;
+  const port = url.port === '' ? 6379 : Number(url.port);
+  const dbText = url.pathname.replace(/^\//, '');
+  if (!/^\d{0,5}$/.test(dbText)) return null;
+  return {
+    host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port,
+    password: url.password === '' ? null : decodeURIComponent(url.password),
+    database: dbText === '' ? 0 : Number(dbText),
+    tls: url.protocol === 'rediss:',
+  };
+}
+
+/** A URL as it may be shown: the password masked. */
+export function maskedRedisUrl(text: string): string {
+  return text.replace(/^(rediss?:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
 }
 
 /** Origins compare case-insensitively and without trailing slashes. */
@@ -308,12 +372,20 @@ export const FIELDS: readonly Field[] = [
   { env: 'JWT_PUBLIC_KEY', option: 'auth.publicKey', coerce: optionalString },
   { env: 'JWT_ISSUER', option: 'auth.issuer', coerce: optionalString },
   { env: 'JWT_AUDIENCE', option: 'auth.audience', coerce: optionalString },
+  { env: 'REDIS_ENABLED', option: 'redis.enabled', coerce: boolean },
+  { env: 'REDIS_HOST', option: 'redis.host', coerce: nonEmptyString },
+  { env: 'REDIS_PORT', option: 'redis.port', coerce: integer(1, 65535) },
+  { env: 'REDIS_PASSWORD', option: 'redis.password', coerce: secretString, secret: true },
+  { env: 'REDIS_DATABASE', option: 'redis.database', coerce: integer(0, 65535) },
+  { env: 'REDIS_PREFIX', option: 'redis.prefix', coerce: redisPrefix },
+  { env: 'REDIS_URL', option: 'redis.url', coerce: redisUrl },
 ];
 
 /** Options made of nested fields, like `ssl: { enabled, cert, key }`. */
 const NESTED_OPTIONS: Readonly<Record<string, string>> = {
   ssl: '{ enabled, cert, key }',
   auth: '{ secret, publicKey, issuer, audience }',
+  redis: '{ enabled, host, port, password, database, prefix, url }',
 };
 
 const FIELD_BY_OPTION = new Map(FIELDS.map((field) => [field.option, field]));
@@ -425,6 +497,12 @@ export function resolveOptions(...layers: ConfigLayer[]): SwitchboardOptions {
   }
   const resolved = options as unknown as SwitchboardOptions;
 
+  if (resolved.redis.url !== null) {
+    // redisUrl() accepted it, so it parses.
+    const { host, port, password, database } = parseRedisUrl(resolved.redis.url) as NonNullable<ReturnType<typeof parseRedisUrl>>;
+    Object.assign(resolved.redis, { host, port, password, database });
+  }
+
   if (resolved.ssl.enabled) checkTlsFiles(resolved.ssl.cert, resolved.ssl.key);
   if (resolved.auth.publicKey !== null) checkPublicKey(resolved.auth.publicKey);
   if (!resolved.allowAnonymous && resolved.auth.secret === null && resolved.auth.publicKey === null) {
@@ -475,7 +553,9 @@ export function describeOptions(options: SwitchboardOptions): Array<{ env: strin
           ? '(set, hidden)'
           : field.option === 'channels'
             ? describeRules(value as ChannelRulesSource)
-            : Array.isArray(value)
+            : field.option === 'redis.url'
+              ? maskedRedisUrl(value as string)
+              : Array.isArray(value)
               ? value.join(',')
               : `${value as string | number | boolean}`;
     return { env: field.env, option: field.option, value: shown };

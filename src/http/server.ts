@@ -1,6 +1,6 @@
 /**
  * createServer: an HTTP(S) server on one port serving WebSocket upgrades, `/healthz`,
- * and plain JSON answers for everything else (SPEC §7).
+ * `/readyz`, and plain JSON answers for everything else (SPEC §7).
  */
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
@@ -87,6 +87,13 @@ export class SwitchboardServer {
     const path = requestPath(request.url);
     if (path === '/healthz' && (request.method === 'GET' || request.method === 'HEAD')) {
       sendJson(response, 200, { status: 'ok' });
+      return;
+    }
+    if (path === '/readyz' && (request.method === 'GET' || request.method === 'HEAD')) {
+      // Ready means: a client connecting here is served with the whole cluster behind it.
+      const reason = this.closing !== null ? 'shutting down' : this.handler.notReadyReason();
+      if (reason === null) sendJson(response, 200, { status: 'ready' });
+      else sendJson(response, 503, { status: 'not_ready', reason });
       return;
     }
     if (path === this.options.path) {

@@ -36,8 +36,9 @@ export class PreparedFrame {
   /** The whole frame as it goes on the wire. */
   readonly wire: Buffer;
 
-  constructor(text: string) {
-    const length = Buffer.byteLength(text);
+  /** `payload`: the frame's text, or its UTF-8 bytes (as they arrive from another node). */
+  constructor(payload: string | Buffer) {
+    const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
     const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10;
     const wire = Buffer.allocUnsafe(headerLength + length);
     wire[0] = 0x80 | OPCODE_TEXT; // FIN + text, unmasked (RFC 6455 §5.2: servers never mask)
@@ -51,7 +52,8 @@ export class PreparedFrame {
       wire.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
       wire.writeUInt32BE(length >>> 0, 6);
     }
-    wire.write(text, headerLength, 'utf8');
+    if (typeof payload === 'string') wire.write(payload, headerLength, 'utf8');
+    else payload.copy(wire, headerLength);
     this.wire = wire;
   }
 

@@ -38,6 +38,7 @@ const SPEC_DEFAULTS: SwitchboardOptions = {
   allowedOrigins: null,
   shutdownTimeout: 10,
   allowAnonymous: true,
+  redis: { enabled: false, host: '127.0.0.1', port: 6379, password: null, database: 0, prefix: 'websocket:', url: null },
   channels: null,
   auth: { secret: null, publicKey: null, issuer: null, audience: null },
 };
@@ -71,6 +72,13 @@ const SPEC_FIELDS: ReadonlyArray<readonly [env: string, option: string]> = [
   ['JWT_PUBLIC_KEY', 'auth.publicKey'],
   ['JWT_ISSUER', 'auth.issuer'],
   ['JWT_AUDIENCE', 'auth.audience'],
+  ['REDIS_ENABLED', 'redis.enabled'],
+  ['REDIS_HOST', 'redis.host'],
+  ['REDIS_PORT', 'redis.port'],
+  ['REDIS_PASSWORD', 'redis.password'],
+  ['REDIS_DATABASE', 'redis.database'],
+  ['REDIS_PREFIX', 'redis.prefix'],
+  ['REDIS_URL', 'redis.url'],
 ];
 
 function fromEnv(env: Record<string, string>): SwitchboardOptions {
@@ -192,10 +200,14 @@ const ENV_CASES: readonly EnvCase[] = [
   {
     env: 'WS_WORKER_NUM',
     option: 'workers',
-    // More than one worker is not supported yet, so 'auto' only resolves on a one-CPU machine.
-    accepts: [['1', 1], ...(availableParallelism() === 1 ? [['auto', 1] as [string, number]] : [])],
-    refuses: ['0', '-2', 'many', '1.5', '1025', '', '4', ...(availableParallelism() > 1 ? ['auto'] : [])],
+    accepts: [['1', 1], ['4', 4], ['1024', 1024], ['auto', availableParallelism()], ['AUTO', availableParallelism()]],
+    refuses: ['0', '-2', 'many', '1.5', '1025', ''],
   },
+  { env: 'REDIS_ENABLED', option: 'redis.enabled', accepts: [['true', true], ['0', false]], refuses: ['maybe'] },
+  { env: 'REDIS_HOST', option: 'redis.host', accepts: [['redis.internal', 'redis.internal']], refuses: ['', '  '] },
+  { env: 'REDIS_PORT', option: 'redis.port', accepts: [['6380', 6380]], refuses: ['0', '65536', 'six', ''] },
+  { env: 'REDIS_DATABASE', option: 'redis.database', accepts: [['0', 0], ['15', 15]], refuses: ['-1', 'x', ''] },
+  { env: 'REDIS_PREFIX', option: 'redis.prefix', accepts: [['app1:', 'app1:'], ['sb', 'sb']], refuses: ['', 'a b', 'x{y}', 'p{', 'x'.repeat(65)] },
   {
     env: 'WS_DAEMONIZE',
     option: 'daemonize',
@@ -377,8 +389,8 @@ void describe('typed values passed in code', () => {
     }
   });
 
-  void test('more than one worker in code is a ConfigError naming WS_WORKER_NUM (workers), until workers are supported', () => {
-    assertNames(configError(() => fromCode({ workers: 2 })), 'WS_WORKER_NUM', 'workers');
+  void test('several workers in code are accepted', () => {
+    assert.equal(fromCode({ workers: 2 }).workers, 2);
   });
 
   void test('workers 0 in code is a ConfigError naming WS_WORKER_NUM (workers)', () => {

@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Broker, LocalDelivery } from '../../src/broker/broker.js';
+import type { Broker, Delivery, LocalDelivery, Member } from '../../src/broker/broker.js';
 import { MemoryBroker } from '../../src/broker/memory.js';
 import { ErrorCode, ErrorText } from '../../src/protocol/codes.js';
-import type { ChannelMessage, ChannelName } from '../../src/types.js';
+import type { ChannelName, ConnectionId } from '../../src/types.js';
 import { TestClient, isMessageOn } from '../helpers/client.js';
 import { startServer } from '../helpers/server.js';
 
@@ -19,16 +19,20 @@ class FlakyBroker implements Broker {
   start(local: LocalDelivery): Promise<void> {
     return this.inner.start(local);
   }
-  publish(message: ChannelMessage): Promise<number> {
-    if (this.failing.messages?.includes(message.message)) return Promise.reject(new Error('broker is down'));
-    return this.inner.publish(message);
+  publish(delivery: Delivery): Promise<number> {
+    const { message } = JSON.parse(delivery.frame.toString()) as { message: unknown };
+    if (this.failing.messages?.includes(message)) return Promise.reject(new Error('broker is down'));
+    return this.inner.publish(delivery);
   }
-  addChannel(channel: ChannelName): Promise<void> {
+  join(channel: ChannelName, member: Member): Promise<void> {
     if (this.failing.channels?.includes(channel)) return Promise.reject(new Error('broker is down'));
-    return this.inner.addChannel(channel);
+    return this.inner.join(channel, member);
   }
-  removeChannel(channel: ChannelName): Promise<void> {
-    return this.inner.removeChannel(channel);
+  leave(channel: ChannelName, connectionId: ConnectionId): Promise<void> {
+    return this.inner.leave(channel, connectionId);
+  }
+  notReadyReason(): string | null {
+    return null;
   }
   close(): Promise<void> {
     return this.inner.close();

@@ -202,10 +202,10 @@ test('a client that sends a request and then closes still gets the reply before 
   assert.equal(client.frames.filter((frame) => frame.id === 'last').length, 1);
 });
 
-test('a broker whose removeChannel throws (instead of rejecting) does not take the server down', async (t) => {
+test('a broker whose leave throws (instead of rejecting) does not take the server down', async (t) => {
   const { MemoryBroker } = await import('../../src/broker/memory.js');
   class ThrowingBroker extends MemoryBroker {
-    override removeChannel(): Promise<void> {
+    override leave(): Promise<void> {
       throw new Error('broken broker');
     }
   }

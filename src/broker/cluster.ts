@@ -1,0 +1,205 @@
+/**
+ * Workers of one machine without Redis (SPEC §6, WS_WORKER_NUM > 1): each worker runs a
+ * ClusterBroker, and the primary process runs a ClusterRelay that knows every worker's
+ * memberships and passes each message to the workers with subscribers on its channel.
+ * A client on any worker reaches subscribers on every worker, and `recipients_count` is
+ * counted over all of them, as with Redis.
+ */
+import type { ChannelName, ConnectionId } from '../types.js';
+import type { Broker, Delivery, LocalDelivery, Member } from './broker.js';
+
+/** Worker → primary. `sb` marks our messages among the ones node:cluster sends itself. */
+export type WorkerMessage =
+  | { sb: 'publish'; id: number; channel: ChannelName; recipients: readonly string[] | null; frame: string }
+  | { sb: 'join'; id: number; channel: ChannelName; connectionId: ConnectionId; userId: string | null }
+  | { sb: 'leave'; channel: ChannelName; connectionId: ConnectionId };
+
+/** Primary → worker. */
+export type PrimaryMessage =
+  | { sb: 'deliver'; channel: ChannelName; recipients: readonly string[] | null; frame: string }
+  | { sb: 'reply'; id: number; count: number };
+
+/** The channel to the primary: `process` in a worker. */
+export interface PrimaryChannel {
+  send?: ((message: WorkerMessage) => boolean) | undefined;
+  connected?: boolean;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+  off(event: 'message', listener: (message: unknown) => void): unknown;
+}
+
+function isPrimaryMessage(message: unknown): message is PrimaryMessage {
+  return typeof message === 'object' && message !== null && 'sb' in message;
+}
+
+/** The worker side: local delivery at once, everything else through the primary. */
+export class ClusterBroker implements Broker {
+  private local: LocalDelivery | null = null;
+  private nextId = 0;
+  private readonly pending = new Map<number, (count: number) => void>();
+  private readonly listener = (message: unknown): void => this.onMessage(message);
+
+  constructor(private readonly primary: PrimaryChannel = process) {}
+
+  start(local: LocalDelivery): Promise<void> {
+    if (typeof this.primary.send !== 'function') return Promise.reject(new Error('ClusterBroker runs only in a worker process (no IPC channel to a primary)'));
+    this.local = local;
+    this.primary.on('message', this.listener);
+    return Promise.resolve();
+  }
+
+  publish(delivery: Delivery): Promise<number> {
+    if (this.local === null) return Promise.reject(new Error('ClusterBroker.publish() called before start()'));
+    const localCount = this.local.deliver(delivery);
+    const frame = typeof delivery.frame === 'string' ? delivery.frame : delivery.frame.toString('utf8');
+    return this.request(localCount, (id) => ({ sb: 'publish', id, channel: delivery.channel, recipients: delivery.recipients, frame }));
+  }
+
+  async join(channel: ChannelName, member: Member): Promise<void> {
+    // Answered once the primary knows, so that a message published on another worker
+    // right after the subscribe ack reaches this one.
+    await this.request(0, (id) => ({ sb: 'join', id, channel, connectionId: member.connectionId, userId: member.userId }));
+  }
+
+  leave(channel: ChannelName, connectionId: ConnectionId): Promise<void> {
+    this.post({ sb: 'leave', channel, connectionId });
+    return Promise.resolve();
+  }
+
+  notReadyReason(): string | null {
+    return this.primary.connected === false ? 'lost the primary process' : null;
+  }
+
+  close(): Promise<void> {
+    this.primary.off('message', this.listener);
+    this.local = null;
+    for (const resolve of this.pending.values()) resolve(0);
+    this.pending.clear();
+    return Promise.resolve();
+  }
+
+  /** Sends a request; resolves with the primary's count, or `fallback` when the primary is gone. */
+  private request(fallback: number, build: (id: number) => WorkerMessage): Promise<number> {
+    const id = ++this.nextId;
+    return new Promise<number>((resolve) => {
+      if (!this.post(build(id))) {
+        resolve(fallback);
+        return;
+      }
+      this.pending.set(id, resolve);
+    });
+  }
+
+  private post(message: WorkerMessage): boolean {
+    if (this.primary.connected === false || typeof this.primary.send !== 'function') return false;
+    try {
+      // false means "queued behind a backlog", not lost.
+      this.primary.send(message);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private onMessage(message: unknown): void {
+    if (!isPrimaryMessage(message)) return;
+    if (message.sb === 'reply') {
+      const resolve = this.pending.get(message.id);
+      this.pending.delete(message.id);
+      resolve?.(message.count);
+      return;
+    }
+    this.local?.deliver({ channel: message.channel, recipients: message.recipients, frame: message.frame });
+  }
+}
+
+/** The primary side: every worker's memberships, and the relay of messages between them. */
+export class ClusterRelay {
+  /** channel → connection id → its worker and user id ('' when anonymous) */
+  private readonly channels = new Map<ChannelName, Map<ConnectionId, { worker: number; userId: string }>>();
+  /** worker → channel → its connections in it */
+  private readonly workerChannels = new Map<number, Map<ChannelName, number>>();
+
+  /**
+   * @param sendTo delivers a message to one worker; returns false when that worker is gone.
+   */
+  constructor(private readonly sendTo: (worker: number, message: PrimaryMessage) => boolean) {}
+
+  /** Handles one message from a worker; anything not ours is ignored. */
+  handle(worker: number, message: unknown): void {
+    if (typeof message !== 'object' || message === null || !('sb' in message)) return;
+    const request = message as WorkerMessage;
+    switch (request.sb) {
+      case 'publish':
+        this.sendTo(worker, { sb: 'reply', id: request.id, count: this.relay(worker, request) });
+        return;
+      case 'join':
+        this.join(worker, request.channel, request.connectionId, request.userId ?? '');
+        this.sendTo(worker, { sb: 'reply', id: request.id, count: 0 });
+        return;
+      case 'leave':
+        this.leave(request.channel, request.connectionId);
+        return;
+    }
+  }
+
+  /** A worker exited: its connections are gone, and so are their memberships. */
+  removeWorker(worker: number): void {
+    const channels = this.workerChannels.get(worker);
+    this.workerChannels.delete(worker);
+    if (channels === undefined) return;
+    for (const channel of channels.keys()) {
+      const members = this.channels.get(channel);
+      if (members === undefined) continue;
+      for (const [connectionId, member] of members) if (member.worker === worker) members.delete(connectionId);
+      if (members.size === 0) this.channels.delete(channel);
+    }
+  }
+
+  /** Subscribers of `channel` across all workers. */
+  memberCount(channel: ChannelName): number {
+    return this.channels.get(channel)?.size ?? 0;
+  }
+
+  private relay(origin: number, message: Extract<WorkerMessage, { sb: 'publish' }>): number {
+    const members = this.channels.get(message.channel);
+    if (members === undefined) return 0;
+    const delivery: PrimaryMessage = { sb: 'deliver', channel: message.channel, recipients: message.recipients, frame: message.frame };
+    for (const [worker, channels] of this.workerChannels) {
+      if (worker !== origin && (channels.get(message.channel) ?? 0) > 0) this.sendTo(worker, delivery);
+    }
+    if (message.recipients === null) return members.size;
+    const recipients = new Set(message.recipients);
+    let count = 0;
+    for (const member of members.values()) if (member.userId !== '' && recipients.has(member.userId)) count++;
+    return count;
+  }
+
+  private join(worker: number, channel: ChannelName, connectionId: ConnectionId, userId: string): void {
+    let members = this.channels.get(channel);
+    if (members === undefined) {
+      members = new Map();
+      this.channels.set(channel, members);
+    }
+    const known = members.has(connectionId);
+    members.set(connectionId, { worker, userId });
+    if (known) return;
+    let channels = this.workerChannels.get(worker);
+    if (channels === undefined) {
+      channels = new Map();
+      this.workerChannels.set(worker, channels);
+    }
+    channels.set(channel, (channels.get(channel) ?? 0) + 1);
+  }
+
+  private leave(channel: ChannelName, connectionId: ConnectionId): void {
+    const members = this.channels.get(channel);
+    const member = members?.get(connectionId);
+    if (members === undefined || member === undefined) return;
+    members.delete(connectionId);
+    if (members.size === 0) this.channels.delete(channel);
+    const channels = this.workerChannels.get(member.worker);
+    const left = (channels?.get(channel) ?? 1) - 1;
+    if (left > 0) channels?.set(channel, left);
+    else channels?.delete(channel);
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * Where Switchboard keeps its state in Redis (SPEC §6). Every key and pub/sub channel
+ * starts with the prefix. The keys of one channel share the hash tag `{channel}`, and
+ * those of one node the tag `{node id}`, so that each group lands on one Redis Cluster
+ * slot and the scripts that touch a group stay valid there.
+ *
+ *   P{C}:pub          pub/sub channel carrying C's messages between nodes
+ *   P{C}:members      hash  connection id → user id ('' when anonymous): who is in C
+ *   P{C}:users        hash  user id → number of its connections in C (presence, recipients_count)
+ *   P{C}:history      stream of C's recent messages (reserved for history)
+ *   Pnodes            hash  node id → JSON {pid, host, started}: the nodes of the cluster
+ *   Pnode:{N}:alive   string with a TTL, refreshed while node N runs
+ *   Pnode:{N}:members set of "C connection-id": N's memberships, to clean out N if it dies
+ *   Pnode:{N}:cleanup lock held by the node that cleans out N
+ */
+import type { ChannelName } from '../types.js';
+
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+
+  messages(channel: ChannelName): string {
+    return `${this.prefix}{${channel}}:pub`;
+  }
+
+  members(channel: ChannelName): string {
+    return `${this.prefix}{${channel}}:members`;
+  }
+
+  users(channel: ChannelName): string {
+    return `${this.prefix}{${channel}}:users`;
+  }
+
+  history(channel: ChannelName): string {
+    return `${this.prefix}{${channel}}:history`;
+  }
+
+  get nodes(): string {
+    return `${this.prefix}nodes`;
+  }
+
+  nodeAlive(nodeId: string): string {
+    return `${this.prefix}node:{${nodeId}}:alive`;
+  }
+
+  nodeMembers(nodeId: string): string {
+    return `${this.prefix}node:{${nodeId}}:members`;
+  }
+
+  nodeCleanup(nodeId: string): string {
+    return `${this.prefix}node:{${nodeId}}:cleanup`;
+  }
+}
+
+/** An entry of `Pnode:{N}:members`. Channel names have no spaces (SPEC §4), connection ids neither. */
+export function nodeMemberEntry(channel: ChannelName, connectionId: string): string {
+  return `${channel} ${connectionId}`;
+}
+
+export function parseNodeMemberEntry(entry: string): { channel: ChannelName; connectionId: string } | null {
+  const space = entry.indexOf(' ');
+  if (space <= 0) return null;
+  return { channel: entry.slice(0, space), connectionId: entry.slice(space + 1) };
+}
+
+/**
+ * Adds a member to a channel, or changes its user id. KEYS: members, users.
+ * ARGV: connection id, user id ('' when anonymous). Keeps `users` equal to the count of
+ * each user's connections in `members`.
+ */
+export const JOIN_SCRIPT = `
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old == ARGV[2] then return 0 end
+if old and old ~= '' then
+  if redis.call('HINCRBY', KEYS[2], old, -1) <= 0 then redis.call('HDEL', KEYS[2], old) end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[2] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[2], 1) end
+return 1`;
+
+/** Removes a member from a channel; a no-op when it is not there. KEYS: members, users. ARGV: connection id. */
+export const LEAVE_SCRIPT = `
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if old ~= '' then
+  if redis.call('HINCRBY', KEYS[2], old, -1) <= 0 then redis.call('HDEL', KEYS[2], old) end
+end
+return 1`;
+
+/**
+ * Publishes and counts in one round trip. KEYS: members, users. ARGV: pub/sub channel,
+ * payload, then the recipients' user ids (none: every member counts). Returns the number
+ * of connections the message is addressed to, cluster-wide.
+ */
+export const PUBLISH_SCRIPT = `
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+if #ARGV == 2 then return redis.call('HLEN', KEYS[1]) end
+local total = 0
+for i = 3, #ARGV do
+  local count = redis.call('HGET', KEYS[2], ARGV[i])
+  if count then total = total + tonumber(count) end
+end
+return total`;

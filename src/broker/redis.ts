@@ -1,0 +1,486 @@
+/**
+ * RedisBroker: several Switchboard nodes that share nothing but Redis act as one server
+ * (SPEC §6).
+ *
+ * - Fan-out: one Redis subscription per channel per node that has local subscribers,
+ *   taken when the first local subscriber joins and dropped when the last leaves.
+ *   A message is published with one script call that also counts its recipients
+ *   cluster-wide; calls are pipelined. The publishing node delivers to its own
+ *   subscribers at once and ignores its own message when Redis echoes it, so every
+ *   subscriber gets it exactly once, in publish order.
+ * - Membership: which connection (with its user id) is in which channel, in Redis (see
+ *   redis-keys.ts). Each node refreshes a liveness key with a TTL and checks the others';
+ *   a node whose key expired is cleaned out by a surviving one, from that node's own index
+ *   of memberships: nobody ever runs KEYS.
+ * - Outage: local delivery goes on. Messages published meanwhile wait in a bounded
+ *   outbox (oldest dropped first). ioredis reconnects with backoff; then the node
+ *   re-registers, reconciles its membership, resubscribes its channels and sends the
+ *   outbox, in that order, before it reports ready again. Commands are never queued
+ *   inside ioredis while disconnected, so nothing grows without bound.
+ */
+import { hostname } from 'node:os';
+import { Redis, type RedisOptions as IoRedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import type { RedisOptions } from '../config/options.js';
+import type { ChannelName, ConnectionId } from '../types.js';
+import type { Broker, Delivery, LocalDelivery, Member } from './broker.js';
+import { JOIN_SCRIPT, LEAVE_SCRIPT, nodeMemberEntry, parseNodeMemberEntry, PUBLISH_SCRIPT, RedisKeys } from './redis-keys.js';
+
+/** Redis with the scripts of redis-keys.ts defined as commands. */
+interface ScriptedRedis extends Redis {
+  switchboardJoin(members: string, users: string, connectionId: string, userId: string): Promise<number>;
+  switchboardLeave(members: string, users: string, connectionId: string): Promise<number>;
+  switchboardPublish(members: string, users: string, pubChannel: string, payload: string | Buffer, ...recipients: string[]): Promise<number>;
+}
+
+export interface RedisBrokerOptions {
+  /** This node's id: the prefix of its connection ids. */
+  nodeId: string;
+  logger: Logger;
+  /** Lifetime of the node's liveness key; a node silent this long is cleaned out. @default 10000 */
+  nodeTtlMs?: number;
+  /** How often the liveness key is refreshed and the other nodes checked. @default 3000 */
+  checkIntervalMs?: number;
+  /** Milliseconds before reconnect attempt `attempt` (1, 2, …). @default exponential from 100 ms to 5 s, with jitter */
+  retryDelay?: (attempt: number) => number;
+  /** Messages kept for other nodes while Redis is unreachable. @default 10000 */
+  outboxMessages?: number;
+  /** Bytes kept for other nodes while Redis is unreachable. @default 16 MiB */
+  outboxBytes?: number;
+  /** How long one Redis command may take before it counts as failed. @default 5000 */
+  commandTimeoutMs?: number;
+}
+
+interface LocalChannel {
+  /** connection id → user id ('' when anonymous) */
+  readonly members: Map<ConnectionId, string>;
+  /** The SUBSCRIBE for this channel, once sent. */
+  subscribed: Promise<unknown>;
+}
+
+interface OutboxEntry {
+  readonly delivery: Delivery;
+  readonly payload: Buffer;
+}
+
+/** Node ids are 6 random bytes in base64url: always 8 characters. */
+const NODE_ID_LENGTH = 8;
+const NEWLINE = 0x0a;
+const BATCH = 500;
+
+export function defaultRetryDelay(attempt: number): number {
+  const base = Math.min(100 * 2 ** Math.min(attempt - 1, 10), 5000);
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+export class RedisBroker implements Broker {
+  private readonly keys: RedisKeys;
+  private readonly nodeId: string;
+  private readonly logger: Logger;
+  private readonly nodeTtlMs: number;
+  private readonly checkIntervalMs: number;
+  private readonly outboxMessages: number;
+  private readonly outboxBytes: number;
+  private readonly commands: ScriptedRedis;
+  private readonly subscriber: Redis;
+  private readonly where: string;
+
+  private local: LocalDelivery | null = null;
+  private readonly channels = new Map<ChannelName, LocalChannel>();
+  /** Redis pub/sub channel → our channel, for the channels this node is subscribed to. */
+  private readonly byPubChannel = new Map<string, ChannelName>();
+
+  /** True once the node is registered, subscribed and its outbox sent, until a connection drops. */
+  private synced = false;
+  private syncGeneration = 0;
+  /** Whether the last state logged was "down"; errors are logged once per change. */
+  private reportedDown = false;
+  private lastProblem = 'connecting to Redis';
+  private downSince = 0;
+  private readonly outbox: OutboxEntry[] = [];
+  private outboxSize = 0;
+  private outboxDropped = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private readonly cleaning = new Set<string>();
+
+  constructor(options: RedisOptions, brokerOptions: RedisBrokerOptions) {
+    if (brokerOptions.nodeId.length !== NODE_ID_LENGTH) throw new Error(`RedisBroker: nodeId must be ${NODE_ID_LENGTH} characters`);
+    this.keys = new RedisKeys(options.prefix);
+    this.nodeId = brokerOptions.nodeId;
+    this.logger = brokerOptions.logger;
+    this.nodeTtlMs = brokerOptions.nodeTtlMs ?? 10_000;
+    this.checkIntervalMs = brokerOptions.checkIntervalMs ?? 3000;
+    this.outboxMessages = brokerOptions.outboxMessages ?? 10_000;
+    this.outboxBytes = brokerOptions.outboxBytes ?? 16 * 1024 * 1024;
+    const retryDelay = brokerOptions.retryDelay ?? defaultRetryDelay;
+    this.where = `${options.host}:${options.port}/${options.database}`;
+    const connection: IoRedisOptions = {
+      host: options.host,
+      port: options.port,
+      db: options.database,
+      ...(options.password !== null && { password: options.password }),
+      ...(options.url?.startsWith('rediss://') === true && { tls: {} }),
+      lazyConnect: true,
+      // Never queue inside ioredis while disconnected: the outbox below is bounded, its queue is not.
+      enableOfflineQueue: false,
+      // Commands in flight when a connection drops fail at once rather than being resent:
+      // a PUBLISH that may have run must not run twice.
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      // This broker resubscribes itself, after re-registering, so that it knows when it is done.
+      autoResubscribe: false,
+      commandTimeout: brokerOptions.commandTimeoutMs ?? 5000,
+      keepAlive: 10_000,
+      retryStrategy: (attempt) => (this.closed ? null : retryDelay(attempt)),
+    };
+    this.commands = new Redis({ ...connection, connectionName: `switchboard:${this.nodeId}`, enableAutoPipelining: true }) as ScriptedRedis;
+    this.commands.defineCommand('switchboardJoin', { numberOfKeys: 2, lua: JOIN_SCRIPT });
+    this.commands.defineCommand('switchboardLeave', { numberOfKeys: 2, lua: LEAVE_SCRIPT });
+    this.commands.defineCommand('switchboardPublish', { numberOfKeys: 2, lua: PUBLISH_SCRIPT });
+    this.subscriber = new Redis({ ...connection, connectionName: `switchboard:${this.nodeId}:sub` });
+    for (const redis of [this.commands, this.subscriber]) {
+      redis.on('ready', () => {
+        this.lastProblem = 'connection lost';
+        this.sync();
+      });
+      redis.on('close', () => this.connectionLost());
+      // ioredis reports every failed attempt; the state change is what gets logged.
+      redis.on('error', (error: Error) => {
+        this.lastProblem = error.message;
+      });
+    }
+    this.subscriber.on('messageBuffer', (pubChannel: Buffer, payload: Buffer) => this.onMessage(pubChannel, payload));
+  }
+
+  async start(local: LocalDelivery): Promise<void> {
+    this.local = local;
+    this.timer = setInterval(() => this.checkNodes(), this.checkIntervalMs);
+    this.timer.unref();
+    const firstSync = new Promise<void>((resolve) => {
+      this.onFirstOutcome = resolve;
+    });
+    // Both connect in the background and keep retrying; start() waits for the first
+    // outcome only, so that a node whose Redis is down still serves its own clients.
+    for (const redis of [this.commands, this.subscriber]) redis.connect().catch(() => this.settleFirstOutcome());
+    await firstSync;
+  }
+
+  private onFirstOutcome: (() => void) | null = null;
+
+  private settleFirstOutcome(): void {
+    const settle = this.onFirstOutcome;
+    this.onFirstOutcome = null;
+    if (settle === null) return;
+    if (!this.synced) this.reportDown();
+    settle();
+  }
+
+  notReadyReason(): string | null {
+    if (this.closed) return 'shutting down';
+    return this.synced ? null : `redis unavailable (${this.where}): ${this.lastProblem}`;
+  }
+
+  // ---- publishing -------------------------------------------------------------------
+
+  async publish(delivery: Delivery): Promise<number> {
+    if (this.local === null) throw new Error('RedisBroker.publish() called before start()');
+    const localCount = this.local.deliver(delivery);
+    const payload = this.encode(delivery);
+    if (!this.synced) {
+      this.keep({ delivery, payload });
+      return localCount;
+    }
+    try {
+      return await this.send(delivery, payload);
+    } catch (error) {
+      // The message reached this node's subscribers; whether Redis ran the PUBLISH is
+      // unknown, so it is not sent again. The state change is logged by connectionLost().
+      this.logger.debug({ err: error, channel: delivery.channel }, 'publishing through Redis failed');
+      return localCount;
+    }
+  }
+
+  private send(delivery: Delivery, payload: Buffer): Promise<number> {
+    const { channel, recipients } = delivery;
+    return this.commands.switchboardPublish(this.keys.members(channel), this.keys.users(channel), this.keys.messages(channel), payload, ...(recipients ?? []));
+  }
+
+  /** `<node id><recipients as JSON, or nothing>\n<frame>`: a receiving node never parses the frame. */
+  private encode(delivery: Delivery): Buffer {
+    const head = `${this.nodeId}${delivery.recipients === null ? '' : JSON.stringify(delivery.recipients)}\n`;
+    const frame = typeof delivery.frame === 'string' ? Buffer.from(delivery.frame) : delivery.frame;
+    return Buffer.concat([Buffer.from(head), frame]);
+  }
+
+  private onMessage(pubChannel: Buffer, payload: Buffer): void {
+    if (this.local === null) return;
+    const channel = this.byPubChannel.get(pubChannel.toString());
+    if (channel === undefined) return;
+    // Our own messages were delivered here when they were published.
+    if (payload.toString('latin1', 0, NODE_ID_LENGTH) === this.nodeId) return;
+    const newline = payload.indexOf(NEWLINE, NODE_ID_LENGTH);
+    if (newline === -1) {
+      this.logger.warn({ channel }, 'ignoring a malformed message from Redis');
+      return;
+    }
+    let recipients: string[] | null = null;
+    if (newline > NODE_ID_LENGTH) {
+      try {
+        recipients = JSON.parse(payload.toString('utf8', NODE_ID_LENGTH, newline)) as string[];
+      } catch {
+        this.logger.warn({ channel }, 'ignoring a malformed message from Redis');
+        return;
+      }
+    }
+    try {
+      this.local.deliver({ channel, recipients, frame: payload.subarray(newline + 1) });
+    } catch (error) {
+      this.logger.error({ err: error, channel }, 'delivering a message from Redis failed');
+    }
+  }
+
+  /** Keeps a message for other nodes until Redis is back, within the outbox's bounds. */
+  private keep(entry: OutboxEntry): void {
+    this.outbox.push(entry);
+    this.outboxSize += entry.payload.length;
+    while (this.outbox.length > this.outboxMessages || this.outboxSize > this.outboxBytes) {
+      const dropped = this.outbox.shift() as OutboxEntry;
+      this.outboxSize -= dropped.payload.length;
+      this.outboxDropped++;
+    }
+  }
+
+  // ---- membership -------------------------------------------------------------------
+
+  async join(channel: ChannelName, member: Member): Promise<void> {
+    let entry = this.channels.get(channel);
+    if (entry === undefined) {
+      entry = { members: new Map(), subscribed: Promise.resolve() };
+      this.channels.set(channel, entry);
+      this.byPubChannel.set(this.keys.messages(channel), channel);
+      if (this.synced) entry.subscribed = this.subscriber.subscribe(this.keys.messages(channel));
+    }
+    const userId = member.userId ?? '';
+    entry.members.set(member.connectionId, userId);
+    if (!this.synced) return; // registered when Redis is back
+    try {
+      await Promise.all([entry.subscribed, this.register(channel, member.connectionId, userId)]);
+    } catch (error) {
+      // Local delivery works regardless; the next reconnect registers it again.
+      this.logger.debug({ err: error, channel }, 'joining a channel in Redis failed');
+    }
+  }
+
+  async leave(channel: ChannelName, connectionId: ConnectionId): Promise<void> {
+    const entry = this.channels.get(channel);
+    if (entry === undefined || !entry.members.delete(connectionId)) return;
+    const last = entry.members.size === 0;
+    if (last) {
+      this.channels.delete(channel);
+      this.byPubChannel.delete(this.keys.messages(channel));
+    }
+    if (!this.synced) return; // reconciled when Redis is back
+    try {
+      await Promise.all([
+        this.unregister(channel, connectionId),
+        ...(last ? [this.subscriber.unsubscribe(this.keys.messages(channel))] : []),
+      ]);
+    } catch (error) {
+      this.logger.debug({ err: error, channel }, 'leaving a channel in Redis failed');
+    }
+  }
+
+  private register(channel: ChannelName, connectionId: ConnectionId, userId: string): Promise<unknown> {
+    return Promise.all([
+      this.commands.switchboardJoin(this.keys.members(channel), this.keys.users(channel), connectionId, userId),
+      this.commands.sadd(this.keys.nodeMembers(this.nodeId), nodeMemberEntry(channel, connectionId)),
+    ]);
+  }
+
+  private unregister(channel: ChannelName, connectionId: ConnectionId, nodeId = this.nodeId): Promise<unknown> {
+    return Promise.all([
+      this.commands.switchboardLeave(this.keys.members(channel), this.keys.users(channel), connectionId),
+      this.commands.srem(this.keys.nodeMembers(nodeId), nodeMemberEntry(channel, connectionId)),
+    ]);
+  }
+
+  // ---- connection state -------------------------------------------------------------
+
+  private bothReady(): boolean {
+    return this.commands.status === 'ready' && this.subscriber.status === 'ready';
+  }
+
+  /**
+   * Runs when either connection becomes ready: once both are, registers this node,
+   * reconciles its membership with Redis, resubscribes and sends the outbox.
+   */
+  private sync(): void {
+    if (!this.bothReady() || this.closed) return;
+    const generation = ++this.syncGeneration;
+    this.resync(generation).then(
+      (summary) => {
+        if (generation !== this.syncGeneration || !this.bothReady() || this.closed) return;
+        // Everything queued so far went out before this point, so new publishes keep their order.
+        this.synced = true;
+        if (this.reportedDown) {
+          this.reportedDown = false;
+          const dropped = this.outboxDropped;
+          this.outboxDropped = 0;
+          this.logger.info(
+            { ...summary, droppedMessages: dropped, downSeconds: Math.round((Date.now() - this.downSince) / 100) / 10 },
+            `Redis is back (${this.where}): resubscribed ${summary.channels} channels, re-registered ${summary.members} memberships, sent ${summary.sent} held messages${dropped > 0 ? `; ${dropped} older ones were dropped (outbox full)` : ''}`,
+          );
+        } else {
+          this.logger.info(`connected to Redis (${this.where}) as node ${this.nodeId}`);
+        }
+        this.settleFirstOutcome();
+      },
+      (error: unknown) => {
+        if (generation !== this.syncGeneration) return;
+        this.lastProblem = error instanceof Error ? error.message : String(error);
+        // A connection that dropped mid-way brings another 'ready' and another attempt.
+        if (this.bothReady() && !this.closed) this.logger.warn({ err: error }, 'registering with Redis failed; retrying');
+        this.settleFirstOutcome();
+        if (this.bothReady() && !this.closed) setTimeout(() => this.sync(), 1000).unref();
+      },
+    );
+  }
+
+  private async resync(generation: number): Promise<{ channels: number; members: number; sent: number }> {
+    await this.heartbeat();
+    await this.commands.hset(this.keys.nodes, this.nodeId, JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString() }));
+    // Memberships that ended while Redis was unreachable.
+    const stale: Array<{ channel: ChannelName; connectionId: ConnectionId }> = [];
+    let cursor = '0';
+    do {
+      const [next, entries] = await this.commands.sscan(this.keys.nodeMembers(this.nodeId), cursor, 'COUNT', BATCH);
+      cursor = next;
+      for (const text of entries) {
+        const entry = parseNodeMemberEntry(text);
+        if (entry !== null && this.channels.get(entry.channel)?.members.has(entry.connectionId) !== true) stale.push(entry);
+        else if (entry === null) await this.commands.srem(this.keys.nodeMembers(this.nodeId), text);
+      }
+    } while (cursor !== '0');
+    await inBatches(stale, ({ channel, connectionId }) => this.unregister(channel, connectionId));
+    // The current ones, whether Redis kept them or lost them.
+    const members: Array<[ChannelName, ConnectionId, string]> = [];
+    for (const [channel, entry] of this.channels) for (const [connectionId, userId] of entry.members) members.push([channel, connectionId, userId]);
+    await inBatches(members, ([channel, connectionId, userId]) => this.register(channel, connectionId, userId));
+    const pubChannels = [...this.byPubChannel.keys()];
+    for (let index = 0; index < pubChannels.length; index += BATCH) await this.subscriber.subscribe(...pubChannels.slice(index, index + BATCH));
+    if (generation !== this.syncGeneration) return { channels: 0, members: 0, sent: 0 };
+    // The outbox goes out in order, before anything published after it.
+    const held = this.outbox.splice(0);
+    this.outboxSize = 0;
+    const sent = held.map((entry) => this.send(entry.delivery, entry.payload));
+    await Promise.allSettled(sent);
+    return { channels: pubChannels.length, members: members.length, sent: held.length };
+  }
+
+  private connectionLost(): void {
+    this.syncGeneration++;
+    const wasSynced = this.synced;
+    this.synced = false;
+    if (this.closed) return;
+    if (wasSynced) this.reportDown();
+  }
+
+  private reportDown(): void {
+    if (this.reportedDown || this.closed) return;
+    this.reportedDown = true;
+    this.downSince = Date.now();
+    this.logger.error(`Redis unavailable (${this.where}): ${this.lastProblem}; local delivery continues, reconnecting`);
+  }
+
+  // ---- node liveness ----------------------------------------------------------------
+
+  private heartbeat(): Promise<unknown> {
+    return this.commands.set(this.keys.nodeAlive(this.nodeId), String(Date.now()), 'PX', this.nodeTtlMs);
+  }
+
+  /** Refreshes this node's liveness key, and cleans out nodes whose key expired. */
+  private checkNodes(): void {
+    if (!this.synced || this.closed) return;
+    this.checkNodesOnce().catch((error: unknown) => this.logger.debug({ err: error }, 'checking the other nodes failed'));
+  }
+
+  private async checkNodesOnce(): Promise<void> {
+    await this.heartbeat();
+    const others = (await this.commands.hkeys(this.keys.nodes)).filter((node) => node !== this.nodeId);
+    const alive = await Promise.all(others.map((node) => this.commands.exists(this.keys.nodeAlive(node))));
+    for (const [index, node] of others.entries()) {
+      if (alive[index] === 0 && !this.cleaning.has(node)) {
+        this.cleaning.add(node);
+        this.cleanOut(node)
+          .catch((error: unknown) => this.logger.warn({ err: error, node }, 'cleaning out a dead node failed; retrying later'))
+          .finally(() => this.cleaning.delete(node));
+      }
+    }
+  }
+
+  /** Removes every membership of a node that stopped refreshing its liveness key. */
+  private async cleanOut(node: string): Promise<void> {
+    // One surviving node does it; the lock expires should that one die meanwhile.
+    const locked = await this.commands.set(this.keys.nodeCleanup(node), this.nodeId, 'PX', 60_000, 'NX');
+    if (locked !== 'OK') return;
+    let removed = 0;
+    let cursor = '0';
+    do {
+      const [next, entries] = await this.commands.sscan(this.keys.nodeMembers(node), cursor, 'COUNT', BATCH);
+      cursor = next;
+      const parsed = entries.map(parseNodeMemberEntry).filter((entry) => entry !== null);
+      await Promise.all(parsed.map(({ channel, connectionId }) => this.commands.switchboardLeave(this.keys.members(channel), this.keys.users(channel), connectionId)));
+      removed += parsed.length;
+    } while (cursor !== '0');
+    // A node that was only cut off re-registers itself when it is back.
+    if ((await this.commands.exists(this.keys.nodeAlive(node))) === 0) {
+      await this.commands.del(this.keys.nodeMembers(node));
+      await this.commands.hdel(this.keys.nodes, node);
+    }
+    await this.commands.del(this.keys.nodeCleanup(node));
+    this.logger.info({ node, memberships: removed }, `node ${node} stopped answering; removed its ${removed} memberships`);
+  }
+
+  // ---- shutdown ---------------------------------------------------------------------
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.timer !== null) clearInterval(this.timer);
+    if (this.synced) {
+      try {
+        const members: Array<[ChannelName, ConnectionId]> = [];
+        for (const [channel, entry] of this.channels) for (const connectionId of entry.members.keys()) members.push([channel, connectionId]);
+        await inBatches(members, ([channel, connectionId]) => this.unregister(channel, connectionId));
+        await Promise.all([this.commands.del(this.keys.nodeMembers(this.nodeId), this.keys.nodeAlive(this.nodeId)), this.commands.hdel(this.keys.nodes, this.nodeId)]);
+      } catch (error) {
+        // The other nodes clean out what is left once the liveness key expires.
+        this.logger.warn({ err: error }, 'leaving the cluster cleanly failed; other nodes will clean up');
+      }
+    }
+    this.closed = true;
+    this.synced = false;
+    this.channels.clear();
+    this.byPubChannel.clear();
+    this.local = null;
+    this.settleFirstOutcome();
+    await Promise.all([quit(this.commands), quit(this.subscriber)]);
+  }
+}
+
+/** Runs `task` over `items`, BATCH at a time (pipelined within a batch). */
+async function inBatches<T>(items: readonly T[], task: (item: T) => Promise<unknown>): Promise<void> {
+  for (let index = 0; index < items.length; index += BATCH) await Promise.all(items.slice(index, index + BATCH).map(task));
+}
+
+async function quit(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') {
+    try {
+      await redis.quit();
+      return;
+    } catch {
+      // fall through
+    }
+  }
+  redis.disconnect();
+}

@@ -1,0 +1,111 @@
+/**
+ * WS_WORKER_NUM > 1 (SPEC §6): the primary process forks node:cluster workers that share
+ * the port, relays messages between them when Redis is off, restarts a worker that
+ * dies, and on SIGTERM/SIGINT stops them all gracefully.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+import { ClusterRelay } from '../broker/cluster.js';
+import type { SwitchboardOptions } from '../config/options.js';
+
+/** A worker that dies sooner than this after its start counts as crashing, and its restart waits longer. */
+const STABLE_AFTER_MS = 10_000;
+const MAX_RESTART_DELAY_MS = 30_000;
+
+export interface PrimaryHooks {
+  /** Every worker listens: the URL clients connect to. */
+  ready(url: string): void;
+  /** A worker could not start (bad configuration, port in use): the whole server stops. */
+  failed(exitCode: number): void;
+}
+
+/**
+ * Runs the primary. Resolves with the exit code once every worker has exited, after a
+ * signal or a failed start.
+ */
+export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: PrimaryHooks): Promise<number> {
+  const relay = options.redis.enabled
+    ? null
+    : new ClusterRelay((id, message) => {
+        const worker = cluster.workers?.[id];
+        if (worker === undefined || !worker.isConnected()) return false;
+        worker.send(message);
+        return true;
+      });
+  const startedAt = new Map<number, number>();
+  let listening = 0;
+  let ready = false;
+  let stopping = false;
+  let exitCode = 0;
+  let restartDelay = 1000;
+
+  return new Promise<number>((resolveExit) => {
+    const fork = (): Worker => {
+      const worker = cluster.fork();
+      startedAt.set(worker.id, Date.now());
+      if (relay !== null) worker.on('message', (message: unknown) => relay.handle(worker.id, message));
+      return worker;
+    };
+
+    const stop = (code: number): void => {
+      if (stopping) return;
+      stopping = true;
+      exitCode = code;
+      const workers = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined);
+      if (workers.length === 0) resolveExit(exitCode);
+      for (const worker of workers) worker.process.kill('SIGTERM');
+      // A last resort if a worker hangs past its own shutdown budget.
+      setTimeout(
+        () => {
+          for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
+        },
+        Math.min((options.shutdownTimeout + 5) * 1000, 2 ** 31 - 1),
+      ).unref();
+    };
+
+    cluster.on('listening', (_worker, address) => {
+      if (ready || ++listening < options.workers) return;
+      ready = true;
+      const host = address.address === undefined || address.address === null ? options.host : address.address;
+      const shownHost = host.includes(':') ? `[${host}]` : host;
+      const url = `${options.ssl.enabled ? 'wss' : 'ws'}://${shownHost}:${address.port}${options.path}`;
+      logger.info({ url, workers: options.workers, redis: options.redis.enabled }, `listening on ${url} (${options.workers} workers${options.redis.enabled ? ', Redis' : ''})`);
+      hooks.ready(url);
+    });
+
+    cluster.on('exit', (worker, code, signal) => {
+      relay?.removeWorker(worker.id);
+      const lived = Date.now() - (startedAt.get(worker.id) ?? 0);
+      startedAt.delete(worker.id);
+      if (stopping) {
+        if (Object.keys(cluster.workers ?? {}).length === 0) resolveExit(exitCode);
+        return;
+      }
+      if (!ready) {
+        // It could not start; its one-line reason is already on stderr.
+        hooks.failed(code === 0 ? 1 : code);
+        stop(code === 0 ? 1 : code);
+        return;
+      }
+      restartDelay = lived >= STABLE_AFTER_MS ? 1000 : Math.min(restartDelay * 2, MAX_RESTART_DELAY_MS);
+      logger.error({ pid: worker.process.pid, code, signal }, `worker ${worker.process.pid} exited (${signal ?? `code ${code}`}); starting a new one in ${restartDelay / 1000}s`);
+      // Not unref'd: with no worker left, this timer is what keeps the primary alive.
+      setTimeout(() => {
+        if (!stopping) fork();
+      }, restartDelay);
+    });
+
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        logger.info({ signal }, 'already shutting down');
+        return;
+      }
+      logger.info({ signal }, 'shutting down the workers');
+      stop(0);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+
+    for (let index = 0; index < options.workers; index++) fork();
+  });
+}
