@@ -15,11 +15,14 @@ export type {
 } from './handler.js';
 export { createServer, SwitchboardServer } from './http/server.js';
 export type { ListenAddress } from './http/server.js';
-export type { Broker, LocalDelivery } from './broker/broker.js';
+export type { Broker, Delivery, LocalDelivery, Member } from './broker/broker.js';
 export { MemoryBroker } from './broker/memory.js';
+export { RedisBroker } from './broker/redis.js';
+export type { RedisBrokerOptions } from './broker/redis.js';
+export { ClusterBroker, ClusterRelay } from './broker/cluster.js';
 export type { ConnectionInfo } from './connection/connection.js';
 export { DEFAULTS, resolveOptions } from './config/options.js';
-export type { SwitchboardConfig, SwitchboardOptions, SslOptions, LogLevelName } from './config/options.js';
+export type { SwitchboardConfig, SwitchboardOptions, SslOptions, AuthOptions, RedisOptions, LogLevelName } from './config/options.js';
 export { loadConfig } from './config/load.js';
 export type { LoadConfigInput } from './config/load.js';
 export { CloseCode, ErrorCode, HandshakeRefusal } from './protocol/codes.js';

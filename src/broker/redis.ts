@@ -18,10 +18,11 @@
  *   outbox, in that order, before it reports ready again. Commands are never queued
  *   inside ioredis while disconnected, so nothing grows without bound.
  */
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Redis, type RedisOptions as IoRedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import type { RedisOptions } from '../config/options.js';
+import { parseRedisUrl, type RedisOptions } from '../config/options.js';
 import type { ChannelName, ConnectionId } from '../types.js';
 import type { Broker, Delivery, LocalDelivery, Member } from './broker.js';
 import { JOIN_SCRIPT, LEAVE_SCRIPT, nodeMemberEntry, parseNodeMemberEntry, PUBLISH_SCRIPT, RedisKeys } from './redis-keys.js';
@@ -34,8 +35,8 @@ interface ScriptedRedis extends Redis {
 }
 
 export interface RedisBrokerOptions {
-  /** This node's id: the prefix of its connection ids. */
-  nodeId: string;
+  /** This node's id in Redis, 8 base64url characters; the handler passes its own, which prefixes its connection ids. @default random */
+  nodeId?: string;
   logger: Logger;
   /** Lifetime of the node's liveness key; a node silent this long is cleaned out. @default 10000 */
   nodeTtlMs?: number;
@@ -105,9 +106,10 @@ export class RedisBroker implements Broker {
   private readonly cleaning = new Set<string>();
 
   constructor(options: RedisOptions, brokerOptions: RedisBrokerOptions) {
-    if (brokerOptions.nodeId.length !== NODE_ID_LENGTH) throw new Error(`RedisBroker: nodeId must be ${NODE_ID_LENGTH} characters`);
+    const nodeId = brokerOptions.nodeId ?? randomBytes(6).toString('base64url');
+    if (!/^[A-Za-z0-9_-]{8}$/.test(nodeId)) throw new Error(`RedisBroker: nodeId must be ${NODE_ID_LENGTH} base64url characters`);
     this.keys = new RedisKeys(options.prefix);
-    this.nodeId = brokerOptions.nodeId;
+    this.nodeId = nodeId;
     this.logger = brokerOptions.logger;
     this.nodeTtlMs = brokerOptions.nodeTtlMs ?? 10_000;
     this.checkIntervalMs = brokerOptions.checkIntervalMs ?? 3000;
@@ -115,12 +117,15 @@ export class RedisBroker implements Broker {
     this.outboxBytes = brokerOptions.outboxBytes ?? 16 * 1024 * 1024;
     const retryDelay = brokerOptions.retryDelay ?? defaultRetryDelay;
     this.where = `${options.host}:${options.port}/${options.database}`;
+    const fromUrl = options.url === null ? null : parseRedisUrl(options.url);
     const connection: IoRedisOptions = {
       host: options.host,
       port: options.port,
       db: options.database,
       ...(options.password !== null && { password: options.password }),
-      ...(options.url?.startsWith('rediss://') === true && { tls: {} }),
+      // An ACL user and TLS come only with a URL (redis://user:pass@host, rediss://).
+      ...(fromUrl?.username != null && { username: fromUrl.username }),
+      ...(fromUrl?.tls === true && { tls: {} }),
       lazyConnect: true,
       // Never queue inside ioredis while disconnected: the outbox below is bounded, its queue is not.
       enableOfflineQueue: false,

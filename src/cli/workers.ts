@@ -37,7 +37,7 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
   let ready = false;
   let stopping = false;
   let exitCode = 0;
-  let restartDelay = 1000;
+  let restartDelay = 500;
 
   return new Promise<number>((resolveExit) => {
     const fork = (): Worker => {
@@ -87,8 +87,9 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
         stop(code === 0 ? 1 : code);
         return;
       }
+      // At once (after 1 s) for a worker that ran a while; ever more slowly for one that keeps crashing.
       restartDelay = lived >= STABLE_AFTER_MS ? 1000 : Math.min(restartDelay * 2, MAX_RESTART_DELAY_MS);
-      logger.error({ pid: worker.process.pid, code, signal }, `worker ${worker.process.pid} exited (${signal ?? `code ${code}`}); starting a new one in ${restartDelay / 1000}s`);
+      logger.error({ workerPid: worker.process.pid, code, signal }, `worker ${worker.process.pid} exited (${signal ?? `code ${code}`}); starting a new one in ${restartDelay / 1000}s`);
       // Not unref'd: with no worker left, this timer is what keeps the primary alive.
       setTimeout(() => {
         if (!stopping) fork();

@@ -263,7 +263,7 @@ function redisUrl(value: unknown): string | null {
 }
 
 /** The parts of a `redis://` or `rediss://` URL, or null when it is not one. */
-export function parseRedisUrl(text: string): { host: string; port: number; password: string | null; database: number; tls: boolean } | null {
+export function parseRedisUrl(text: string): { host: string; port: number; username: string | null; password: string | null; database: number; tls: boolean } | null {
   let url: URL;
   try {
     url = new URL(text);
@@ -277,6 +277,7 @@ export function parseRedisUrl(text: string): { host: string; port: number; passw
   return {
     host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
     port,
+    username: url.username === '' ? null : decodeURIComponent(url.username),
     password: url.password === '' ? null : decodeURIComponent(url.password),
     database: dbText === '' ? 0 : Number(dbText),
     tls: url.protocol === 'rediss:',

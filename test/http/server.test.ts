@@ -23,6 +23,38 @@ void describe('HTTP answers', SUITE, () => {
     assert.deepEqual(assertJson(answer, 200), { status: 'ok' });
   });
 
+  void test('GET /readyz answers 200 {"status":"ready"} on a single node', async (t) => {
+    const server = await startServer();
+    t.after(() => server.close());
+    assert.deepEqual(assertJson(await get(`${server.httpUrl}/readyz`), 200), { status: 'ready' });
+  });
+
+  void test('GET /readyz answers 503 with the broker\'s reason while the broker cannot reach the cluster', async (t) => {
+    const { MemoryBroker } = await import('../../src/broker/memory.js');
+    let reason: string | null = 'redis unavailable (127.0.0.1:6379/0): connect ECONNREFUSED';
+    class CutOffBroker extends MemoryBroker {
+      override notReadyReason(): string | null {
+        return reason;
+      }
+    }
+    const server = await startServer({ broker: new CutOffBroker() });
+    t.after(() => server.close());
+    assert.deepEqual(assertJson(await get(`${server.httpUrl}/readyz`), 503), { status: 'not_ready', reason });
+    // /healthz says the process runs, whatever the broker's state.
+    assert.equal((await get(`${server.httpUrl}/healthz`)).status, 200);
+    reason = null;
+    assert.deepEqual(assertJson(await get(`${server.httpUrl}/readyz`), 200), { status: 'ready' });
+  });
+
+  void test('a handler that is shutting down is not ready', async (t) => {
+    const server = await startServer();
+    t.after(() => server.close());
+    assert.equal(server.handler.notReadyReason(), null);
+    const closing = server.handler.close();
+    assert.equal(server.handler.notReadyReason(), 'shutting down');
+    await closing;
+  });
+
   void test('an unknown path answers 404 with a JSON error body', async (t) => {
     const server = await startServer();
     t.after(() => server.close());
