@@ -15,7 +15,7 @@ import { WebSocketHandler } from '../handler.js';
 import { SwitchboardServer } from '../http/server.js';
 import { createLogger } from '../logger.js';
 import { DAEMON_CHILD_ENV, DEFAULT_DAEMON_LOG, daemonize, removePidFile, reportToParent, stopDaemon, writePidFile } from './daemon.js';
-import { runPrimary } from './workers.js';
+import { runPrimary, type StartFailure } from './workers.js';
 
 const EXIT_CONFIG = 2;
 const MAX_TOKEN_TTL_SECONDS = 365 * 86400;
@@ -118,6 +118,13 @@ async function start(args: string[], options: SwitchboardOptions): Promise<numbe
   } catch (error) {
     if (isDaemonChild) removePidFile(options.pidFile);
     const message = listenProblem(error as NodeJS.ErrnoException, options);
+    if (isWorker) {
+      // The primary prints the reason once for all workers, and stops them.
+      const failure: StartFailure = { sb: 'start-failed', exitCode: 1, reason: message };
+      process.send?.(failure);
+      await handler.close();
+      process.exit(1);
+    }
     logger.error(message);
     logger.flush();
     if (isDaemonChild) reportToParent({ type: 'failed', message, exitCode: 1 });
@@ -170,8 +177,11 @@ async function startPrimary(options: SwitchboardOptions, logger: ReturnType<type
     ready: (url) => {
       if (isDaemonChild) reportToParent({ type: 'ready', url });
     },
-    failed: (exitCode) => {
-      if (isDaemonChild) reportToParent({ type: 'failed', message: 'a worker could not start; see the log', exitCode });
+    failed: (exitCode, reason) => {
+      const message = reason ?? 'a worker process could not start; see the log';
+      logger.error(message);
+      if (isDaemonChild) reportToParent({ type: 'failed', message, exitCode });
+      else process.stderr.write(`switchboard: ${message}\n`);
     },
   });
   if (isDaemonChild) removePidFile(options.pidFile);

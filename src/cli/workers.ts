@@ -15,8 +15,11 @@ const MAX_RESTART_DELAY_MS = 30_000;
 export interface PrimaryHooks {
   /** Every worker listens: the URL clients connect to. */
   ready(url: string): void;
-  /** A worker could not start (bad configuration, port in use): the whole server stops. */
-  failed(exitCode: number): void;
+  /**
+   * A worker could not start (port in use, …): the whole server stops. Called once, with
+   * the worker's one-line reason when it sent one.
+   */
+  failed(exitCode: number, reason: string | null): void;
 }
 
 /**
@@ -38,16 +41,23 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
   let stopping = false;
   let exitCode = 0;
   let restartDelay = 500;
+  let failureReported = false;
 
   return new Promise<number>((resolveExit) => {
     const fork = (): Worker => {
       const worker = cluster.fork();
       startedAt.set(worker.id, Date.now());
-      if (relay !== null) worker.on('message', (message: unknown) => relay.handle(worker.id, message));
+      worker.on('message', (message: unknown) => {
+        if (isStartFailure(message)) {
+          if (!ready) startFailed(message.exitCode, message.reason);
+          return;
+        }
+        relay?.handle(worker.id, message);
+      });
       return worker;
     };
 
-    const stop = (code: number): void => {
+    function stop(code: number): void {
       if (stopping) return;
       stopping = true;
       exitCode = code;
@@ -61,6 +71,14 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
         },
         Math.min((options.shutdownTimeout + 5) * 1000, 2 ** 31 - 1),
       ).unref();
+    }
+
+    const startFailed = (code: number, reason: string | null): void => {
+      if (!failureReported) {
+        failureReported = true;
+        hooks.failed(code, reason);
+      }
+      stop(code);
     };
 
     cluster.on('listening', (_worker, address) => {
@@ -82,9 +100,7 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
         return;
       }
       if (!ready) {
-        // It could not start; its one-line reason is already on stderr.
-        hooks.failed(code === 0 ? 1 : code);
-        stop(code === 0 ? 1 : code);
+        startFailed(code === 0 ? 1 : code, null);
         return;
       }
       // At once (after 1 s) for a worker that ran a while; ever more slowly for one that keeps crashing.
@@ -109,4 +125,15 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
 
     for (let index = 0; index < options.workers; index++) fork();
   });
+}
+
+/** What a worker that cannot start tells its primary, instead of printing: the primary prints once. */
+export interface StartFailure {
+  sb: 'start-failed';
+  exitCode: number;
+  reason: string;
+}
+
+function isStartFailure(message: unknown): message is StartFailure {
+  return typeof message === 'object' && message !== null && (message as { sb?: unknown }).sb === 'start-failed';
 }
