@@ -1,7 +1,7 @@
 // `npm run bench` (and `npm run bench -- --quick`): drives Switchboard, Socket.IO, a
 // hand-written `ws` loop and a frame-once `ws` server, each as its own process, with the
 // same client processes over loopback, and reports the figures side by side from one run.
-import { fork, spawn } from 'node:child_process';
+import { fork, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
@@ -48,7 +48,7 @@ async function waitForPort(port, timeoutMs = 15_000) {
   throw new Error(`nothing listens on port ${port}`);
 }
 
-async function startServer(kind) {
+async function startServer(kind, extraEnv = {}) {
   const port = await freePort();
   const child =
     kind === 'switchboard'
@@ -63,6 +63,7 @@ async function startServer(kind) {
             WS_MAX_CHANNELS_PER_CONNECTION: '10',
             WS_LOG_LEVEL: 'error',
             TOKEN_SECRET: SECRET,
+            ...extraEnv,
           },
         })
       : spawn(process.execPath, kind === 'socketio' ? [join(here, 'servers/socketio.mjs'), String(port), SECRET] : [join(here, 'servers/ws-servers.mjs'), kind, String(port), SECRET], {
@@ -159,6 +160,57 @@ async function fanout(kind, { subscribers, messages }) {
   }
 }
 
+/** A redis-server on a free port, without persistence; null when none is installed. */
+async function startRedis() {
+  if (spawnSync('redis-server', ['--version']).status !== 0) return null;
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  await waitForPort(port);
+  return {
+    port,
+    pid: child.pid,
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)));
+    },
+  };
+}
+
+/**
+ * Fan-out across two Switchboard nodes through Redis: the publisher on node A, every
+ * subscriber on node B, so each message crosses Redis once and is framed once on B.
+ */
+async function crossNode({ subscribers, messages }) {
+  const redis = await startRedis();
+  if (redis === null) return null;
+  const env = { REDIS_ENABLED: 'true', REDIS_PORT: String(redis.port) };
+  const nodes = [];
+  try {
+    nodes.push(await startServer('switchboard', env), await startServer('switchboard', env));
+    const [a, b] = nodes;
+    const groups = await subscriberProcesses(b, subscribers, CHANNEL, 0);
+    const publisher = forkClient('publisher.mjs', ['switchboard', a.port, CHANNEL]);
+    await publisher.next();
+    const expected = subscribers * messages;
+    const pids = [a.pid, b.pid, redis.pid];
+    const cpuBefore = pids.map(cpuSeconds);
+    const started = performance.now();
+    await publisher.ask({ cmd: 'burst', messages, window: Math.max(2, Math.floor(20000 / subscribers)) });
+    const { deliveries } = await waitForDeliveries(groups, expected, 120_000);
+    const seconds = (performance.now() - started) / 1000;
+    const cpu = pids.map((pid, index) => cpuSeconds(pid) - cpuBefore[index]);
+    for (const group of [...groups, publisher]) group.exit();
+    return {
+      deliveriesPerSecond: deliveries / seconds,
+      complete: deliveries >= expected,
+      cpuMicrosPerDelivery: { publishingNode: (cpu[0] * 1e6) / deliveries, subscribingNode: (cpu[1] * 1e6) / deliveries, redis: (cpu[2] * 1e6) / deliveries },
+    };
+  } finally {
+    for (const node of nodes) await node.stop();
+    await redis.stop();
+  }
+}
+
 function percentile(sorted, p) {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -227,6 +279,13 @@ for (const kind of SERVERS) {
   results[kind] = result;
 }
 
+let crossNodeResult = null;
+if (SERVERS.includes('switchboard')) {
+  process.stderr.write('switchboard, two nodes through Redis: ');
+  crossNodeResult = await crossNode(PLAN.fanout[0]);
+  process.stderr.write(crossNodeResult === null ? 'skipped (no redis-server)\n' : 'done\n');
+}
+
 const format = (value, digits = 0) => (Number.isFinite(value) ? value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '—');
 const rows = [
   ...PLAN.fanout.flatMap(({ subscribers }) => [
@@ -247,9 +306,18 @@ for (const [label, pick, digits, , note] of rows) {
   lines.push(`| ${[label, ...cells, ...ratio('socketio'), ...ratio('frame-once')].join(' | ')} |`);
 }
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
-const table = `${lines.join('\n')}\n\n${quick ? 'Quick run' : 'Full run'} on ${machine}.`;
+let crossNodeTable = '';
+if (crossNodeResult !== null) {
+  const single = results.switchboard[`fanout${PLAN.fanout[0].subscribers}`].deliveriesPerSecond;
+  const { deliveriesPerSecond, complete, cpuMicrosPerDelivery: cpu } = crossNodeResult;
+  crossNodeTable =
+    `\n\n| Switchboard across two nodes through Redis, ${PLAN.fanout[0].subscribers.toLocaleString('en-US')} subscribers on the other node | value |\n|---|---|\n` +
+    `| fan-out deliveries/s | ${format(deliveriesPerSecond)}${complete ? '' : ' (incomplete)'} (${format(deliveriesPerSecond / single, 2)}× one node) |\n` +
+    `| CPU µs per delivery: publishing node / subscribing node / redis-server | ${format(cpu.publishingNode, 2)} / ${format(cpu.subscribingNode, 2)} / ${format(cpu.redis, 2)} |`;
+}
+const table = `${lines.join('\n')}${crossNodeTable}\n\n${quick ? 'Quick run' : 'Full run'} on ${machine}.`;
 console.log(table);
 mkdirSync(join(here, 'results'), { recursive: true });
 const file = join(here, 'results', `${quick ? 'quick' : 'full'}-latest.json`);
-writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine, quick, plan: PLAN, results }, null, 2)}\n`);
+writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine, quick, plan: PLAN, results, crossNode: crossNodeResult }, null, 2)}\n`);
 console.log(`\nJSON results: ${file}`);

@@ -95,8 +95,8 @@ export class WebSocketHandler {
   private readonly liveness: Liveness;
   private readonly verifier: TokenVerifier;
   private readonly permissions: ChannelPermissions;
-  /** Unique per process; prefixes connection ids so that they are unique cluster-wide. */
-  readonly nodeId = randomBytes(6).toString('base64url');
+  /** Unique per node (the broker's, when it has one); prefixes connection ids so that they are unique cluster-wide. */
+  readonly nodeId: string;
   private connectionCounter = 0;
 
   private readonly connectHooks: ConnectHook[] = [];
@@ -120,6 +120,7 @@ export class WebSocketHandler {
     const { broker, logger, ...config } = options;
     this.options = loadConfig({ options: config });
     this.logger = logger ?? defaultLibraryLogger();
+    this.nodeId = broker?.nodeId ?? randomBytes(6).toString('base64url');
     this.broker = broker ?? (this.options.redis.enabled ? new RedisBroker(this.options.redis, { nodeId: this.nodeId, logger: this.logger }) : new MemoryBroker());
     this.admission = new Admission(this.options);
     this.liveness = new Liveness(this.connections, this.options);

@@ -33,6 +33,11 @@ export interface Member {
 }
 
 export interface Broker {
+  /**
+   * The node's id in the cluster, when the broker has one of its own (8 base64url
+   * characters); the handler then prefixes its connection ids with it.
+   */
+  readonly nodeId?: string;
   /** Connects the broker to the node it serves. Called once, before anything else. */
   start(local: LocalDelivery): Promise<void>;
   /**

@@ -35,7 +35,7 @@ interface ScriptedRedis extends Redis {
 }
 
 export interface RedisBrokerOptions {
-  /** This node's id in Redis, 8 base64url characters; the handler passes its own, which prefixes its connection ids. @default random */
+  /** This node's id in Redis, 8 base64url characters; a handler given this broker uses it for its connection ids. @default random */
   nodeId?: string;
   logger: Logger;
   /** Lifetime of the node's liveness key; a node silent this long is cleaned out. @default 10000 */
@@ -76,7 +76,7 @@ export function defaultRetryDelay(attempt: number): number {
 
 export class RedisBroker implements Broker {
   private readonly keys: RedisKeys;
-  private readonly nodeId: string;
+  readonly nodeId: string;
   private readonly logger: Logger;
   private readonly nodeTtlMs: number;
   private readonly checkIntervalMs: number;
@@ -91,8 +91,13 @@ export class RedisBroker implements Broker {
   /** Redis pub/sub channel → our channel, for the channels this node is subscribed to. */
   private readonly byPubChannel = new Map<string, ChannelName>();
 
-  /** True once the node is registered, subscribed and its outbox sent, until a connection drops. */
+  /** True once the node is registered, subscribed and its outbox sent, until a connection drops: ready. */
   private synced = false;
+  /**
+   * Publishes go straight to Redis: the outbox has been handed to the connection since it
+   * came back (so anything published now is sent after the held messages).
+   */
+  private sending = false;
   private syncGeneration = 0;
   /** Whether the last state logged was "down"; errors are logged once per change. */
   private reportedDown = false;
@@ -192,7 +197,7 @@ export class RedisBroker implements Broker {
     if (this.local === null) throw new Error('RedisBroker.publish() called before start()');
     const localCount = this.local.deliver(delivery);
     const payload = this.encode(delivery);
-    if (!this.synced) {
+    if (!this.sending) {
       this.keep({ delivery, payload });
       return localCount;
     }
@@ -258,19 +263,25 @@ export class RedisBroker implements Broker {
 
   // ---- membership -------------------------------------------------------------------
 
+  // Membership changes go to Redis at once on whichever connection is up, even while a
+  // resync runs: commands on one connection run in order, and the resync issues each of
+  // its own only for what is still true at that moment. What fails here is redone by the
+  // resync that follows the reconnect, from this.channels.
+
   async join(channel: ChannelName, member: Member): Promise<void> {
     let entry = this.channels.get(channel);
     if (entry === undefined) {
       entry = { members: new Map(), subscribed: Promise.resolve() };
       this.channels.set(channel, entry);
       this.byPubChannel.set(this.keys.messages(channel), channel);
-      if (this.synced) entry.subscribed = this.subscriber.subscribe(this.keys.messages(channel));
+      if (this.subscriber.status === 'ready') entry.subscribed = this.subscriber.subscribe(this.keys.messages(channel));
     }
     const userId = member.userId ?? '';
     entry.members.set(member.connectionId, userId);
-    if (!this.synced) return; // registered when Redis is back
+    const work: Array<Promise<unknown>> = [entry.subscribed];
+    if (this.commands.status === 'ready') work.push(this.register(channel, member.connectionId, userId));
     try {
-      await Promise.all([entry.subscribed, this.register(channel, member.connectionId, userId)]);
+      await Promise.all(work);
     } catch (error) {
       // Local delivery works regardless; the next reconnect registers it again.
       this.logger.debug({ err: error, channel }, 'joining a channel in Redis failed');
@@ -280,17 +291,15 @@ export class RedisBroker implements Broker {
   async leave(channel: ChannelName, connectionId: ConnectionId): Promise<void> {
     const entry = this.channels.get(channel);
     if (entry === undefined || !entry.members.delete(connectionId)) return;
-    const last = entry.members.size === 0;
-    if (last) {
+    const work: Array<Promise<unknown>> = [];
+    if (entry.members.size === 0) {
       this.channels.delete(channel);
       this.byPubChannel.delete(this.keys.messages(channel));
+      if (this.subscriber.status === 'ready') work.push(this.subscriber.unsubscribe(this.keys.messages(channel)));
     }
-    if (!this.synced) return; // reconciled when Redis is back
+    if (this.commands.status === 'ready') work.push(this.unregister(channel, connectionId));
     try {
-      await Promise.all([
-        this.unregister(channel, connectionId),
-        ...(last ? [this.subscriber.unsubscribe(this.keys.messages(channel))] : []),
-      ]);
+      await Promise.all(work);
     } catch (error) {
       this.logger.debug({ err: error, channel }, 'leaving a channel in Redis failed');
     }
@@ -355,7 +364,9 @@ export class RedisBroker implements Broker {
   private async resync(generation: number): Promise<{ channels: number; members: number; sent: number }> {
     await this.heartbeat();
     await this.commands.hset(this.keys.nodes, this.nodeId, JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString() }));
-    // Memberships that ended while Redis was unreachable.
+    // Memberships that ended while Redis was unreachable. Each is checked again when its
+    // command is issued: one that joined again meanwhile is not stale.
+    const isMember = (channel: ChannelName, connectionId: ConnectionId): boolean => this.channels.get(channel)?.members.has(connectionId) === true;
     const stale: Array<{ channel: ChannelName; connectionId: ConnectionId }> = [];
     let cursor = '0';
     do {
@@ -363,22 +374,37 @@ export class RedisBroker implements Broker {
       cursor = next;
       for (const text of entries) {
         const entry = parseNodeMemberEntry(text);
-        if (entry !== null && this.channels.get(entry.channel)?.members.has(entry.connectionId) !== true) stale.push(entry);
-        else if (entry === null) await this.commands.srem(this.keys.nodeMembers(this.nodeId), text);
+        if (entry === null) await this.commands.srem(this.keys.nodeMembers(this.nodeId), text);
+        else if (!isMember(entry.channel, entry.connectionId)) stale.push(entry);
       }
     } while (cursor !== '0');
-    await inBatches(stale, ({ channel, connectionId }) => this.unregister(channel, connectionId));
-    // The current ones, whether Redis kept them or lost them.
-    const members: Array<[ChannelName, ConnectionId, string]> = [];
-    for (const [channel, entry] of this.channels) for (const [connectionId, userId] of entry.members) members.push([channel, connectionId, userId]);
-    await inBatches(members, ([channel, connectionId, userId]) => this.register(channel, connectionId, userId));
+    await inBatches(stale, ({ channel, connectionId }) => (isMember(channel, connectionId) ? Promise.resolve() : this.unregister(channel, connectionId)));
+    // The current ones, whether Redis kept them or lost them; one that left meanwhile was
+    // (or will be) unregistered by leave(), after this.
+    const members: Array<[ChannelName, ConnectionId]> = [];
+    for (const [channel, entry] of this.channels) for (const connectionId of entry.members.keys()) members.push([channel, connectionId]);
+    await inBatches(members, ([channel, connectionId]) => {
+      const userId = this.channels.get(channel)?.members.get(connectionId);
+      return userId === undefined ? Promise.resolve() : this.register(channel, connectionId, userId);
+    });
     const pubChannels = [...this.byPubChannel.keys()];
-    for (let index = 0; index < pubChannels.length; index += BATCH) await this.subscriber.subscribe(...pubChannels.slice(index, index + BATCH));
+    for (let index = 0; index < pubChannels.length; index += BATCH) {
+      const batch = pubChannels.slice(index, index + BATCH).filter((pubChannel) => this.byPubChannel.has(pubChannel));
+      if (batch.length === 0) continue;
+      const subscribed = this.subscriber.subscribe(...batch);
+      // A join meanwhile waits for this subscription before it is acknowledged.
+      for (const pubChannel of batch) {
+        const entry = this.channels.get(this.byPubChannel.get(pubChannel) as ChannelName);
+        if (entry !== undefined) entry.subscribed = subscribed;
+      }
+      await subscribed;
+    }
     if (generation !== this.syncGeneration) return { channels: 0, members: 0, sent: 0 };
-    // The outbox goes out in order, before anything published after it.
+    // The outbox goes out in order; from here on publishes follow it on the same connection.
     const held = this.outbox.splice(0);
     this.outboxSize = 0;
     const sent = held.map((entry) => this.send(entry.delivery, entry.payload));
+    this.sending = true;
     await Promise.allSettled(sent);
     return { channels: pubChannels.length, members: members.length, sent: held.length };
   }
@@ -387,6 +413,7 @@ export class RedisBroker implements Broker {
     this.syncGeneration++;
     const wasSynced = this.synced;
     this.synced = false;
+    this.sending = false;
     if (this.closed) return;
     if (wasSynced) this.reportDown();
   }
@@ -432,6 +459,8 @@ export class RedisBroker implements Broker {
     let removed = 0;
     let cursor = '0';
     do {
+      // A node that was only cut off and is back re-registers itself; leave its entries alone.
+      if ((await this.commands.exists(this.keys.nodeAlive(node))) === 1) break;
       const [next, entries] = await this.commands.sscan(this.keys.nodeMembers(node), cursor, 'COUNT', BATCH);
       cursor = next;
       const parsed = entries.map(parseNodeMemberEntry).filter((entry) => entry !== null);
@@ -465,6 +494,7 @@ export class RedisBroker implements Broker {
     }
     this.closed = true;
     this.synced = false;
+    this.sending = false;
     this.channels.clear();
     this.byPubChannel.clear();
     this.local = null;

@@ -54,19 +54,23 @@ export async function startRedis(t: TestContext, extraArgs: readonly string[] = 
     const deadline = Date.now() + 10_000;
     for (;;) {
       if (process.exitCode !== null) throw new Error(`redis-server exited at start: ${output}`);
-      const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      // With --requirepass, the password goes in the options: ioredis's ready check (INFO) fails without it.
+      const password = extraArgs.includes('--requirepass') ? extraArgs[extraArgs.indexOf('--requirepass') + 1] : undefined;
+      const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, ...(password !== undefined && { password }) });
       probe.on('error', () => undefined);
       try {
         await probe.connect();
-        const password = extraArgs[extraArgs.indexOf('--requirepass') + 1];
-        if (extraArgs.includes('--requirepass') && password !== undefined) await probe.auth(password);
         await probe.ping();
         probe.disconnect();
         return;
       } catch {
         probe.disconnect();
       }
-      if (Date.now() > deadline) throw new Error(`redis-server did not start on port ${port}: ${output}`);
+      if (Date.now() > deadline) {
+        // Not left running: the test's cleanup is registered only once the server is up.
+        process.kill('SIGKILL');
+        throw new Error(`redis-server did not start on port ${port}: ${output}`);
+      }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   };

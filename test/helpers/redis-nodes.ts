@@ -1,0 +1,226 @@
+/**
+ * Shared pieces of the Redis scale-out tests (SPEC §6): in-process nodes that share one
+ * real redis-server, real WebSocket clients, tokens, /readyz, captured logs and the keys
+ * of redis-keys.ts. Not a test file (the runner takes only *.test.ts).
+ */
+import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
+import { Redis } from 'ioredis';
+import { pino, type Logger } from 'pino';
+import type { ClientOptions } from 'ws';
+import { mintToken } from '../../src/auth/tokens.js';
+import { RedisBroker } from '../../src/broker/redis.js';
+import type { RedisOptions } from '../../src/config/options.js';
+import type { HandlerOptions } from '../../src/handler.js';
+import { TestClient, eventually, type Frame } from './client.js';
+import { get } from './http.js';
+import { until, type TestRedis } from './redis.js';
+import { startServer, type TestServer } from './server.js';
+
+export const SECRET = 'redis-broker-test-secret-of-at-least-32-bytes';
+export const PREFIX = 'sbtest:';
+export const CHANNEL = 'chat.room.1';
+
+/** For things that must happen (a reconnect with backoff, a message through Redis) on a busy machine. */
+export const GENEROUS_MS = 20_000;
+/** How long to keep listening after the last expected frame before asserting nothing more came. */
+export const QUIET_MS = 300;
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The resolved Redis options of a node of the test's Redis (as loadConfig would give them). */
+export function redisOptions(redis: TestRedis, overrides: Partial<RedisOptions> = {}): RedisOptions {
+  return { enabled: true, host: '127.0.0.1', port: redis.port, password: null, database: 0, prefix: PREFIX, url: null, ...overrides };
+}
+
+/**
+ * An in-process node (its own WebSocketHandler, so its own node id) on the test's Redis,
+ * closed after the test. No rate limit; tokens signed with SECRET are accepted and
+ * anonymous connections too.
+ */
+export async function startNode(t: TestContext, redis: TestRedis, options: HandlerOptions = {}, redisOverrides: Partial<RedisOptions> = {}): Promise<TestServer> {
+  const node = await startServer({
+    auth: { secret: SECRET },
+    maxMessagesPerMinute: 0,
+    ...options,
+    redis: { enabled: true, host: '127.0.0.1', port: redis.port, prefix: PREFIX, ...redisOverrides },
+  });
+  t.after(() => node.close());
+  return node;
+}
+
+/** A client of `node`, anonymous unless `userId` is given; closed after the test. */
+export async function connect(t: TestContext, node: TestServer, userId?: string | number): Promise<TestClient> {
+  const options: ClientOptions = {};
+  if (userId !== undefined) {
+    const token = await mintToken(node.handler.options.auth, { userId, role: 'user', ttlSeconds: 3600 });
+    options.headers = { Authorization: `Bearer ${token}` };
+  }
+  const client = await TestClient.connect(node.url, options);
+  t.after(() => client.close());
+  return client;
+}
+
+export async function subscribeAll(clients: readonly TestClient[], channel: string = CHANNEL): Promise<void> {
+  for (const client of clients) {
+    const ack = await client.subscribe(channel);
+    assert.equal(ack.success, true, `subscribe ack: ${JSON.stringify(ack)}`);
+  }
+}
+
+export const connectionId = (client: TestClient): string => client.welcome.connection_id as string;
+
+/** The channel messages a client received on `channel`, in order. */
+export const messagesOn = (client: TestClient, channel: string = CHANNEL): Frame[] =>
+  client.received((frame) => frame.action === 'message' && frame.channel === channel);
+
+export const isMessage = (channel: string, message: unknown) => (frame: Frame) => frame.action === 'message' && frame.channel === channel && frame.message === message;
+
+/**
+ * Waits until the client has received at least `count` frames matching (whenever they
+ * arrived: unlike TestClient.next, frames passed over by an earlier wait still count).
+ */
+export async function receivedAtLeast(client: TestClient, predicate: (frame: Frame) => boolean, count = 1, timeoutMs = GENEROUS_MS): Promise<Frame[]> {
+  await eventually(() => client.received(predicate).length >= count, timeoutMs, `${count} matching frame(s); received so far: ${JSON.stringify(client.frames).slice(0, 2000)}`);
+  return client.received(predicate);
+}
+
+export interface Readiness {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+export async function readyz(node: TestServer): Promise<Readiness> {
+  const answer = await get(`${node.httpUrl}/readyz`);
+  return { status: answer.status, body: JSON.parse(answer.body) as Record<string, unknown> };
+}
+
+export type LogLine = Record<string, unknown> & { level: number; msg?: string };
+
+/** A pino logger (info and up) that keeps every line in memory, parsed. */
+export function memoryLogger(): { logger: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const logger = pino(
+    { level: 'info' },
+    {
+      write(line: string) {
+        lines.push(JSON.parse(line) as LogLine);
+      },
+    },
+  );
+  return { logger, lines };
+}
+
+/** The keys of redis-keys.ts, written out here so that a change of layout fails these tests. */
+export const keys = {
+  pub: (channel: string = CHANNEL, prefix = PREFIX) => `${prefix}{${channel}}:pub`,
+  members: (channel: string = CHANNEL, prefix = PREFIX) => `${prefix}{${channel}}:members`,
+  users: (channel: string = CHANNEL, prefix = PREFIX) => `${prefix}{${channel}}:users`,
+  nodes: (prefix = PREFIX) => `${prefix}nodes`,
+  nodeAlive: (nodeId: string, prefix = PREFIX) => `${prefix}node:{${nodeId}}:alive`,
+  nodeMembers: (nodeId: string, prefix = PREFIX) => `${prefix}node:{${nodeId}}:members`,
+};
+
+/** PUBSUB NUMSUB for one pub/sub channel. */
+export async function numsub(redis: TestRedis, pubChannel: string): Promise<number> {
+  const reply = (await redis.client.pubsub('NUMSUB', pubChannel)) as [string, number];
+  return Number(reply[1]);
+}
+
+/** Every key in the Redis, by SCAN (never KEYS). */
+export async function allKeys(redis: TestRedis): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.client.scan(cursor, 'COUNT', 1000);
+    cursor = next;
+    found.push(...batch);
+  } while (cursor !== '0');
+  return found.sort();
+}
+
+/** Sends every message without waiting for acks, then waits for each ack; returns them in order. */
+export async function publishMany(client: TestClient, channel: string, messages: readonly unknown[]): Promise<Frame[]> {
+  const first = 1_000_000 + Math.floor(Math.random() * 1_000_000);
+  messages.forEach((message, index) => client.send({ action: 'message', data: { channel, message }, id: first + index }));
+  const acks: Frame[] = [];
+  for (let index = 0; index < messages.length; index++) acks.push(await client.next((frame) => frame.id === first + index, GENEROUS_MS));
+  return acks;
+}
+
+export const isReady = async (node: TestServer): Promise<boolean> => (await readyz(node)).status === 200;
+export const isNotReady = async (node: TestServer): Promise<boolean> => (await readyz(node)).status === 503;
+
+export async function waitUntilDown(node: TestServer): Promise<void> {
+  await until(() => isNotReady(node), GENEROUS_MS, 'the node to notice that Redis is down');
+}
+
+export async function waitUntilReady(...nodes: TestServer[]): Promise<void> {
+  for (const node of nodes) await until(() => isReady(node), GENEROUS_MS, 'the node to be ready again');
+}
+
+/** A plain ioredis subscriber on one pub/sub channel; returns the channel messages' `message` fields, in arrival order. */
+export async function rawSubscriber(t: TestContext, redis: TestRedis, pubChannel: string): Promise<unknown[]> {
+  const received: unknown[] = [];
+  const subscriber = new Redis({ host: '127.0.0.1', port: redis.port, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  subscriber.on('error', () => undefined);
+  t.after(() => subscriber.disconnect());
+  subscriber.on('message', (_channel: string, payload: string) => {
+    // `<node id><recipients JSON or nothing>\n<frame>` (redis.ts encode()).
+    const frame = JSON.parse(payload.slice(payload.indexOf('\n') + 1)) as { message: unknown };
+    received.push(frame.message);
+  });
+  await subscriber.subscribe(pubChannel);
+  return received;
+}
+
+/** Kills the Redis connections of one node (its command and subscriber connections are named after its node id). */
+export async function killConnectionsOf(redis: TestRedis, nodeId: string, which: 'all' | 'commands' = 'all'): Promise<void> {
+  const list = (await redis.client.client('LIST')) as string;
+  const names = which === 'all' ? [`switchboard:${nodeId}`, `switchboard:${nodeId}:sub`] : [`switchboard:${nodeId}`];
+  let killed = 0;
+  for (const line of list.split('\n')) {
+    const id = /\bid=(\d+)/.exec(line)?.[1];
+    const name = /\bname=(\S*)/.exec(line)?.[1];
+    if (id !== undefined && name !== undefined && names.includes(name)) {
+      await redis.client.client('KILL', 'ID', id);
+      killed++;
+    }
+  }
+  assert.equal(killed, names.length, `connections named ${names.join(', ')} in:\n${list}`);
+}
+
+/**
+ * A node with its own RedisBroker: a fixed reconnect delay, and a hook that tells when a
+ * reconnect attempt was scheduled. With the default 1.5 s, restarting Redis right after
+ * one leaves the test over a second to set up its observers before the node can be back.
+ *
+ * The handler takes the broker's node id, so the node's connection ids start with it.
+ */
+export async function nodeWithOwnBroker(
+  t: TestContext,
+  redis: TestRedis,
+  { nodeId = 'outboxA1', retryMs = 1500, outboxMessages }: { nodeId?: string; retryMs?: number; outboxMessages?: number } = {},
+) {
+  const { logger, lines } = memoryLogger();
+  let scheduled: (() => void) | null = null;
+  const broker = new RedisBroker(redisOptions(redis), {
+    nodeId,
+    logger,
+    ...(outboxMessages !== undefined && { outboxMessages }),
+    retryDelay: () => {
+      scheduled?.();
+      return retryMs;
+    },
+  });
+  const node = await startNode(t, redis, { broker, logger });
+  assert.equal(node.handler.nodeId, nodeId, 'a handler given a broker with a node id uses that id');
+  const nextAttemptScheduled = (): Promise<void> =>
+    new Promise((resolve) => {
+      scheduled = () => {
+        scheduled = null;
+        resolve();
+      };
+    });
+  return { node, lines, nextAttemptScheduled };
+}
