@@ -21,7 +21,7 @@ export type PrimaryMessage =
 
 /** The channel to the primary: `process` in a worker. */
 export interface PrimaryChannel {
-  send?: ((message: WorkerMessage) => boolean) | undefined;
+  send?: ((message: WorkerMessage, sendHandle: undefined, options: undefined, callback: (error: Error | null) => void) => boolean) | undefined;
   connected?: boolean;
   on(event: 'message', listener: (message: unknown) => void): unknown;
   off(event: 'message', listener: (message: unknown) => void): unknown;
@@ -65,8 +65,9 @@ export class ClusterBroker implements Broker {
     return Promise.resolve();
   }
 
+  // A worker whose primary is gone exits (node:cluster does that), so there is no other state.
   notReadyReason(): string | null {
-    return this.primary.connected === false ? 'lost the primary process' : null;
+    return null;
   }
 
   close(): Promise<void> {
@@ -92,8 +93,10 @@ export class ClusterBroker implements Broker {
   private post(message: WorkerMessage): boolean {
     if (this.primary.connected === false || typeof this.primary.send !== 'function') return false;
     try {
-      // false means "queued behind a backlog", not lost.
-      this.primary.send(message);
+      // false means "queued behind a backlog", not lost. A failure is reported to the
+      // callback (not as an 'error' event that would take the worker down); the worker
+      // exits with its primary anyway.
+      this.primary.send(message, undefined, undefined, () => undefined);
       return true;
     } catch {
       return false;

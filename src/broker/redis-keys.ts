@@ -12,7 +12,9 @@
  *   Pnode:{N}:alive   string with a TTL, refreshed while node N runs
  *   Pnode:{N}:members set of "C connection-id": N's memberships, to clean out N if it dies
  *   Pnode:{N}:cleanup lock held by the node that cleans out N
+ *   Pnode:{N}:resync  flag: N's entries were (partly) removed while it was alive; N registers again
  */
+import type { Redis } from 'ioredis';
 import type { ChannelName } from '../types.js';
 
 export class RedisKeys {
@@ -48,6 +50,10 @@ export class RedisKeys {
 
   nodeCleanup(nodeId: string): string {
     return `${this.prefix}node:{${nodeId}}:cleanup`;
+  }
+
+  nodeResync(nodeId: string): string {
+    return `${this.prefix}node:{${nodeId}}:resync`;
   }
 }
 
@@ -101,3 +107,47 @@ for i = 3, #ARGV do
   if count then total = total + tonumber(count) end
 end
 return total`;
+
+/**
+ * Refreshes a node's liveness key. KEYS: alive, resync flag. ARGV: value, TTL in ms.
+ * Returns 0 when the node must register everything again: its key had expired (others
+ * may have cleaned it out) or a cleaner flagged it; 1 otherwise.
+ */
+export const HEARTBEAT_SCRIPT = `
+local existed = redis.call('EXISTS', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local flagged = redis.call('DEL', KEYS[2])
+if existed == 1 and flagged == 0 then return 1 end
+return 0`;
+
+/**
+ * Ends the cleanup of a dead node. KEYS: alive, members, resync flag. ARGV: flag TTL in ms.
+ * When the node turned out to be alive after all, its entries may have been removed
+ * under it: it is flagged to register again (0). Otherwise its index goes (1).
+ */
+export const FORGET_NODE_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[1])
+  return 0
+end
+redis.call('DEL', KEYS[2], KEYS[3])
+return 1`;
+
+/** Redis with the scripts above defined as commands. */
+export interface ScriptedRedis extends Redis {
+  switchboardJoin(members: string, users: string, connectionId: string, userId: string): Promise<number>;
+  switchboardLeave(members: string, users: string, connectionId: string): Promise<number>;
+  switchboardPublish(members: string, users: string, pubChannel: string, payload: string | Buffer, ...recipients: string[]): Promise<number>;
+  switchboardHeartbeat(alive: string, resyncFlag: string, value: string, ttlMs: number): Promise<number>;
+  switchboardForgetNode(alive: string, members: string, resyncFlag: string, flagTtlMs: number): Promise<number>;
+}
+
+/** Defines the scripts on a connection; ioredis sends each by its SHA and loads it when Redis lacks it. */
+export function withScripts(redis: Redis): ScriptedRedis {
+  redis.defineCommand('switchboardJoin', { numberOfKeys: 2, lua: JOIN_SCRIPT });
+  redis.defineCommand('switchboardLeave', { numberOfKeys: 2, lua: LEAVE_SCRIPT });
+  redis.defineCommand('switchboardPublish', { numberOfKeys: 2, lua: PUBLISH_SCRIPT });
+  redis.defineCommand('switchboardHeartbeat', { numberOfKeys: 2, lua: HEARTBEAT_SCRIPT });
+  redis.defineCommand('switchboardForgetNode', { numberOfKeys: 3, lua: FORGET_NODE_SCRIPT });
+  return redis as ScriptedRedis;
+}

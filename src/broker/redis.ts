@@ -9,9 +9,8 @@
  *   subscribers at once and ignores its own message when Redis echoes it, so every
  *   subscriber gets it exactly once, in publish order.
  * - Membership: which connection (with its user id) is in which channel, in Redis (see
- *   redis-keys.ts). Each node refreshes a liveness key with a TTL and checks the others';
- *   a node whose key expired is cleaned out by a surviving one, from that node's own index
- *   of memberships: nobody ever runs KEYS.
+ *   redis-keys.ts), with node liveness keys so that a dead node's entries are removed by
+ *   the others (node-liveness.ts).
  * - Outage: local delivery goes on. Messages published meanwhile wait in a bounded
  *   outbox (oldest dropped first). ioredis reconnects with backoff; then the node
  *   re-registers, reconciles its membership, resubscribes its channels and sends the
@@ -19,20 +18,14 @@
  *   inside ioredis while disconnected, so nothing grows without bound.
  */
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import { Redis, type RedisOptions as IoRedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import { parseRedisUrl, type RedisOptions } from '../config/options.js';
+import { DEFAULTS, parseRedisUrl, type RedisOptions } from '../config/options.js';
 import type { ChannelName, ConnectionId } from '../types.js';
 import type { Broker, Delivery, LocalDelivery, Member } from './broker.js';
-import { JOIN_SCRIPT, LEAVE_SCRIPT, nodeMemberEntry, parseNodeMemberEntry, PUBLISH_SCRIPT, RedisKeys } from './redis-keys.js';
-
-/** Redis with the scripts of redis-keys.ts defined as commands. */
-interface ScriptedRedis extends Redis {
-  switchboardJoin(members: string, users: string, connectionId: string, userId: string): Promise<number>;
-  switchboardLeave(members: string, users: string, connectionId: string): Promise<number>;
-  switchboardPublish(members: string, users: string, pubChannel: string, payload: string | Buffer, ...recipients: string[]): Promise<number>;
-}
+import { NodeLiveness } from './node-liveness.js';
+import { Outbox } from './outbox.js';
+import { nodeMemberEntry, parseNodeMemberEntry, RedisKeys, withScripts, type ScriptedRedis } from './redis-keys.js';
 
 export interface RedisBrokerOptions {
   /** This node's id in Redis, 8 base64url characters; a handler given this broker uses it for its connection ids. @default random */
@@ -50,6 +43,8 @@ export interface RedisBrokerOptions {
   outboxBytes?: number;
   /** How long one Redis command may take before it counts as failed. @default 5000 */
   commandTimeoutMs?: number;
+  /** How long a connection may stay silent with a command outstanding before it is dropped. @default 10000 */
+  socketTimeoutMs?: number;
 }
 
 interface LocalChannel {
@@ -80,8 +75,6 @@ export class RedisBroker implements Broker {
   private readonly logger: Logger;
   private readonly nodeTtlMs: number;
   private readonly checkIntervalMs: number;
-  private readonly outboxMessages: number;
-  private readonly outboxBytes: number;
   private readonly commands: ScriptedRedis;
   private readonly subscriber: Redis;
   private readonly where: string;
@@ -103,14 +96,22 @@ export class RedisBroker implements Broker {
   private reportedDown = false;
   private lastProblem = 'connecting to Redis';
   private downSince = 0;
-  private readonly outbox: OutboxEntry[] = [];
-  private outboxSize = 0;
-  private outboxDropped = 0;
+  private readonly outbox: Outbox<OutboxEntry>;
+  /** Messages dropped from the outbox over this outage (it may take several resyncs). */
+  private droppedDuringOutage = 0;
+  private readonly liveness: NodeLiveness;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
-  private readonly cleaning = new Set<string>();
+  private connectedOnce = false;
+  /** A resync keeps failing: logged once until one succeeds. */
+  private resyncFailing = false;
+  private resyncTimer: NodeJS.Timeout | null = null;
+  private resyncDelay = 500;
+  private onFirstOutcome: (() => void) | null = null;
 
-  constructor(options: RedisOptions, brokerOptions: RedisBrokerOptions) {
+  /** `options`: what is not given takes the defaults (127.0.0.1:6379, database 0, prefix 'websocket:'). */
+  constructor(redisOptions: Partial<RedisOptions>, brokerOptions: RedisBrokerOptions) {
+    const options: RedisOptions = { ...DEFAULTS.redis, ...redisOptions };
     const nodeId = brokerOptions.nodeId ?? randomBytes(6).toString('base64url');
     if (!/^[A-Za-z0-9_-]{8}$/.test(nodeId)) throw new Error(`RedisBroker: nodeId must be ${NODE_ID_LENGTH} base64url characters`);
     this.keys = new RedisKeys(options.prefix);
@@ -118,17 +119,20 @@ export class RedisBroker implements Broker {
     this.logger = brokerOptions.logger;
     this.nodeTtlMs = brokerOptions.nodeTtlMs ?? 10_000;
     this.checkIntervalMs = brokerOptions.checkIntervalMs ?? 3000;
-    this.outboxMessages = brokerOptions.outboxMessages ?? 10_000;
-    this.outboxBytes = brokerOptions.outboxBytes ?? 16 * 1024 * 1024;
+    this.outbox = new Outbox(brokerOptions.outboxMessages ?? 10_000, brokerOptions.outboxBytes ?? 16 * 1024 * 1024);
     const retryDelay = brokerOptions.retryDelay ?? defaultRetryDelay;
-    this.where = `${options.host}:${options.port}/${options.database}`;
+    // A URL wins over host, port, password and database, and alone brings an ACL user and TLS.
     const fromUrl = options.url === null ? null : parseRedisUrl(options.url);
+    const host = fromUrl?.host ?? options.host;
+    const port = fromUrl?.port ?? options.port;
+    const database = fromUrl?.database ?? options.database;
+    const password = fromUrl === null ? options.password : fromUrl.password;
+    this.where = `${host}:${port}/${database}`;
     const connection: IoRedisOptions = {
-      host: options.host,
-      port: options.port,
-      db: options.database,
-      ...(options.password !== null && { password: options.password }),
-      // An ACL user and TLS come only with a URL (redis://user:pass@host, rediss://).
+      host,
+      port,
+      db: database,
+      ...(password !== null && { password }),
       ...(fromUrl?.username != null && { username: fromUrl.username }),
       ...(fromUrl?.tls === true && { tls: {} }),
       lazyConnect: true,
@@ -141,13 +145,15 @@ export class RedisBroker implements Broker {
       // This broker resubscribes itself, after re-registering, so that it knows when it is done.
       autoResubscribe: false,
       commandTimeout: brokerOptions.commandTimeoutMs ?? 5000,
+      // A Redis that stops answering without closing the connection: after this long with
+      // a command unanswered the connection is dropped and the outage handled as any other
+      // (the PING of every check keeps one outstanding on the subscriber connection too).
+      socketTimeout: brokerOptions.socketTimeoutMs ?? 10_000,
       keepAlive: 10_000,
       retryStrategy: (attempt) => (this.closed ? null : retryDelay(attempt)),
     };
-    this.commands = new Redis({ ...connection, connectionName: `switchboard:${this.nodeId}`, enableAutoPipelining: true }) as ScriptedRedis;
-    this.commands.defineCommand('switchboardJoin', { numberOfKeys: 2, lua: JOIN_SCRIPT });
-    this.commands.defineCommand('switchboardLeave', { numberOfKeys: 2, lua: LEAVE_SCRIPT });
-    this.commands.defineCommand('switchboardPublish', { numberOfKeys: 2, lua: PUBLISH_SCRIPT });
+    this.commands = withScripts(new Redis({ ...connection, connectionName: `switchboard:${this.nodeId}`, enableAutoPipelining: true }));
+    this.liveness = new NodeLiveness(this.commands, this.keys, this.nodeId, this.nodeTtlMs, this.logger);
     this.subscriber = new Redis({ ...connection, connectionName: `switchboard:${this.nodeId}:sub` });
     for (const redis of [this.commands, this.subscriber]) {
       redis.on('ready', () => {
@@ -165,7 +171,7 @@ export class RedisBroker implements Broker {
 
   async start(local: LocalDelivery): Promise<void> {
     this.local = local;
-    this.timer = setInterval(() => this.checkNodes(), this.checkIntervalMs);
+    this.timer = setInterval(() => this.tick(), this.checkIntervalMs);
     this.timer.unref();
     const firstSync = new Promise<void>((resolve) => {
       this.onFirstOutcome = resolve;
@@ -175,8 +181,6 @@ export class RedisBroker implements Broker {
     for (const redis of [this.commands, this.subscriber]) redis.connect().catch(() => this.settleFirstOutcome());
     await firstSync;
   }
-
-  private onFirstOutcome: (() => void) | null = null;
 
   private settleFirstOutcome(): void {
     const settle = this.onFirstOutcome;
@@ -198,7 +202,7 @@ export class RedisBroker implements Broker {
     const localCount = this.local.deliver(delivery);
     const payload = this.encode(delivery);
     if (!this.sending) {
-      this.keep({ delivery, payload });
+      this.outbox.push({ delivery, payload }, payload.length);
       return localCount;
     }
     try {
@@ -250,17 +254,6 @@ export class RedisBroker implements Broker {
     }
   }
 
-  /** Keeps a message for other nodes until Redis is back, within the outbox's bounds. */
-  private keep(entry: OutboxEntry): void {
-    this.outbox.push(entry);
-    this.outboxSize += entry.payload.length;
-    while (this.outbox.length > this.outboxMessages || this.outboxSize > this.outboxBytes) {
-      const dropped = this.outbox.shift() as OutboxEntry;
-      this.outboxSize -= dropped.payload.length;
-      this.outboxDropped++;
-    }
-  }
-
   // ---- membership -------------------------------------------------------------------
 
   // Membership changes go to Redis at once on whichever connection is up, even while a
@@ -283,8 +276,7 @@ export class RedisBroker implements Broker {
     try {
       await Promise.all(work);
     } catch (error) {
-      // Local delivery works regardless; the next reconnect registers it again.
-      this.logger.debug({ err: error, channel }, 'joining a channel in Redis failed');
+      this.membershipFailed(error, channel);
     }
   }
 
@@ -301,8 +293,17 @@ export class RedisBroker implements Broker {
     try {
       await Promise.all(work);
     } catch (error) {
-      this.logger.debug({ err: error, channel }, 'leaving a channel in Redis failed');
+      this.membershipFailed(error, channel);
     }
+  }
+
+  /**
+   * Local delivery works regardless. A connection that dropped brings a resync of its
+   * own; one that is still up but refused (a timeout, an error reply) gets one soon.
+   */
+  private membershipFailed(error: unknown, channel: ChannelName): void {
+    this.logger.debug({ err: error, channel }, 'a membership change failed in Redis');
+    if (this.bothReady()) this.resyncSoon();
   }
 
   private register(channel: ChannelName, connectionId: ConnectionId, userId: string): Promise<unknown> {
@@ -326,8 +327,10 @@ export class RedisBroker implements Broker {
   }
 
   /**
-   * Runs when either connection becomes ready: once both are, registers this node,
-   * reconciles its membership with Redis, resubscribes and sends the outbox.
+   * Registers this node, reconciles its membership with Redis, resubscribes and sends the
+   * outbox; runs when a connection becomes ready (once both are), when this node finds
+   * its entries were removed, and after a membership change Redis refused. A newer run
+   * supersedes an older one.
    */
   private sync(): void {
     if (!this.bothReady() || this.closed) return;
@@ -335,35 +338,49 @@ export class RedisBroker implements Broker {
     this.resync(generation).then(
       (summary) => {
         if (generation !== this.syncGeneration || !this.bothReady() || this.closed) return;
-        // Everything queued so far went out before this point, so new publishes keep their order.
         this.synced = true;
+        this.resyncFailing = false;
+        this.resyncDelay = 500;
         if (this.reportedDown) {
           this.reportedDown = false;
-          const dropped = this.outboxDropped;
-          this.outboxDropped = 0;
           this.logger.info(
-            { ...summary, droppedMessages: dropped, downSeconds: Math.round((Date.now() - this.downSince) / 100) / 10 },
-            `Redis is back (${this.where}): resubscribed ${summary.channels} channels, re-registered ${summary.members} memberships, sent ${summary.sent} held messages${dropped > 0 ? `; ${dropped} older ones were dropped (outbox full)` : ''}`,
+            { channels: summary.channels, members: summary.members, sent: summary.sent, droppedMessages: summary.dropped, downSeconds: Math.round((Date.now() - this.downSince) / 100) / 10 },
+            `Redis is back (${this.where}): resubscribed ${summary.channels} channels, re-registered ${summary.members} memberships, sent ${summary.sent} held messages${summary.dropped > 0 ? `; ${summary.dropped} older ones were dropped (outbox full)` : ''}`,
           );
-        } else {
+        } else if (!this.connectedOnce) {
           this.logger.info(`connected to Redis (${this.where}) as node ${this.nodeId}`);
         }
+        this.connectedOnce = true;
         this.settleFirstOutcome();
       },
       (error: unknown) => {
         if (generation !== this.syncGeneration) return;
         this.lastProblem = error instanceof Error ? error.message : String(error);
-        // A connection that dropped mid-way brings another 'ready' and another attempt.
-        if (this.bothReady() && !this.closed) this.logger.warn({ err: error }, 'registering with Redis failed; retrying');
         this.settleFirstOutcome();
-        if (this.bothReady() && !this.closed) setTimeout(() => this.sync(), 1000).unref();
+        // A connection that dropped mid-way brings another 'ready' and another attempt.
+        if (!this.bothReady() || this.closed) return;
+        if (!this.resyncFailing) {
+          this.resyncFailing = true;
+          this.logger.warn({ err: error }, `registering with Redis (${this.where}) failed; retrying`);
+        }
+        this.resyncSoon();
       },
     );
   }
 
-  private async resync(generation: number): Promise<{ channels: number; members: number; sent: number }> {
-    await this.heartbeat();
-    await this.commands.hset(this.keys.nodes, this.nodeId, JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString() }));
+  /** Another resync in a while (with backoff), unless one is already due. */
+  private resyncSoon(): void {
+    if (this.resyncTimer !== null || this.closed) return;
+    this.resyncDelay = Math.min(this.resyncDelay * 2, 30_000);
+    this.resyncTimer = setTimeout(() => {
+      this.resyncTimer = null;
+      this.sync();
+    }, this.resyncDelay);
+    this.resyncTimer.unref();
+  }
+
+  private async resync(generation: number): Promise<{ channels: number; members: number; sent: number; dropped: number }> {
+    await this.liveness.beat();
     // Memberships that ended while Redis was unreachable. Each is checked again when its
     // command is issued: one that joined again meanwhile is not stale.
     const isMember = (channel: ChannelName, connectionId: ConnectionId): boolean => this.channels.get(channel)?.members.has(connectionId) === true;
@@ -399,14 +416,16 @@ export class RedisBroker implements Broker {
       }
       await subscribed;
     }
-    if (generation !== this.syncGeneration) return { channels: 0, members: 0, sent: 0 };
+    if (generation !== this.syncGeneration) return { channels: 0, members: 0, sent: 0, dropped: 0 };
     // The outbox goes out in order; from here on publishes follow it on the same connection.
-    const held = this.outbox.splice(0);
-    this.outboxSize = 0;
-    const sent = held.map((entry) => this.send(entry.delivery, entry.payload));
+    const { items: held, dropped } = this.outbox.takeAll();
+    const sent = held.map(({ delivery, payload }) => this.send(delivery, payload));
     this.sending = true;
     await Promise.allSettled(sent);
-    return { channels: pubChannels.length, members: members.length, sent: held.length };
+    this.droppedDuringOutage += dropped;
+    const summary = { channels: pubChannels.length, members: members.length, sent: held.length, dropped: this.droppedDuringOutage };
+    this.droppedDuringOutage = 0;
+    return summary;
   }
 
   private connectionLost(): void {
@@ -425,55 +444,27 @@ export class RedisBroker implements Broker {
     this.logger.error(`Redis unavailable (${this.where}): ${this.lastProblem}; local delivery continues, reconnecting`);
   }
 
-  // ---- node liveness ----------------------------------------------------------------
+  // ---- liveness ---------------------------------------------------------------------
 
-  private heartbeat(): Promise<unknown> {
-    return this.commands.set(this.keys.nodeAlive(this.nodeId), String(Date.now()), 'PX', this.nodeTtlMs);
-  }
-
-  /** Refreshes this node's liveness key, and cleans out nodes whose key expired. */
-  private checkNodes(): void {
-    if (!this.synced || this.closed) return;
-    this.checkNodesOnce().catch((error: unknown) => this.logger.debug({ err: error }, 'checking the other nodes failed'));
-  }
-
-  private async checkNodesOnce(): Promise<void> {
-    await this.heartbeat();
-    const others = (await this.commands.hkeys(this.keys.nodes)).filter((node) => node !== this.nodeId);
-    const alive = await Promise.all(others.map((node) => this.commands.exists(this.keys.nodeAlive(node))));
-    for (const [index, node] of others.entries()) {
-      if (alive[index] === 0 && !this.cleaning.has(node)) {
-        this.cleaning.add(node);
-        this.cleanOut(node)
-          .catch((error: unknown) => this.logger.warn({ err: error, node }, 'cleaning out a dead node failed; retrying later'))
-          .finally(() => this.cleaning.delete(node));
-      }
-    }
-  }
-
-  /** Removes every membership of a node that stopped refreshing its liveness key. */
-  private async cleanOut(node: string): Promise<void> {
-    // One surviving node does it; the lock expires should that one die meanwhile.
-    const locked = await this.commands.set(this.keys.nodeCleanup(node), this.nodeId, 'PX', 60_000, 'NX');
-    if (locked !== 'OK') return;
-    let removed = 0;
-    let cursor = '0';
-    do {
-      // A node that was only cut off and is back re-registers itself; leave its entries alone.
-      if ((await this.commands.exists(this.keys.nodeAlive(node))) === 1) break;
-      const [next, entries] = await this.commands.sscan(this.keys.nodeMembers(node), cursor, 'COUNT', BATCH);
-      cursor = next;
-      const parsed = entries.map(parseNodeMemberEntry).filter((entry) => entry !== null);
-      await Promise.all(parsed.map(({ channel, connectionId }) => this.commands.switchboardLeave(this.keys.members(channel), this.keys.users(channel), connectionId)));
-      removed += parsed.length;
-    } while (cursor !== '0');
-    // A node that was only cut off re-registers itself when it is back.
-    if ((await this.commands.exists(this.keys.nodeAlive(node))) === 0) {
-      await this.commands.del(this.keys.nodeMembers(node));
-      await this.commands.hdel(this.keys.nodes, node);
-    }
-    await this.commands.del(this.keys.nodeCleanup(node));
-    this.logger.info({ node, memberships: removed }, `node ${node} stopped answering; removed its ${removed} memberships`);
+  /**
+   * Every check interval: the heartbeat (whenever the command connection is up, synced or
+   * not), a PING that makes a silent subscriber connection time out, and the check of the
+   * other nodes.
+   */
+  private tick(): void {
+    if (this.closed) return;
+    if (this.subscriber.status === 'ready') this.subscriber.ping().catch(() => undefined);
+    if (this.commands.status !== 'ready') return;
+    this.liveness
+      .beat()
+      .then(async (intact) => {
+        if (!intact && this.synced) {
+          this.logger.warn(`this node's entries in Redis were removed while it ran (it was silent for longer than ${this.nodeTtlMs / 1000}s); registering again`);
+          this.sync();
+        }
+        if (this.synced) await this.liveness.checkOthers();
+      })
+      .catch((error: unknown) => this.logger.debug({ err: error }, 'heartbeat failed'));
   }
 
   // ---- shutdown ---------------------------------------------------------------------
@@ -481,12 +472,13 @@ export class RedisBroker implements Broker {
   async close(): Promise<void> {
     if (this.closed) return;
     if (this.timer !== null) clearInterval(this.timer);
+    if (this.resyncTimer !== null) clearTimeout(this.resyncTimer);
     if (this.synced) {
       try {
         const members: Array<[ChannelName, ConnectionId]> = [];
         for (const [channel, entry] of this.channels) for (const connectionId of entry.members.keys()) members.push([channel, connectionId]);
         await inBatches(members, ([channel, connectionId]) => this.unregister(channel, connectionId));
-        await Promise.all([this.commands.del(this.keys.nodeMembers(this.nodeId), this.keys.nodeAlive(this.nodeId)), this.commands.hdel(this.keys.nodes, this.nodeId)]);
+        await this.liveness.leave();
       } catch (error) {
         // The other nodes clean out what is left once the liveness key expires.
         this.logger.warn({ err: error }, 'leaving the cluster cleanly failed; other nodes will clean up');

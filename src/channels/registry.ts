@@ -34,15 +34,6 @@ export class ChannelRegistry<S extends Subscriber> {
     return true;
   }
 
-  /** Removes the subscriber from all its channels; returns the channels left empty. */
-  unsubscribeAll(subscriber: S): ChannelName[] {
-    const emptied: ChannelName[] = [];
-    for (const channel of [...subscriber.channels]) {
-      if (this.unsubscribe(subscriber, channel)) emptied.push(channel);
-    }
-    return emptied;
-  }
-
   subscribers(channel: ChannelName): ReadonlySet<S> | undefined {
     return this.channels.get(channel);
   }

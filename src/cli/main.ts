@@ -120,8 +120,7 @@ async function start(args: string[], options: SwitchboardOptions): Promise<numbe
     const message = listenProblem(error as NodeJS.ErrnoException, options);
     if (isWorker) {
       // The primary prints the reason once for all workers, and stops them.
-      const failure: StartFailure = { sb: 'start-failed', exitCode: 1, reason: message };
-      process.send?.(failure);
+      await tellPrimary({ sb: 'start-failed', exitCode: 1, reason: message });
       await handler.close();
       process.exit(1);
     }
@@ -160,13 +159,20 @@ async function start(args: string[], options: SwitchboardOptions): Promise<numbe
     // `on`, not `once`: a second signal must not fall back to Node's default (death by signal).
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
-    // A worker whose primary is gone would serve on, unsupervised and cut off from the others.
-    if (isWorker) process.on('disconnect', () => stop('SIGTERM'));
+    // (A worker whose primary is gone exits at once: node:cluster does that on 'disconnect'.)
   }).then(async (code) => {
     if (isDaemonChild) removePidFile(options.pidFile);
     await new Promise<void>((flushed) => logger.flush(() => flushed()));
     // Exit now rather than wait for idle keep-alive sockets or a broker's reconnect timers.
     process.exit(code);
+  });
+}
+
+/** Sends a message to this worker's primary; resolves once it is written (or cannot be). */
+function tellPrimary(message: StartFailure): Promise<void> {
+  return new Promise((resolve) => {
+    if (typeof process.send !== 'function' || !process.connected) resolve();
+    else process.send(message, undefined, undefined, () => resolve());
   });
 }
 
@@ -265,6 +271,14 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
+    if (cluster.isWorker) {
+      // A worker cannot start (its primary started with the same configuration, so this is
+      // rare: a channels file edited since). The primary logs the reason; the IPC channel
+      // would keep this process alive, so it exits now.
+      const exitCode = error instanceof ConfigError || error instanceof UsageError ? EXIT_CONFIG : 1;
+      void tellPrimary({ sb: 'start-failed', exitCode, reason: error instanceof Error ? error.message : String(error) }).then(() => process.exit(exitCode));
+      return;
+    }
     if (error instanceof ConfigError || error instanceof UsageError) {
       process.stderr.write(`switchboard: ${error.message}\n`);
       if (process.env[DAEMON_CHILD_ENV] === '1' && cluster.isPrimary) reportToParent({ type: 'failed', message: error.message, exitCode: EXIT_CONFIG });

@@ -36,6 +36,8 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
         return true;
       });
   const startedAt = new Map<number, number>();
+  /** Workers not yet exited (cluster.workers also waits for their IPC channel to close). */
+  const alive = new Set<number>();
   let listening = 0;
   let ready = false;
   let stopping = false;
@@ -47,8 +49,14 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
     const fork = (): Worker => {
       const worker = cluster.fork();
       startedAt.set(worker.id, Date.now());
+      alive.add(worker.id);
+      // Sending to a worker that has just died fails with EPIPE, reported here; its exit follows.
+      worker.on('error', (error) => logger.debug({ err: error, workerPid: worker.process.pid }, 'IPC with a worker failed'));
       worker.on('message', (message: unknown) => {
+        // Late messages of a worker that exited must not bring its memberships back.
+        if (worker.isDead()) return;
         if (isStartFailure(message)) {
+          logger.error({ workerPid: worker.process.pid }, message.reason);
           if (!ready) startFailed(message.exitCode, message.reason);
           return;
         }
@@ -61,8 +69,8 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
       if (stopping) return;
       stopping = true;
       exitCode = code;
-      const workers = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined);
-      if (workers.length === 0) resolveExit(exitCode);
+      const workers = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined && !worker.isDead());
+      if (alive.size === 0) resolveExit(exitCode);
       for (const worker of workers) worker.process.kill('SIGTERM');
       // A last resort if a worker hangs past its own shutdown budget.
       setTimeout(
@@ -82,7 +90,7 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
     };
 
     cluster.on('listening', (_worker, address) => {
-      if (ready || ++listening < options.workers) return;
+      if (ready || stopping || ++listening < options.workers) return;
       ready = true;
       const host = address.address === undefined || address.address === null ? options.host : address.address;
       const shownHost = host.includes(':') ? `[${host}]` : host;
@@ -93,10 +101,11 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
 
     cluster.on('exit', (worker, code, signal) => {
       relay?.removeWorker(worker.id);
+      alive.delete(worker.id);
       const lived = Date.now() - (startedAt.get(worker.id) ?? 0);
       startedAt.delete(worker.id);
       if (stopping) {
-        if (Object.keys(cluster.workers ?? {}).length === 0) resolveExit(exitCode);
+        if (alive.size === 0) resolveExit(exitCode);
         return;
       }
       if (!ready) {

@@ -286,7 +286,13 @@ export function parseRedisUrl(text: string): { host: string; port: number; usern
 
 /** A URL as it may be shown: the password masked. */
 export function maskedRedisUrl(text: string): string {
-  return text.replace(/^(rediss?:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
+  try {
+    const url = new URL(text);
+    if (url.password !== '') url.password = '***';
+    return url.href;
+  } catch {
+    return '(set, not shown)';
+  }
 }
 
 /** Origins compare case-insensitively and without trailing slashes. */

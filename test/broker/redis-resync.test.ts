@@ -19,9 +19,11 @@ import type { TestServer } from '../helpers/server.js';
 import {
   CHANNEL,
   GENEROUS_MS,
+  PREFIX,
   connect,
   connectionId,
   isMessage,
+  isNotReady,
   isReady,
   keys,
   killConnectionsOf,
@@ -186,4 +188,68 @@ test('the last local subscriber leaving while only the node\'s command connectio
 
   assert.equal(await redis.client.exists(keys.members('chat.room.2')), 0);
   await until(async () => (await numsub(redis, keys.pub('chat.room.2'))) === 0, GENEROUS_MS, 'node A to drop its subscription to chat.room.2');
+});
+
+test('a node whose entries were removed while it ran (as a survivor does to a node silent past its TTL) registers them again', async (t) => {
+  const redis = await startRedis(t);
+  if (!redis) return;
+  const a = await startNode(t, redis);
+  const b = await startNode(t, redis);
+  const onA = await connect(t, a);
+  const onB = await connect(t, b);
+  await subscribeAll([onA, onB]);
+  const nodeA = a.handler.nodeId;
+
+  // What a cleaner does to a node it thinks dead: its members, its index, its nodes entry.
+  await redis.client.hdel(keys.members(), connectionId(onA));
+  await redis.client.del(keys.nodeMembers(nodeA), keys.nodeAlive(nodeA));
+  await redis.client.hdel(keys.nodes(), nodeA);
+
+  await until(async () => (await redis.client.hget(keys.members(), connectionId(onA))) === '', GENEROUS_MS, 'node A to register its member again');
+  assert.ok((await redis.client.hkeys(keys.nodes())).includes(nodeA));
+  assert.deepEqual(await redis.client.smembers(keys.nodeMembers(nodeA)), [`${CHANNEL} ${connectionId(onA)}`]);
+  assert.equal((await onB.publish(CHANNEL, 'both again')).recipients_count, 2);
+  await receivedAtLeast(onA, isMessage(CHANNEL, 'both again'));
+});
+
+test('a node flagged by a cleaner that found it alive after all registers its entries again', async (t) => {
+  const redis = await startRedis(t);
+  if (!redis) return;
+  const a = await startNode(t, redis);
+  const onA = await connect(t, a);
+  await subscribeAll([onA]);
+  const nodeA = a.handler.nodeId;
+
+  // The cleaner removed a member before it saw the node's key again, and flagged the node.
+  await redis.client.hdel(keys.members(), connectionId(onA));
+  await redis.client.set(`${PREFIX}node:{${nodeA}}:resync`, '1', 'PX', 30_000);
+
+  await until(async () => (await redis.client.hget(keys.members(), connectionId(onA))) === '', GENEROUS_MS, 'node A to register its member again');
+  assert.equal(await redis.client.exists(`${PREFIX}node:{${nodeA}}:resync`), 0, 'the flag is consumed');
+});
+
+test('a Redis that stops answering without closing its connections (frozen) is noticed: /readyz turns 503, and 200 again once it answers', async (t) => {
+  const redis = await startRedis(t);
+  if (!redis) return;
+  const a = await startNode(t, redis);
+  const b = await startNode(t, redis);
+  const onA = await connect(t, a);
+  const onB = await connect(t, b);
+  await subscribeAll([onA, onB]);
+  const pid = await redisPid(redis);
+  process.kill(pid, 'SIGSTOP');
+  let frozen = true;
+  t.after(() => {
+    if (frozen) process.kill(pid, 'SIGCONT');
+  });
+
+  // The check's PING (or any command) goes unanswered past the socket timeout (10 s).
+  await until(async () => await isNotReady(a), 40_000, 'node A to notice the silent Redis');
+  // Meanwhile local delivery goes on.
+  assert.equal((await onA.publish(CHANNEL, 'local while frozen')).recipients_count, 1);
+  process.kill(pid, 'SIGCONT');
+  frozen = false;
+  await until(async () => (await isReady(a)) && (await isReady(b)), 40_000, 'both nodes to be ready again');
+  assert.equal((await onB.publish(CHANNEL, 'after the freeze')).recipients_count, 2);
+  await receivedAtLeast(onA, isMessage(CHANNEL, 'after the freeze'));
 });

@@ -134,44 +134,6 @@ void describe('ChannelRegistry.unsubscribe', () => {
   });
 });
 
-void describe('ChannelRegistry.unsubscribeAll', () => {
-  void test('returns exactly the channels it left empty', () => {
-    const registry = new ChannelRegistry<FakeConnection>();
-    const alice = connection('a');
-    const bob = connection('b');
-    for (const channel of ['solo.1', 'shared', 'solo.2']) registry.subscribe(alice, channel);
-    registry.subscribe(bob, 'shared');
-    assert.deepEqual(registry.unsubscribeAll(alice).sort(), ['solo.1', 'solo.2']);
-  });
-
-  void test('removes the subscriber from every channel, both ways', () => {
-    const registry = new ChannelRegistry<FakeConnection>();
-    const alice = connection('a');
-    const bob = connection('b');
-    for (const channel of ['solo', 'shared']) registry.subscribe(alice, channel);
-    registry.subscribe(bob, 'shared');
-    registry.unsubscribeAll(alice);
-    assert.equal(alice.channels.size, 0);
-    assert.equal(registry.subscribers('solo'), undefined);
-    assert.deepEqual(members(registry, 'shared'), ['b']);
-  });
-
-  void test("leaves other subscribers' own sets untouched", () => {
-    const registry = new ChannelRegistry<FakeConnection>();
-    const alice = connection('a');
-    const bob = connection('b');
-    registry.subscribe(alice, 'shared');
-    registry.subscribe(bob, 'shared');
-    registry.unsubscribeAll(alice);
-    assert.deepEqual([...bob.channels], ['shared']);
-  });
-
-  void test('returns nothing for a subscriber without channels', () => {
-    const registry = new ChannelRegistry<FakeConnection>();
-    assert.deepEqual(registry.unsubscribeAll(connection('a')), []);
-  });
-});
-
 void describe('ChannelRegistry.channelCount', () => {
   void test('counts the channels that have at least one subscriber', () => {
     const registry = new ChannelRegistry<FakeConnection>();

@@ -14,7 +14,8 @@
  * distribution.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import { availableParallelism } from 'node:os';
@@ -589,4 +590,23 @@ test('with Redis and 2 workers, a message published on one worker reaches the ot
   assert.equal(ack.recipients_count, everyone.length);
   await drain(publisher, channel, everyone, 'end');
   for (const client of everyone) assert.deepEqual(messagesOn(client, channel), ['from a worker', { marker: 'end' }], `client on node ${nodeOf(client)}`);
+});
+
+test('a replacement worker that cannot start (its channels file broke since) exits; the primary logs the reason and keeps serving with the others', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const rulesFile = join(tempDir(t), 'channels.json');
+  writeFileSync(rulesFile, JSON.stringify({ rules: [{ pattern: 'chat.room.1', subscribe: ['*'], publish: ['*'] }] }));
+  const { cli, url } = await startCluster(t, serverEnv({ WS_WORKER_NUM: '2', WS_CHANNELS_FILE: rulesFile }));
+  const workers = childrenOf(cli.pid);
+  assert.equal(workers.length, 2);
+  writeFileSync(rulesFile, '{ not json');
+  process.kill(workers[0] as number, 'SIGKILL');
+  await waitUntil(
+    () => primaryLines(cli).some((line) => typeof line.msg === 'string' && line.msg.includes('is not valid JSON')),
+    GENEROUS_MS,
+    `the primary to log why the new worker could not start; stdout: ${cli.stdout}`,
+  );
+  // The failed worker is gone (not left idling on its IPC channel), the other one serves.
+  await waitUntil(() => childrenOf(cli.pid).every((pid) => pid === workers[1] || !isAlive(pid)) && cli.running, GENEROUS_MS, 'no worker but the healthy one');
+  const client = await connect(t, url);
+  assert.equal((await client.subscribe('chat.room.1')).success, true);
 });

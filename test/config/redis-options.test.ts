@@ -93,6 +93,14 @@ void describe('Redis options', () => {
     assert.ok(!JSON.stringify(rows).includes('topsecret'));
   });
 
+  void test('check-config masks the password however the URL is written', () => {
+    for (const url of ['REDIS://:topsecret@host:6379', 'Redis://user:topsecret@host', 'redis://:top%40secret@host/2', 'rediss://u:topsecret@host']) {
+      const shown = describeOptions(fromEnv({ REDIS_URL: url })).find(({ env }) => env === 'REDIS_URL')?.value ?? '';
+      assert.ok(!shown.includes('topsecret') && !shown.includes('top%40secret') && !shown.includes('secret'), `${url} shown as ${shown}`);
+      assert.match(shown, /\*\*\*@host/);
+    }
+  });
+
   void test('WS_WORKER_NUM=auto resolves to a number of at least one', () => {
     assert.ok(fromEnv({ WS_WORKER_NUM: 'auto' }).workers >= 1);
   });

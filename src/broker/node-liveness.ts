@@ -1,0 +1,87 @@
+/**
+ * Node liveness in Redis (SPEC §6): each node refreshes a key with a TTL and lists itself
+ * in the nodes hash; every node checks the others, and one of the survivors removes the
+ * memberships of a node whose key expired, from that node's own index (never KEYS).
+ *
+ * A node that was only slow or cut off (an event-loop stall, a half-dead connection) may
+ * be cleaned out while it still runs. Its next heartbeat tells it so (the key had expired,
+ * or the cleaner flagged it), and it registers everything again.
+ */
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { parseNodeMemberEntry, type RedisKeys, type ScriptedRedis } from './redis-keys.js';
+
+const SCAN_BATCH = 500;
+
+export class NodeLiveness {
+  private readonly cleaning = new Set<string>();
+  private readonly info: string;
+
+  constructor(
+    private readonly commands: ScriptedRedis,
+    private readonly keys: RedisKeys,
+    private readonly nodeId: string,
+    private readonly ttlMs: number,
+    private readonly logger: Logger,
+  ) {
+    this.info = JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString() });
+  }
+
+  /**
+   * Refreshes this node's liveness key and its entry in the nodes hash. Resolves false when
+   * this node's entries may have been removed meanwhile and must be registered again.
+   */
+  async beat(): Promise<boolean> {
+    const [intact] = await Promise.all([
+      this.commands.switchboardHeartbeat(this.keys.nodeAlive(this.nodeId), this.keys.nodeResync(this.nodeId), String(Date.now()), this.ttlMs),
+      // Again on every beat: a cleaner that thought this node dead may have removed it.
+      this.commands.hset(this.keys.nodes, this.nodeId, this.info),
+    ]);
+    return intact === 1;
+  }
+
+  /** Finds the nodes whose liveness key expired, and cleans them out (in the background). */
+  async checkOthers(): Promise<void> {
+    const others = (await this.commands.hkeys(this.keys.nodes)).filter((node) => node !== this.nodeId);
+    const alive = await Promise.all(others.map((node) => this.commands.exists(this.keys.nodeAlive(node))));
+    for (const [index, node] of others.entries()) {
+      if (alive[index] !== 0 || this.cleaning.has(node)) continue;
+      this.cleaning.add(node);
+      this.cleanOut(node)
+        .catch((error: unknown) => this.logger.warn({ err: error, node }, 'cleaning out a dead node failed; retrying later'))
+        .finally(() => this.cleaning.delete(node));
+    }
+  }
+
+  /** Removes every membership of a node that stopped refreshing its liveness key. */
+  private async cleanOut(node: string): Promise<void> {
+    // One surviving node does it; the lock expires should that one die meanwhile.
+    const locked = await this.commands.set(this.keys.nodeCleanup(node), this.nodeId, 'PX', 60_000, 'NX');
+    if (locked !== 'OK') return;
+    let removed = 0;
+    let cursor = '0';
+    do {
+      // A node that was only cut off and is back registers itself again; stop here.
+      if ((await this.commands.exists(this.keys.nodeAlive(node))) === 1) break;
+      const [next, entries] = await this.commands.sscan(this.keys.nodeMembers(node), cursor, 'COUNT', SCAN_BATCH);
+      cursor = next;
+      const parsed = entries.map(parseNodeMemberEntry).filter((entry) => entry !== null);
+      await Promise.all(parsed.map(({ channel, connectionId }) => this.commands.switchboardLeave(this.keys.members(channel), this.keys.users(channel), connectionId)));
+      removed += parsed.length;
+    } while (cursor !== '0');
+    const forgotten = await this.commands.switchboardForgetNode(this.keys.nodeAlive(node), this.keys.nodeMembers(node), this.keys.nodeResync(node), this.ttlMs * 3);
+    // Should the node come back just now, its next beat lists it again.
+    if (forgotten === 1) await this.commands.hdel(this.keys.nodes, node);
+    await this.commands.del(this.keys.nodeCleanup(node));
+    if (forgotten === 1) this.logger.info({ node, memberships: removed }, `node ${node} stopped answering; removed its ${removed} memberships`);
+    else this.logger.info({ node, memberships: removed }, `node ${node} came back while being cleaned out; it registers again`);
+  }
+
+  /** Takes this node out of the cluster's view (a clean shutdown). */
+  async leave(): Promise<void> {
+    await Promise.all([
+      this.commands.del(this.keys.nodeMembers(this.nodeId), this.keys.nodeAlive(this.nodeId), this.keys.nodeResync(this.nodeId)),
+      this.commands.hdel(this.keys.nodes, this.nodeId),
+    ]);
+  }
+}
