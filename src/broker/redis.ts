@@ -43,8 +43,8 @@ export interface RedisBrokerOptions {
   outboxBytes?: number;
   /** How long one Redis command may take before it counts as failed. @default 5000 */
   commandTimeoutMs?: number;
-  /** How long a connection may stay silent with a command outstanding before it is dropped. @default 10000 */
-  socketTimeoutMs?: number;
+  /** How long a PING may go unanswered before its connection is dropped and reconnected. @default 10000 */
+  silenceTimeoutMs?: number;
 }
 
 interface LocalChannel {
@@ -54,8 +54,10 @@ interface LocalChannel {
   subscribed: Promise<unknown>;
 }
 
+/** A message held for Redis: only what send() needs (the payload holds the frame). */
 interface OutboxEntry {
-  readonly delivery: Delivery;
+  readonly channel: ChannelName;
+  readonly recipients: readonly string[] | null;
   readonly payload: Buffer;
 }
 
@@ -108,6 +110,14 @@ export class RedisBroker implements Broker {
   private resyncTimer: NodeJS.Timeout | null = null;
   private resyncDelay = 500;
   private onFirstOutcome: (() => void) | null = null;
+  /** close() has begun: no new resync, tick or cleanup. */
+  private closing = false;
+  /** A resync runs; another request for one waits for it (instead of restarting it). */
+  private resyncRunning = false;
+  private resyncAgain = false;
+  private readonly silenceTimeoutMs: number;
+  /** When each connection's outstanding watchdog PING was sent, or null. */
+  private readonly pingSentAt = new Map<Redis, { at: number } | null>();
 
   /** `options`: what is not given takes the defaults (127.0.0.1:6379, database 0, prefix 'websocket:'). */
   constructor(redisOptions: Partial<RedisOptions>, brokerOptions: RedisBrokerOptions) {
@@ -119,6 +129,7 @@ export class RedisBroker implements Broker {
     this.logger = brokerOptions.logger;
     this.nodeTtlMs = brokerOptions.nodeTtlMs ?? 10_000;
     this.checkIntervalMs = brokerOptions.checkIntervalMs ?? 3000;
+    this.silenceTimeoutMs = brokerOptions.silenceTimeoutMs ?? 10_000;
     this.outbox = new Outbox(brokerOptions.outboxMessages ?? 10_000, brokerOptions.outboxBytes ?? 16 * 1024 * 1024);
     const retryDelay = brokerOptions.retryDelay ?? defaultRetryDelay;
     // A URL wins over host, port, password and database, and alone brings an ACL user and TLS.
@@ -145,10 +156,6 @@ export class RedisBroker implements Broker {
       // This broker resubscribes itself, after re-registering, so that it knows when it is done.
       autoResubscribe: false,
       commandTimeout: brokerOptions.commandTimeoutMs ?? 5000,
-      // A Redis that stops answering without closing the connection: after this long with
-      // a command unanswered the connection is dropped and the outage handled as any other
-      // (the PING of every check keeps one outstanding on the subscriber connection too).
-      socketTimeout: brokerOptions.socketTimeoutMs ?? 10_000,
       keepAlive: 10_000,
       retryStrategy: (attempt) => (this.closed ? null : retryDelay(attempt)),
     };
@@ -160,7 +167,10 @@ export class RedisBroker implements Broker {
         this.lastProblem = 'connection lost';
         this.sync();
       });
-      redis.on('close', () => this.connectionLost());
+      redis.on('close', () => {
+        this.pingSentAt.set(redis, null);
+        this.connectionLost();
+      });
       // ioredis reports every failed attempt; the state change is what gets logged.
       redis.on('error', (error: Error) => {
         this.lastProblem = error.message;
@@ -200,13 +210,16 @@ export class RedisBroker implements Broker {
   async publish(delivery: Delivery): Promise<number> {
     if (this.local === null) throw new Error('RedisBroker.publish() called before start()');
     const localCount = this.local.deliver(delivery);
+    // Addressed to nobody: there is nothing to send, and nobody to count.
+    if (delivery.recipients !== null && delivery.recipients.length === 0) return 0;
     const payload = this.encode(delivery);
+    const entry: OutboxEntry = { channel: delivery.channel, recipients: delivery.recipients, payload };
     if (!this.sending) {
-      this.outbox.push({ delivery, payload }, payload.length);
+      this.outbox.push(entry, payload.length);
       return localCount;
     }
     try {
-      return await this.send(delivery, payload);
+      return await this.send(entry);
     } catch (error) {
       // The message reached this node's subscribers; whether Redis ran the PUBLISH is
       // unknown, so it is not sent again. The state change is logged by connectionLost().
@@ -215,8 +228,7 @@ export class RedisBroker implements Broker {
     }
   }
 
-  private send(delivery: Delivery, payload: Buffer): Promise<number> {
-    const { channel, recipients } = delivery;
+  private send({ channel, recipients, payload }: OutboxEntry): Promise<number> {
     return this.commands.switchboardPublish(this.keys.members(channel), this.keys.users(channel), this.keys.messages(channel), payload, ...(recipients ?? []));
   }
 
@@ -333,14 +345,30 @@ export class RedisBroker implements Broker {
    * supersedes an older one.
    */
   private sync(): void {
-    if (!this.bothReady() || this.closed) return;
-    const generation = ++this.syncGeneration;
+    if (!this.bothReady() || this.closing) return;
+    if (this.resyncRunning) {
+      // Once the running one is done: restarting it would redo (and re-send) its work.
+      this.resyncAgain = true;
+      return;
+    }
+    // A reconnect (connectionLost) moves the generation on: this run's results then count for nothing.
+    const generation = this.syncGeneration;
+    this.resyncRunning = true;
+    this.resyncAgain = false;
     this.resync(generation).then(
       (summary) => {
-        if (generation !== this.syncGeneration || !this.bothReady() || this.closed) return;
+        if (generation !== this.syncGeneration || this.closing) return;
+        this.resyncRunning = false;
+        if (summary.failures > 0) {
+          // Some memberships were refused (a timeout, an error reply): try them again soon.
+          if (!this.resyncFailing) this.logger.warn(`Redis (${this.where}) refused ${summary.failures} membership updates; retrying`);
+          this.resyncFailing = true;
+          this.resyncSoon();
+        } else {
+          this.resyncFailing = false;
+          this.resyncDelay = 500;
+        }
         this.synced = true;
-        this.resyncFailing = false;
-        this.resyncDelay = 500;
         if (this.reportedDown) {
           this.reportedDown = false;
           this.logger.info(
@@ -352,13 +380,15 @@ export class RedisBroker implements Broker {
         }
         this.connectedOnce = true;
         this.settleFirstOutcome();
+        if (this.resyncAgain) this.sync();
       },
       (error: unknown) => {
-        if (generation !== this.syncGeneration) return;
+        if (generation !== this.syncGeneration || this.closing) return;
+        this.resyncRunning = false;
         this.lastProblem = error instanceof Error ? error.message : String(error);
         this.settleFirstOutcome();
         // A connection that dropped mid-way brings another 'ready' and another attempt.
-        if (!this.bothReady() || this.closed) return;
+        if (!this.bothReady()) return;
         if (!this.resyncFailing) {
           this.resyncFailing = true;
           this.logger.warn({ err: error }, `registering with Redis (${this.where}) failed; retrying`);
@@ -370,7 +400,7 @@ export class RedisBroker implements Broker {
 
   /** Another resync in a while (with backoff), unless one is already due. */
   private resyncSoon(): void {
-    if (this.resyncTimer !== null || this.closed) return;
+    if (this.resyncTimer !== null || this.closing) return;
     this.resyncDelay = Math.min(this.resyncDelay * 2, 30_000);
     this.resyncTimer = setTimeout(() => {
       this.resyncTimer = null;
@@ -379,7 +409,7 @@ export class RedisBroker implements Broker {
     this.resyncTimer.unref();
   }
 
-  private async resync(generation: number): Promise<{ channels: number; members: number; sent: number; dropped: number }> {
+  private async resync(generation: number): Promise<{ channels: number; members: number; sent: number; dropped: number; failures: number }> {
     await this.liveness.beat();
     // Memberships that ended while Redis was unreachable. Each is checked again when its
     // command is issued: one that joined again meanwhile is not stale.
@@ -395,12 +425,12 @@ export class RedisBroker implements Broker {
         else if (!isMember(entry.channel, entry.connectionId)) stale.push(entry);
       }
     } while (cursor !== '0');
-    await inBatches(stale, ({ channel, connectionId }) => (isMember(channel, connectionId) ? Promise.resolve() : this.unregister(channel, connectionId)));
+    let failures = await inBatches(stale, ({ channel, connectionId }) => (isMember(channel, connectionId) ? Promise.resolve() : this.unregister(channel, connectionId)));
     // The current ones, whether Redis kept them or lost them; one that left meanwhile was
     // (or will be) unregistered by leave(), after this.
     const members: Array<[ChannelName, ConnectionId]> = [];
     for (const [channel, entry] of this.channels) for (const connectionId of entry.members.keys()) members.push([channel, connectionId]);
-    await inBatches(members, ([channel, connectionId]) => {
+    failures += await inBatches(members, ([channel, connectionId]) => {
       const userId = this.channels.get(channel)?.members.get(connectionId);
       return userId === undefined ? Promise.resolve() : this.register(channel, connectionId, userId);
     });
@@ -416,20 +446,24 @@ export class RedisBroker implements Broker {
       }
       await subscribed;
     }
-    if (generation !== this.syncGeneration) return { channels: 0, members: 0, sent: 0, dropped: 0 };
+    if (generation !== this.syncGeneration) return { channels: 0, members: 0, sent: 0, dropped: 0, failures };
     // The outbox goes out in order; from here on publishes follow it on the same connection.
     const { items: held, dropped } = this.outbox.takeAll();
-    const sent = held.map(({ delivery, payload }) => this.send(delivery, payload));
+    const sent = held.map((entry) => this.send(entry));
     this.sending = true;
     await Promise.allSettled(sent);
     this.droppedDuringOutage += dropped;
-    const summary = { channels: pubChannels.length, members: members.length, sent: held.length, dropped: this.droppedDuringOutage };
+    const summary = { channels: pubChannels.length, members: members.length, sent: held.length, dropped: this.droppedDuringOutage, failures };
     this.droppedDuringOutage = 0;
     return summary;
   }
 
   private connectionLost(): void {
+    // Any resync running belongs to the connection that is gone; the next 'ready' starts one.
     this.syncGeneration++;
+    this.resyncRunning = false;
+    // start() waits for the first outcome; a connection lost before the first sync is one.
+    if (!this.connectedOnce) this.settleFirstOutcome();
     const wasSynced = this.synced;
     this.synced = false;
     this.sending = false;
@@ -447,30 +481,58 @@ export class RedisBroker implements Broker {
   // ---- liveness ---------------------------------------------------------------------
 
   /**
-   * Every check interval: the heartbeat (whenever the command connection is up, synced or
-   * not), a PING that makes a silent subscriber connection time out, and the check of the
-   * other nodes.
+   * Every check interval: the watchdog PINGs, the heartbeat (whenever the command
+   * connection is up, synced or not), and the check of the other nodes.
    */
   private tick(): void {
-    if (this.closed) return;
-    if (this.subscriber.status === 'ready') this.subscriber.ping().catch(() => undefined);
+    if (this.closing) return;
+    for (const redis of [this.commands, this.subscriber]) this.watch(redis);
     if (this.commands.status !== 'ready') return;
     this.liveness
       .beat()
       .then(async (intact) => {
-        if (!intact && this.synced) {
-          this.logger.warn(`this node's entries in Redis were removed while it ran (it was silent for longer than ${this.nodeTtlMs / 1000}s); registering again`);
+        if (!intact) {
+          if (this.synced) this.logger.warn(`this node's entries in Redis were removed while it ran (it was silent for longer than ${this.nodeTtlMs / 1000}s); registering again`);
           this.sync();
         }
-        if (this.synced) await this.liveness.checkOthers();
+        if (this.synced && !this.closing) await this.liveness.checkOthers();
       })
       .catch((error: unknown) => this.logger.debug({ err: error }, 'heartbeat failed'));
+  }
+
+  /**
+   * A Redis that stops answering without closing the connection (frozen, or a network
+   * path that silently drops packets) would leave commands waiting and /readyz green. A
+   * PING unanswered for silenceTimeoutMs drops the connection, and the outage is handled
+   * as any other.
+   */
+  private watch(redis: Redis): void {
+    if (redis.status !== 'ready') return;
+    const outstanding = this.pingSentAt.get(redis) ?? null;
+    if (outstanding !== null) {
+      if (Date.now() - outstanding.at < this.silenceTimeoutMs) return;
+      this.lastProblem = `no answer from Redis for ${this.silenceTimeoutMs / 1000}s`;
+      this.pingSentAt.set(redis, null);
+      redis.disconnect(true);
+      return;
+    }
+    const ping = { at: Date.now() };
+    this.pingSentAt.set(redis, ping);
+    redis.ping().then(
+      () => {
+        if (this.pingSentAt.get(redis) === ping) this.pingSentAt.set(redis, null);
+      },
+      // A timeout leaves it outstanding (so the next tick drops the connection); a closed
+      // connection has reset it already.
+      () => undefined,
+    );
   }
 
   // ---- shutdown ---------------------------------------------------------------------
 
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closing) return;
+    this.closing = true;
     if (this.timer !== null) clearInterval(this.timer);
     if (this.resyncTimer !== null) clearTimeout(this.resyncTimer);
     if (this.synced) {
@@ -495,9 +557,17 @@ export class RedisBroker implements Broker {
   }
 }
 
-/** Runs `task` over `items`, BATCH at a time (pipelined within a batch). */
-async function inBatches<T>(items: readonly T[], task: (item: T) => Promise<unknown>): Promise<void> {
-  for (let index = 0; index < items.length; index += BATCH) await Promise.all(items.slice(index, index + BATCH).map(task));
+/**
+ * Runs `task` over `items`, BATCH at a time (pipelined within a batch); one failure does
+ * not stop the rest. Resolves with the number of failures.
+ */
+async function inBatches<T>(items: readonly T[], task: (item: T) => Promise<unknown>): Promise<number> {
+  let failures = 0;
+  for (let index = 0; index < items.length; index += BATCH) {
+    const results = await Promise.allSettled(items.slice(index, index + BATCH).map(task));
+    failures += results.filter((result) => result.status === 'rejected').length;
+  }
+  return failures;
 }
 
 async function quit(redis: Redis): Promise<void> {

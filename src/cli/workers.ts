@@ -53,14 +53,13 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
       // Sending to a worker that has just died fails with EPIPE, reported here; its exit follows.
       worker.on('error', (error) => logger.debug({ err: error, workerPid: worker.process.pid }, 'IPC with a worker failed'));
       worker.on('message', (message: unknown) => {
-        // Late messages of a worker that exited must not bring its memberships back.
-        if (worker.isDead()) return;
         if (isStartFailure(message)) {
           logger.error({ workerPid: worker.process.pid }, message.reason);
           if (!ready) startFailed(message.exitCode, message.reason);
           return;
         }
-        relay?.handle(worker.id, message);
+        // Late messages of a worker that exited must not bring its memberships back.
+        if (!worker.isDead()) relay?.handle(worker.id, message);
       });
       return worker;
     };

@@ -172,6 +172,9 @@ test('recipients_count with recipients counts the listed users\' connections on 
   assert.equal((await publisher.publish(CHANNEL, 'to alice and bob', { recipients: ['alice', 7] })).recipients_count, 3);
   assert.equal((await publisher.publish(CHANNEL, 'to bob as a string', { recipients: ['7'] })).recipients_count, 1);
   assert.equal((await publisher.publish(CHANNEL, 'to nobody', { recipients: ['nobody'] })).recipients_count, 0);
+  // An empty list addresses nobody, and counts nobody (not the whole channel).
+  assert.equal((await publisher.publish(CHANNEL, 'to an empty list', { recipients: [] })).recipients_count, 0);
+  assert.equal(await a.handler.publish(CHANNEL, 'to an empty list, from the application', { recipients: [] }), 0);
   // Anonymous connections are nobody's: not even an empty or "null" user id reaches them.
   assert.equal((await publisher.publish(CHANNEL, 'to anonymous?', { recipients: ['', 'null'] })).recipients_count, 0);
   // The sender receives it only when listed.
