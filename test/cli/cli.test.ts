@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { createServer as createTcpServer } from 'node:net';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { ClientOptions } from 'ws';
 import { CloseCode } from '../../src/protocol/codes.js';
 import { TestClient, isMessageOn } from '../helpers/client.js';
 import {
+  occupyPort,
   GENEROUS_MS,
   PACKAGE_JSON_PATH,
   cliEnv,
@@ -320,19 +320,12 @@ test('a second SIGTERM during shutdown does not kill the process: it still exits
 // ---------------------------------------------------------------------------------------
 
 test('a port already in use exits non-zero with one line on stderr saying the port is in use', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const blocker = createTcpServer();
-  await new Promise<void>((resolve, reject) => {
-    blocker.once('error', reject);
-    blocker.listen(0, '127.0.0.1', () => resolve());
-  });
-  t.after(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
-  const address = blocker.address();
-  assert.ok(address !== null && typeof address === 'object');
-  const result = await runCli(t, ['start'], { cwd: tempDir(t), env: serverEnv({ WS_PORT: String(address.port) }) });
+  const port = await occupyPort(t);
+  const result = await runCli(t, ['start'], { cwd: tempDir(t), env: serverEnv({ WS_PORT: String(port) }) });
   assert.notEqual(result.code, 0);
   assert.notEqual(result.code, null, 'the process must exit, not die by a signal');
   assertOneCleanLine(result.stderr, /in use/i);
-  assert.ok(result.stderr.includes(String(address.port)), `stderr names the port: ${result.stderr}`);
+  assert.ok(result.stderr.includes(String(port)), `stderr names the port: ${result.stderr}`);
 });
 
 // ---------------------------------------------------------------------------------------

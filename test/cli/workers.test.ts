@@ -17,7 +17,6 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
-import { createServer as createTcpServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { test, type TestContext } from 'node:test';
 import type { ClientOptions } from 'ws';
@@ -26,6 +25,7 @@ import { DEFAULTS } from '../../src/config/options.js';
 import { CloseCode } from '../../src/protocol/codes.js';
 import { TestClient, eventually, isMessageOn, type Frame } from '../helpers/client.js';
 import {
+  occupyPort,
   GENEROUS_MS,
   cliEnv,
   cliProcessesIn,
@@ -448,19 +448,6 @@ test('SIGTERM to the primary closes the clients of every worker with 1001, exits
   );
   assert.deepEqual(cliProcessesIn(dir), [], 'no switchboard process left');
 });
-
-/** A TCP server holding a port on 127.0.0.1 for the test. */
-async function occupyPort(t: TestContext): Promise<number> {
-  const blocker = createTcpServer();
-  await new Promise<void>((resolve, reject) => {
-    blocker.once('error', reject);
-    blocker.listen(0, '127.0.0.1', () => resolve());
-  });
-  t.after(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
-  const address = blocker.address();
-  assert.ok(address !== null && typeof address === 'object');
-  return address.port;
-}
 
 test('with 2 workers, a port already in use makes start exit non-zero with one "switchboard:" line naming the port, no stack trace and no process left', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const port = await occupyPort(t);

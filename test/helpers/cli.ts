@@ -57,6 +57,19 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
+/** A TCP server holding a port on 127.0.0.1 for the test (closed after it); resolves with the port. */
+export async function occupyPort(t: TestContext): Promise<number> {
+  const blocker = createServer();
+  await new Promise<void>((resolve, reject) => {
+    blocker.once('error', reject);
+    blocker.listen(0, '127.0.0.1', () => resolve());
+  });
+  t.after(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+  const address = blocker.address();
+  if (address === null || typeof address === 'string') throw new Error('no port from a TCP server');
+  return address.port;
+}
+
 /** Rejects with `what` if `promise` has not settled within `timeoutMs`. */
 export async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
