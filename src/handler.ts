@@ -26,6 +26,7 @@ import { Admission } from './http/admission.js';
 import { refuseUpgrade } from './http/refuse.js';
 import { requestPath } from './http/request-path.js';
 import { defaultLibraryLogger } from './logger.js';
+import { NodeStats } from './metrics/stats.js';
 import { CloseCode, ErrorCode, ErrorText, HandshakeRefusal } from './protocol/codes.js';
 import { decodeJson, invalidJson, parseRequest, type ClientRequest, type ProtocolViolation, type RequestId } from './protocol/inbound.js';
 import { ack, channelMessageFrame, errorFrame, unixSeconds, type WelcomeFrame } from './protocol/outbound.js';
@@ -95,6 +96,8 @@ export class WebSocketHandler {
   private readonly liveness: Liveness;
   private readonly verifier: TokenVerifier;
   private readonly permissions: ChannelPermissions;
+  /** This node's counters, for /metrics. */
+  readonly stats = new NodeStats();
   /** Unique per node (the broker's, when it has one); prefixes connection ids so that they are unique cluster-wide. */
   readonly nodeId: string;
   private connectionCounter = 0;
@@ -181,6 +184,7 @@ export class WebSocketHandler {
     }
     if (message === null || message === undefined) throw new SwitchboardError(ErrorCode.INVALID_MESSAGE, 'message must not be null');
     const recipients = options.recipients === undefined ? null : options.recipients.map(String);
+    this.stats.messagesPublished++;
     return this.broker.publish(channelDelivery({ channel, message, sender: null, userId: null, time: unixSeconds(), recipients }));
   }
 
@@ -204,6 +208,16 @@ export class WebSocketHandler {
     return this.broker.notReadyReason();
   }
 
+  /** Whether the broker reaches the rest of the cluster (always, for a single process). */
+  brokerReady(): boolean {
+    return this.broker.notReadyReason() === null;
+  }
+
+  /** Whether this node scales out through Redis. */
+  get usesRedis(): boolean {
+    return this.broker instanceof RedisBroker;
+  }
+
   // ---- lifecycle --------------------------------------------------------------------
 
   /** Starts the broker and the timers. Idempotent; `attach` and `createServer` call it. */
@@ -224,7 +238,10 @@ export class WebSocketHandler {
     const listener = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
       const requested = requestPath(request.url);
       if (requested !== path) {
-        if (server.listenerCount('upgrade') === 1) refuseUpgrade(socket, HandshakeRefusal.NOT_FOUND.status, `no WebSocket endpoint at ${requested}`);
+        if (server.listenerCount('upgrade') === 1) {
+          this.stats.handshakeRefused(HandshakeRefusal.NOT_FOUND.reason);
+          refuseUpgrade(socket, HandshakeRefusal.NOT_FOUND.status, `no WebSocket endpoint at ${requested}`);
+        }
         return;
       }
       this.handleUpgrade(request, socket, head);
@@ -319,6 +336,7 @@ export class WebSocketHandler {
   }
 
   private refuse(socket: Duplex, ip: string, kind: HandshakeRefusal, message: string): void {
+    this.stats.handshakeRefused(kind.reason);
     this.logger.debug({ ip, reason: kind.reason }, 'handshake refused');
     refuseUpgrade(socket, kind.status, message);
   }
@@ -336,6 +354,7 @@ export class WebSocketHandler {
         slowConsumer: (slow) => this.onSlowConsumer(slow),
         closing: (closing) => this.leaveAllChannels(closing),
       },
+      this.stats,
     );
     if (identity !== null) connection.authenticate(identity);
     this.connections.set(id, connection);
@@ -391,6 +410,7 @@ export class WebSocketHandler {
     connection.markClosing(code);
     this.admission.release(connection.ip);
     const close = { code: connection.closeCode ?? code, reason };
+    this.stats.closed(close.code);
     this.logger.debug({ connection: connection.id, code: close.code }, 'disconnected');
     if (this.connections.size === 0) this.onLastConnectionClosed?.();
     if (this.disconnectHooks.length === 0) return;
@@ -439,6 +459,8 @@ export class WebSocketHandler {
   private onFrame(connection: Connection, data: RawData, isBinary: boolean): void {
     const now = Date.now();
     connection.lastSeen = now;
+    this.stats.framesReceived++;
+    this.stats.bytesReceived += Array.isArray(data) ? data.reduce((sum, part) => sum + part.length, 0) : data.byteLength;
     if (!connection.isOpen) return;
     // The sweep closes expired connections within a second; no frame is served meanwhile.
     if (connection.tokenExpiresAt !== null && now >= connection.tokenExpiresAt) {
@@ -485,6 +507,7 @@ export class WebSocketHandler {
   private admit(connection: Connection, now: number, action: string | null, id: RequestId | null): boolean {
     const waitMs = connection.rateLimiter.take(now);
     if (waitMs === 0) return true;
+    this.stats.rateLimited++;
     if (connection.rateLimiter.refusedSinceLastAccepted > this.options.maxMessagesPerMinute) {
       this.logger.info({ connection: connection.id }, 'closing a connection that kept flooding');
       connection.close(CloseCode.FLOODING);
@@ -624,6 +647,7 @@ export class WebSocketHandler {
         message = verdict.message;
       }
     }
+    this.stats.messagesPublished++;
     const recipientsCount = await this.broker.publish(
       channelDelivery({ channel, message, sender: connection.id, userId: connection.userId, time: unixSeconds(), recipients }),
     );
@@ -642,7 +666,9 @@ export class WebSocketHandler {
 
   /** LocalDelivery: the broker hands every message for this node's subscribers here. */
   private deliver(delivery: Delivery): number {
-    return fanOut(this.registry.subscribers(delivery.channel), delivery);
+    const addressed = fanOut(this.registry.subscribers(delivery.channel), delivery);
+    this.stats.deliveries += addressed;
+    return addressed;
   }
 
   private onSlowConsumer(connection: Connection): void {

@@ -5,6 +5,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
 import { CloseCode, CloseReason } from '../protocol/codes.js';
+import type { NodeStats } from '../metrics/stats.js';
 import { FrameBatch, PreparedFrame } from '../transport/prepared-frame.js';
 import type { ChannelName, ConnectionId, UserId } from '../types.js';
 import type { Identity } from '../auth/tokens.js';
@@ -90,6 +91,7 @@ export class Connection implements ConnectionInfo {
     private readonly limits: ConnectionLimits,
     private readonly logger: Logger,
     private readonly events: ConnectionEvents,
+    private readonly stats: NodeStats,
   ) {
     this.rateLimiter = new RateLimiter(limits.maxMessagesPerMinute);
     this.lastSeen = Date.now();
@@ -115,18 +117,26 @@ export class Connection implements ConnectionInfo {
   }
 
   send(frame: object): void {
+    if (!this.isOpen) return;
+    if ((frame as { type?: unknown }).type === 'error') this.stats.errorSent(String((frame as { code?: unknown }).code));
     this.sendText(JSON.stringify(frame));
   }
 
   sendText(text: string): void {
     if (!this.isOpen) return;
     // Through the same per-turn batch as channel messages, so that frames keep their order.
-    this.output.push(new PreparedFrame(text));
+    this.push(new PreparedFrame(text));
   }
 
   /** Queues a frame built once for many connections. */
   sendPrepared(frame: PreparedFrame): void {
     if (this.closeCode !== null) return;
+    this.push(frame);
+  }
+
+  private push(frame: PreparedFrame): void {
+    this.stats.framesSent++;
+    this.stats.bytesSent += frame.wire.length;
     this.output.push(frame);
   }
 

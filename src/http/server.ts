@@ -10,6 +10,8 @@ import { loadConfig } from '../config/load.js';
 import type { SwitchboardConfig, SwitchboardOptions } from '../config/options.js';
 import { ConfigError } from '../errors.js';
 import { WebSocketHandler, type HandlerOptions } from '../handler.js';
+import { createMetricsRegistry } from '../metrics/prometheus.js';
+import type { Registry } from 'prom-client';
 import { requestPath } from './request-path.js';
 
 export interface ListenAddress {
@@ -29,6 +31,8 @@ export class SwitchboardServer {
   readonly httpServer: HttpServer | HttpsServer;
   readonly options: SwitchboardOptions;
   private listening: ListenAddress | null = null;
+  /** Made at the first scrape: a server nobody scrapes pays nothing for it. */
+  private metrics: Registry | null = null;
   private closing: Promise<void> | null = null;
 
   constructor(
@@ -94,6 +98,21 @@ export class SwitchboardServer {
       const reason = this.closing !== null ? 'shutting down' : this.handler.notReadyReason();
       if (reason === null) sendJson(response, 200, { status: 'ready' });
       else sendJson(response, 503, { status: 'not_ready', reason });
+      return;
+    }
+    if (path === '/metrics' && (request.method === 'GET' || request.method === 'HEAD')) {
+      this.metrics ??= createMetricsRegistry(this.handler);
+      const registry = this.metrics;
+      registry.metrics().then(
+        (text) => {
+          response.writeHead(200, { 'Content-Type': registry.contentType, 'Content-Length': Buffer.byteLength(text) });
+          response.end(request.method === 'HEAD' ? undefined : text);
+        },
+        (error: unknown) => {
+          this.handler.logger.error({ err: error }, 'collecting metrics failed');
+          sendJson(response, 500, { error: 'collecting metrics failed' });
+        },
+      );
       return;
     }
     if (path === this.options.path) {

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isMessageOn } from '../helpers/client.js';
+import { get } from '../helpers/http.js';
 import { startRedis, until } from '../helpers/redis.js';
 import {
   CHANNEL,
@@ -86,6 +87,20 @@ test('/readyz answers 503 not_ready with a reason naming Redis while it is down,
   await redis.start();
   await waitUntilReady(a);
   assert.deepEqual(await readyz(a), { status: 200, body: { status: 'ready' } });
+});
+
+test('/metrics reports the Redis state: switchboard_redis_up 1, 0 while Redis is down, 1 again', async (t) => {
+  const redis = await startRedis(t);
+  if (!redis) return;
+  const a = await startNode(t, redis);
+  const redisUp = async (): Promise<string | undefined> => /^switchboard_redis_up (\d)$/m.exec((await get(`${a.httpUrl}/metrics`)).body)?.[1];
+  assert.equal(await redisUp(), '1');
+  await redis.stop();
+  await waitUntilDown(a);
+  assert.equal(await redisUp(), '0');
+  await redis.start();
+  await waitUntilReady(a);
+  assert.equal(await redisUp(), '1');
 });
 
 test('after Redis restarts empty, every node re-registers its memberships and resubscribes, and cross-node delivery works again', async (t) => {
