@@ -5,12 +5,13 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
+import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { BEARER_SUBPROTOCOL, redactedHeaders, redactedUrl, tokenFromRequest } from './auth/token-source.js';
 import { TokenError, TokenVerifier, type Identity } from './auth/tokens.js';
-import type { Broker, Delivery } from './broker/broker.js';
+import type { Broker, Delivery, DisconnectTarget, MemberInfo, NodeReport } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { RedisBroker } from './broker/redis.js';
 import { fanOut } from './channels/fanout.js';
@@ -26,6 +27,7 @@ import { Admission } from './http/admission.js';
 import { refuseUpgrade } from './http/refuse.js';
 import { requestPath } from './http/request-path.js';
 import { defaultLibraryLogger } from './logger.js';
+import { RateMeter } from './metrics/rate-meter.js';
 import { NodeStats } from './metrics/stats.js';
 import { CloseCode, ErrorCode, ErrorText, HandshakeRefusal } from './protocol/codes.js';
 import { decodeJson, invalidJson, parseRequest, type ClientRequest, type ProtocolViolation, type RequestId } from './protocol/inbound.js';
@@ -98,6 +100,9 @@ export class WebSocketHandler {
   private readonly permissions: ChannelPermissions;
   /** This node's counters, for /metrics. */
   readonly stats = new NodeStats();
+  private readonly rateIn = new RateMeter(() => this.stats.messagesPublished);
+  private readonly rateOut = new RateMeter(() => this.stats.deliveries);
+  private rateTimer: NodeJS.Timeout | null = null;
   /** Unique per node (the broker's, when it has one); prefixes connection ids so that they are unique cluster-wide. */
   readonly nodeId: string;
   private connectionCounter = 0;
@@ -218,13 +223,88 @@ export class WebSocketHandler {
     return this.broker instanceof RedisBroker;
   }
 
+  // ---- cluster-wide views (the HTTP API) ------------------------------------------------
+
+  /** This node's figures. */
+  report(): NodeReport {
+    return {
+      id: this.nodeId,
+      host: hostname(),
+      pid: process.pid,
+      connections: this.connections.size,
+      channels: this.registry.channelCount,
+      messagesInPerSecond: round(this.rateIn.perSecond()),
+      messagesOutPerSecond: round(this.rateOut.perSecond()),
+      uptime: Math.round((Date.now() - this.stats.startedAt) / 1000),
+      ready: this.notReadyReason() === null,
+    };
+  }
+
+  /** Every node's figures (this one's alone without a cluster), and the totals. */
+  async clusterStats(): Promise<{ nodes: NodeReport[]; connections: number; channels: number; messagesInPerSecond: number; messagesOutPerSecond: number; uptime: number }> {
+    const nodes = (await this.broker.nodes?.()) ?? [this.report()];
+    const channels = await this.clusterChannels();
+    const sum = (pick: (node: NodeReport) => number): number => round(nodes.reduce((total, node) => total + pick(node), 0));
+    return {
+      nodes,
+      connections: sum((node) => node.connections),
+      channels: channels.length,
+      messagesInPerSecond: sum((node) => node.messagesInPerSecond),
+      messagesOutPerSecond: sum((node) => node.messagesOutPerSecond),
+      uptime: this.report().uptime,
+    };
+  }
+
+  /** Channels with subscribers on any node, most subscribed first. */
+  async clusterChannels(): Promise<Array<{ channel: ChannelName; subscribers: number }>> {
+    const channels = (await this.broker.channels?.()) ?? [...this.registry.channelNames()].map((channel) => ({ channel, subscribers: this.registry.subscribers(channel)?.size ?? 0 }));
+    return channels.sort((a, b) => b.subscribers - a.subscribers || (a.channel < b.channel ? -1 : 1));
+  }
+
+  /** The members of a channel on every node. */
+  async channelMembers(channel: ChannelName): Promise<MemberInfo[]> {
+    const members = await this.broker.members?.(channel);
+    if (members !== undefined) return members;
+    return [...(this.registry.subscribers(channel) ?? [])].map((connection) => ({ connectionId: connection.id, userId: connection.userKey, node: this.nodeId }));
+  }
+
+  /** Closes the matching connections on every node with 1000; resolves with how many. */
+  async disconnect(target: DisconnectTarget): Promise<number> {
+    return (await this.broker.disconnect?.(target)) ?? this.disconnectHere(target);
+  }
+
+  /** Closes this node's connections that match `target` with 1000 "disconnected by server". */
+  private disconnectHere(target: DisconnectTarget): number {
+    let closed = 0;
+    if ('connectionId' in target) {
+      const connection = this.connections.get(target.connectionId);
+      if (connection === undefined || connection.closeCode !== null) return 0;
+      connection.close(CloseCode.NORMAL);
+      return 1;
+    }
+    for (const connection of this.connections.values()) {
+      if (connection.userKey !== target.userId || connection.closeCode !== null) continue;
+      connection.close(CloseCode.NORMAL);
+      closed++;
+    }
+    return closed;
+  }
+
   // ---- lifecycle --------------------------------------------------------------------
 
   /** Starts the broker and the timers. Idempotent; `attach` and `createServer` call it. */
   start(): Promise<void> {
-    this.started ??= this.broker.start({ deliver: (delivery) => this.deliver(delivery) }).then(() => {
-      if (this.closing === null) this.liveness.start();
-    });
+    this.started ??= this.broker
+      .start({ deliver: (delivery) => this.deliver(delivery), report: () => this.report(), disconnect: (target) => this.disconnectHere(target) })
+      .then(() => {
+        if (this.closing !== null) return;
+        this.liveness.start();
+        this.rateTimer = setInterval(() => {
+          this.rateIn.sample();
+          this.rateOut.sample();
+        }, 1000);
+        this.rateTimer.unref();
+      });
     return this.started;
   }
 
@@ -282,6 +362,7 @@ export class WebSocketHandler {
     await withDeadline(Promise.allSettled([...this.settling]), deadline);
     for (const detach of this.detachers) detach();
     this.liveness.stop();
+    if (this.rateTimer !== null) clearInterval(this.rateTimer);
     await this.started?.catch(() => undefined);
     await this.broker.close();
   }
@@ -680,6 +761,11 @@ export class WebSocketHandler {
     connection.dropUnsentFrames();
     connection.close(CloseCode.SLOW_CONSUMER);
   }
+}
+
+/** Rates to two decimals: what a dashboard shows. */
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
 }
 
 /** Serializes a message once, for every subscriber on every node. */

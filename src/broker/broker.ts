@@ -19,10 +19,40 @@ export interface Delivery {
   readonly frame: string | Buffer;
 }
 
-/** What a node does with a message that reached it: fan it out to its own subscribers. */
+/** What a node's figures look like to the cluster (GET /api/stats). */
+export interface NodeReport {
+  readonly id: string;
+  readonly host: string;
+  readonly pid: number;
+  readonly connections: number;
+  readonly channels: number;
+  /** Messages published on the node per second, over the last few seconds. */
+  readonly messagesInPerSecond: number;
+  /** Deliveries to the node's subscribers per second, over the last few seconds. */
+  readonly messagesOutPerSecond: number;
+  /** Seconds since the node started. */
+  readonly uptime: number;
+  readonly ready: boolean;
+}
+
+/** Whom POST /api/disconnect closes. */
+export type DisconnectTarget = { readonly userId: string } | { readonly connectionId: string };
+
+/** A channel member as the cluster sees it (GET /api/channels/NAME). */
+export interface MemberInfo {
+  readonly connectionId: ConnectionId;
+  readonly userId: string | null;
+  readonly node: string;
+}
+
+/** What the node offers its broker: delivery to its own subscribers, and its own figures. */
 export interface LocalDelivery {
   /** Delivers to this node's subscribers; returns how many connections it was addressed to. */
   deliver(delivery: Delivery): number;
+  /** This node's current figures. */
+  report(): NodeReport;
+  /** Closes this node's connections that match (1000); returns how many. */
+  disconnect(target: DisconnectTarget): number;
 }
 
 /** A connection as the cluster sees it. */
@@ -55,6 +85,16 @@ export interface Broker {
   leave(channel: ChannelName, connectionId: ConnectionId): Promise<void>;
   /** Null while the broker can reach every node; otherwise why it cannot (for /readyz). */
   notReadyReason(): string | null;
+  // Cluster-wide views for the HTTP API. A broker without them (one process) leaves the
+  // handler to answer from its own state.
+  /** Every live node's latest figures, this one's included. */
+  nodes?(): Promise<NodeReport[]>;
+  /** Channels with subscribers anywhere, with their cluster-wide counts. */
+  channels?(): Promise<Array<{ channel: ChannelName; subscribers: number }>>;
+  /** The members of one channel on every node. */
+  members?(channel: ChannelName): Promise<MemberInfo[]>;
+  /** Closes the matching connections on every node; resolves with how many. */
+  disconnect?(target: DisconnectTarget): Promise<number>;
   /** Leaves the cluster and releases every resource. */
   close(): Promise<void>;
 }

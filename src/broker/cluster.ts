@@ -3,21 +3,33 @@
  * ClusterBroker, and the primary process runs a ClusterRelay that knows every worker's
  * memberships and passes each message to the workers with subscribers on its channel.
  * A client on any worker reaches subscribers on every worker, and `recipients_count` is
- * counted over all of them, as with Redis.
+ * counted over all of them, as with Redis. The HTTP API's views (stats, channels,
+ * members, disconnect) are answered for all workers too.
  */
 import type { ChannelName, ConnectionId } from '../types.js';
-import type { Broker, Delivery, LocalDelivery, Member } from './broker.js';
+import type { Broker, Delivery, DisconnectTarget, LocalDelivery, Member, MemberInfo, NodeReport } from './broker.js';
+
+type Query = { query: 'nodes' } | { query: 'channels' } | { query: 'members'; channel: ChannelName } | { query: 'disconnect'; target: DisconnectTarget };
 
 /** Worker → primary. `sb` marks our messages among the ones node:cluster sends itself. */
 export type WorkerMessage =
   | { sb: 'publish'; id: number; channel: ChannelName; recipients: readonly string[] | null; frame: string }
   | { sb: 'join'; id: number; channel: ChannelName; connectionId: ConnectionId; userId: string | null }
-  | { sb: 'leave'; channel: ChannelName; connectionId: ConnectionId };
+  | { sb: 'leave'; channel: ChannelName; connectionId: ConnectionId }
+  | ({ sb: 'query'; id: number } & Query)
+  /** A worker's part of a query the primary asked every worker (`ask`). */
+  | { sb: 'part'; ask: number; part: NodeReport | number };
 
 /** Primary → worker. */
 export type PrimaryMessage =
   | { sb: 'deliver'; channel: ChannelName; recipients: readonly string[] | null; frame: string }
-  | { sb: 'reply'; id: number; count: number };
+  | { sb: 'reply'; id: number; count: number }
+  | { sb: 'answer'; id: number; data: unknown }
+  | { sb: 'ask'; ask: number; query: 'report' }
+  | { sb: 'ask'; ask: number; query: 'disconnect'; target: DisconnectTarget };
+
+/** How long the primary waits for the workers' parts of an answer. */
+const PARTS_WAIT_MS = 1000;
 
 /** The channel to the primary: `process` in a worker. */
 export interface PrimaryChannel {
@@ -35,7 +47,7 @@ function isPrimaryMessage(message: unknown): message is PrimaryMessage {
 export class ClusterBroker implements Broker {
   private local: LocalDelivery | null = null;
   private nextId = 0;
-  private readonly pending = new Map<number, (count: number) => void>();
+  private readonly pending = new Map<number, (answer: unknown) => void>();
   private readonly listener = (message: unknown): void => this.onMessage(message);
 
   constructor(private readonly primary: PrimaryChannel = process) {}
@@ -70,6 +82,35 @@ export class ClusterBroker implements Broker {
     return null;
   }
 
+  async nodes(): Promise<NodeReport[]> {
+    return ((await this.query({ query: 'nodes' })) as NodeReport[] | null) ?? [(this.local as LocalDelivery).report()];
+  }
+
+  async channels(): Promise<Array<{ channel: ChannelName; subscribers: number }>> {
+    return ((await this.query({ query: 'channels' })) as Array<{ channel: ChannelName; subscribers: number }> | null) ?? [];
+  }
+
+  async members(channel: ChannelName): Promise<MemberInfo[]> {
+    return ((await this.query({ query: 'members', channel })) as MemberInfo[] | null) ?? [];
+  }
+
+  async disconnect(target: DisconnectTarget): Promise<number> {
+    const local = (this.local as LocalDelivery).disconnect(target);
+    return local + (((await this.query({ query: 'disconnect', target })) as number | null) ?? 0);
+  }
+
+  /** Asks the primary; resolves with its answer, or null when the primary is gone. */
+  private query(query: Query): Promise<unknown> {
+    const id = ++this.nextId;
+    return new Promise<unknown>((resolve) => {
+      if (!this.post({ sb: 'query', id, ...query })) {
+        resolve(null);
+        return;
+      }
+      this.pending.set(id, resolve);
+    });
+  }
+
   close(): Promise<void> {
     this.primary.off('message', this.listener);
     this.local = null;
@@ -86,7 +127,7 @@ export class ClusterBroker implements Broker {
         resolve(fallback);
         return;
       }
-      this.pending.set(id, resolve);
+      this.pending.set(id, (count) => resolve(count as number));
     });
   }
 
@@ -105,13 +146,19 @@ export class ClusterBroker implements Broker {
 
   private onMessage(message: unknown): void {
     if (!isPrimaryMessage(message)) return;
-    if (message.sb === 'reply') {
+    if (message.sb === 'reply' || message.sb === 'answer') {
       const resolve = this.pending.get(message.id);
       this.pending.delete(message.id);
-      resolve?.(message.count);
+      resolve?.(message.sb === 'reply' ? message.count : message.data);
       return;
     }
-    this.local?.deliver({ channel: message.channel, recipients: message.recipients, frame: message.frame });
+    if (this.local === null) return;
+    if (message.sb === 'ask') {
+      const part = message.query === 'report' ? this.local.report() : this.local.disconnect(message.target);
+      this.post({ sb: 'part', ask: message.ask, part });
+      return;
+    }
+    this.local.deliver({ channel: message.channel, recipients: message.recipients, frame: message.frame });
   }
 }
 
@@ -122,10 +169,18 @@ export class ClusterRelay {
   /** worker → channel → its connections in it */
   private readonly workerChannels = new Map<number, Map<ChannelName, number>>();
 
+  /** Questions the primary put to every worker, waiting for their parts. */
+  private readonly asks = new Map<number, { waiting: Set<number>; parts: Array<NodeReport | number>; finish: () => void; timer: NodeJS.Timeout }>();
+  private nextAsk = 0;
+
   /**
    * @param sendTo delivers a message to one worker; returns false when that worker is gone.
+   * @param liveWorkers the workers running now.
    */
-  constructor(private readonly sendTo: (worker: number, message: PrimaryMessage) => boolean) {}
+  constructor(
+    private readonly sendTo: (worker: number, message: PrimaryMessage) => boolean,
+    private readonly liveWorkers: () => number[] = () => [...this.workerChannels.keys()],
+  ) {}
 
   /** Handles one message from a worker; anything not ours is ignored. */
   handle(worker: number, message: unknown): void {
@@ -142,11 +197,75 @@ export class ClusterRelay {
       case 'leave':
         this.leave(request.channel, request.connectionId);
         return;
+      case 'query':
+        this.answer(worker, request);
+        return;
+      case 'part': {
+        const ask = this.asks.get(request.ask);
+        if (ask === undefined || !ask.waiting.delete(worker)) return;
+        ask.parts.push(request.part);
+        if (ask.waiting.size === 0) ask.finish();
+        return;
+      }
     }
+  }
+
+  private answer(worker: number, request: Extract<WorkerMessage, { sb: 'query' }>): void {
+    const reply = (data: unknown): void => {
+      this.sendTo(worker, { sb: 'answer', id: request.id, data });
+    };
+    switch (request.query) {
+      case 'channels':
+        reply([...this.channels].map(([channel, members]) => ({ channel, subscribers: members.size })));
+        return;
+      case 'members':
+        reply(
+          [...(this.channels.get(request.channel) ?? [])].map(([connectionId, member]) => ({
+            connectionId,
+            userId: member.userId === '' ? null : member.userId,
+            node: connectionId.slice(0, connectionId.lastIndexOf('-')),
+          })),
+        );
+        return;
+      case 'nodes':
+        this.askEveryWorker({ query: 'report' }, [], (parts) => reply(parts));
+        return;
+      case 'disconnect':
+        // The asking worker has closed its own already.
+        this.askEveryWorker({ query: 'disconnect', target: request.target }, [worker], (parts) => reply(parts.reduce<number>((sum, part) => sum + (part as number), 0)));
+        return;
+    }
+  }
+
+  /** Puts a question to every live worker but `except`; `done` gets the parts that came within PARTS_WAIT_MS. */
+  private askEveryWorker(
+    question: { query: 'report' } | { query: 'disconnect'; target: DisconnectTarget },
+    except: number[],
+    done: (parts: Array<NodeReport | number>) => void,
+  ): void {
+    const ask = ++this.nextAsk;
+    const waiting = new Set(this.liveWorkers().filter((worker) => !except.includes(worker)));
+    const entry = {
+      waiting,
+      parts: [] as Array<NodeReport | number>,
+      finish: () => {
+        clearTimeout(entry.timer);
+        this.asks.delete(ask);
+        done(entry.parts);
+      },
+      timer: setTimeout(() => entry.finish(), PARTS_WAIT_MS),
+    };
+    this.asks.set(ask, entry);
+    for (const worker of [...waiting]) {
+      if (!this.sendTo(worker, { sb: 'ask', ask, ...question })) waiting.delete(worker);
+    }
+    if (waiting.size === 0) entry.finish();
   }
 
   /** A worker exited: its connections are gone, and so are their memberships. */
   removeWorker(worker: number): void {
+    // Its part of any open question will not come.
+    for (const ask of [...this.asks.values()]) if (ask.waiting.delete(worker) && ask.waiting.size === 0) ask.finish();
     const channels = this.workerChannels.get(worker);
     this.workerChannels.delete(worker);
     if (channels === undefined) return;

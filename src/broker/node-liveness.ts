@@ -7,15 +7,14 @@
  * be cleaned out while it still runs. Its next heartbeat tells it so (the key had expired,
  * or the cleaner flagged it), and it registers everything again.
  */
-import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import type { NodeReport } from './broker.js';
 import { parseNodeMemberEntry, type RedisKeys, type ScriptedRedis } from './redis-keys.js';
 
 const SCAN_BATCH = 500;
 
 export class NodeLiveness {
   private readonly cleaning = new Set<string>();
-  private readonly info: string;
 
   constructor(
     private readonly commands: ScriptedRedis,
@@ -23,9 +22,9 @@ export class NodeLiveness {
     private readonly nodeId: string,
     private readonly ttlMs: number,
     private readonly logger: Logger,
-  ) {
-    this.info = JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString() });
-  }
+    /** This node's figures, published with every beat for GET /api/stats on any node. */
+    private readonly report: () => NodeReport | null,
+  ) {}
 
   /**
    * Refreshes this node's liveness key and its entry in the nodes hash. Resolves false when
@@ -34,10 +33,31 @@ export class NodeLiveness {
   async beat(): Promise<boolean> {
     const [intact] = await Promise.all([
       this.commands.switchboardHeartbeat(this.keys.nodeAlive(this.nodeId), this.keys.nodeResync(this.nodeId), String(Date.now()), this.ttlMs),
-      // Again on every beat: a cleaner that thought this node dead may have removed it.
-      this.commands.hset(this.keys.nodes, this.nodeId, this.info),
+      // Again on every beat: the figures change, and a cleaner that thought this node dead may have removed it.
+      this.commands.hset(this.keys.nodes, this.nodeId, JSON.stringify(this.report() ?? { id: this.nodeId })),
     ]);
     return intact === 1;
+  }
+
+  /** The latest figures of every node whose liveness key is alive. */
+  async liveReports(): Promise<NodeReport[]> {
+    const entries = Object.entries(await this.commands.hgetall(this.keys.nodes));
+    const alive = await Promise.all(entries.map(([node]) => this.commands.exists(this.keys.nodeAlive(node))));
+    const reports: NodeReport[] = [];
+    for (const [index, [node, text]] of entries.entries()) {
+      if (alive[index] === 0) continue;
+      try {
+        reports.push({ ...(JSON.parse(text) as NodeReport), id: node });
+      } catch {
+        this.logger.debug({ node }, 'ignoring a node entry that is not JSON');
+      }
+    }
+    return reports;
+  }
+
+  /** Ids of the nodes whose liveness key is alive, this one's included. */
+  async liveNodes(): Promise<string[]> {
+    return (await this.liveReports()).map((report) => report.id);
   }
 
   /** Finds the nodes whose liveness key expired, and cleans them out (in the background). */

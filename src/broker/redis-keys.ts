@@ -13,6 +13,8 @@
  *   Pnode:{N}:members set of "C connection-id": N's memberships, to clean out N if it dies
  *   Pnode:{N}:cleanup lock held by the node that cleans out N
  *   Pnode:{N}:resync  flag: N's entries were (partly) removed while it was alive; N registers again
+ *   Pcontrol          pub/sub channel of requests to every node (POST /api/disconnect)
+ *   Preply:{N}        pub/sub channel of the answers to node N's requests
  */
 import type { Redis } from 'ioredis';
 import type { ChannelName } from '../types.js';
@@ -54,6 +56,14 @@ export class RedisKeys {
 
   nodeResync(nodeId: string): string {
     return `${this.prefix}node:{${nodeId}}:resync`;
+  }
+
+  get control(): string {
+    return `${this.prefix}control`;
+  }
+
+  replies(nodeId: string): string {
+    return `${this.prefix}reply:{${nodeId}}`;
   }
 }
 

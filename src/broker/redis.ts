@@ -22,7 +22,7 @@ import { Redis, type RedisOptions as IoRedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { DEFAULTS, parseRedisUrl, type RedisOptions } from '../config/options.js';
 import type { ChannelName, ConnectionId } from '../types.js';
-import type { Broker, Delivery, LocalDelivery, Member } from './broker.js';
+import type { Broker, Delivery, DisconnectTarget, LocalDelivery, Member, MemberInfo, NodeReport } from './broker.js';
 import { NodeLiveness } from './node-liveness.js';
 import { Outbox } from './outbox.js';
 import { nodeMemberEntry, parseNodeMemberEntry, RedisKeys, withScripts, type ScriptedRedis } from './redis-keys.js';
@@ -65,6 +65,13 @@ interface OutboxEntry {
 const NODE_ID_LENGTH = 8;
 const NEWLINE = 0x0a;
 const BATCH = 500;
+/** How long POST /api/disconnect waits for the other nodes' answers. */
+const DISCONNECT_WAIT_MS = 2000;
+
+/** A cluster-wide view was asked for while Redis is unreachable (the API answers 503). */
+export class ClusterUnavailableError extends Error {
+  override name = 'ClusterUnavailableError';
+}
 
 export function defaultRetryDelay(attempt: number): number {
   const base = Math.min(100 * 2 ** Math.min(attempt - 1, 10), 5000);
@@ -82,7 +89,7 @@ export class RedisBroker implements Broker {
   private readonly where: string;
 
   private local: LocalDelivery | null = null;
-  private readonly channels = new Map<ChannelName, LocalChannel>();
+  private readonly localChannels = new Map<ChannelName, LocalChannel>();
   /** Redis pub/sub channel → our channel, for the channels this node is subscribed to. */
   private readonly byPubChannel = new Map<string, ChannelName>();
 
@@ -160,7 +167,7 @@ export class RedisBroker implements Broker {
       retryStrategy: (attempt) => (this.closed ? null : retryDelay(attempt)),
     };
     this.commands = withScripts(new Redis({ ...connection, connectionName: `switchboard:${this.nodeId}`, enableAutoPipelining: true }));
-    this.liveness = new NodeLiveness(this.commands, this.keys, this.nodeId, this.nodeTtlMs, this.logger);
+    this.liveness = new NodeLiveness(this.commands, this.keys, this.nodeId, this.nodeTtlMs, this.logger, () => this.local?.report() ?? null);
     this.subscriber = new Redis({ ...connection, connectionName: `switchboard:${this.nodeId}:sub` });
     for (const redis of [this.commands, this.subscriber]) {
       redis.on('ready', () => {
@@ -241,8 +248,13 @@ export class RedisBroker implements Broker {
 
   private onMessage(pubChannel: Buffer, payload: Buffer): void {
     if (this.local === null) return;
-    const channel = this.byPubChannel.get(pubChannel.toString());
-    if (channel === undefined) return;
+    const name = pubChannel.toString();
+    const channel = this.byPubChannel.get(name);
+    if (channel === undefined) {
+      if (name === this.keys.control) this.onControl(payload);
+      else if (name === this.keys.replies(this.nodeId)) this.onReply(payload);
+      return;
+    }
     // Our own messages were delivered here when they were published.
     if (payload.toString('latin1', 0, NODE_ID_LENGTH) === this.nodeId) return;
     const newline = payload.indexOf(NEWLINE, NODE_ID_LENGTH);
@@ -271,13 +283,13 @@ export class RedisBroker implements Broker {
   // Membership changes go to Redis at once on whichever connection is up, even while a
   // resync runs: commands on one connection run in order, and the resync issues each of
   // its own only for what is still true at that moment. What fails here is redone by the
-  // resync that follows the reconnect, from this.channels.
+  // resync that follows the reconnect, from this.localChannels.
 
   async join(channel: ChannelName, member: Member): Promise<void> {
-    let entry = this.channels.get(channel);
+    let entry = this.localChannels.get(channel);
     if (entry === undefined) {
       entry = { members: new Map(), subscribed: Promise.resolve() };
-      this.channels.set(channel, entry);
+      this.localChannels.set(channel, entry);
       this.byPubChannel.set(this.keys.messages(channel), channel);
       if (this.subscriber.status === 'ready') entry.subscribed = this.subscriber.subscribe(this.keys.messages(channel));
     }
@@ -293,11 +305,11 @@ export class RedisBroker implements Broker {
   }
 
   async leave(channel: ChannelName, connectionId: ConnectionId): Promise<void> {
-    const entry = this.channels.get(channel);
+    const entry = this.localChannels.get(channel);
     if (entry === undefined || !entry.members.delete(connectionId)) return;
     const work: Array<Promise<unknown>> = [];
     if (entry.members.size === 0) {
-      this.channels.delete(channel);
+      this.localChannels.delete(channel);
       this.byPubChannel.delete(this.keys.messages(channel));
       if (this.subscriber.status === 'ready') work.push(this.subscriber.unsubscribe(this.keys.messages(channel)));
     }
@@ -330,6 +342,111 @@ export class RedisBroker implements Broker {
       this.commands.switchboardLeave(this.keys.members(channel), this.keys.users(channel), connectionId),
       this.commands.srem(this.keys.nodeMembers(nodeId), nodeMemberEntry(channel, connectionId)),
     ]);
+  }
+
+  // ---- cluster-wide views (the HTTP API) --------------------------------------------
+
+  private requireCluster(): void {
+    if (!this.synced) throw new ClusterUnavailableError(`the cluster view needs Redis, which is unavailable (${this.where})`);
+  }
+
+  async nodes(): Promise<NodeReport[]> {
+    const own = (this.local as LocalDelivery).report();
+    if (!this.synced) return [own];
+    const others = (await this.liveness.liveReports()).filter((report) => report.id !== this.nodeId);
+    return [own, ...others];
+  }
+
+  async channels(): Promise<Array<{ channel: ChannelName; subscribers: number }>> {
+    this.requireCluster();
+    // Every node's own index of memberships names its channels: no KEYS, no SCAN of the keyspace.
+    const names = new Set<ChannelName>();
+    for (const node of await this.liveness.liveNodes()) {
+      let cursor = '0';
+      do {
+        const [next, entries] = await this.commands.sscan(this.keys.nodeMembers(node), cursor, 'COUNT', BATCH);
+        cursor = next;
+        for (const entry of entries) {
+          const parsed = parseNodeMemberEntry(entry);
+          if (parsed !== null) names.add(parsed.channel);
+        }
+      } while (cursor !== '0');
+    }
+    const channels = [...names];
+    const counts = await Promise.all(channels.map((channel) => this.commands.hlen(this.keys.members(channel))));
+    return channels.map((channel, index) => ({ channel, subscribers: counts[index] ?? 0 })).filter(({ subscribers }) => subscribers > 0);
+  }
+
+  async members(channel: ChannelName): Promise<MemberInfo[]> {
+    this.requireCluster();
+    const members = await this.commands.hgetall(this.keys.members(channel));
+    return Object.entries(members).map(([connectionId, userId]) => ({
+      connectionId,
+      userId: userId === '' ? null : userId,
+      node: connectionId.slice(0, connectionId.lastIndexOf('-')),
+    }));
+  }
+
+  /**
+   * Closes the matching connections here, and asks every other live node to close theirs;
+   * each answers with its count. Waits for the answers of the nodes alive now, at most
+   * DISCONNECT_WAIT_MS: a node that dies meanwhile has no connections left to close.
+   */
+  async disconnect(target: DisconnectTarget): Promise<number> {
+    const local = (this.local as LocalDelivery).disconnect(target);
+    if (!this.synced) return local;
+    const others = (await this.liveness.liveNodes()).filter((node) => node !== this.nodeId);
+    if (others.length === 0) return local;
+    const id = randomBytes(8).toString('base64url');
+    const answers = new Promise<number>((resolve) => {
+      const waiting = { remaining: new Set(others), total: 0, resolve, timer: setTimeout(() => this.finishRequest(id), DISCONNECT_WAIT_MS) };
+      this.requests.set(id, waiting);
+    });
+    await this.commands.publish(this.keys.control, JSON.stringify({ type: 'disconnect', id, from: this.nodeId, target }));
+    return local + (await answers);
+  }
+
+  /** Pending requests of this node to the others, by id. */
+  private readonly requests = new Map<string, { remaining: Set<string>; total: number; resolve: (total: number) => void; timer: NodeJS.Timeout }>();
+
+  private finishRequest(id: string): void {
+    const request = this.requests.get(id);
+    if (request === undefined) return;
+    this.requests.delete(id);
+    clearTimeout(request.timer);
+    request.resolve(request.total);
+  }
+
+  private onControl(payload: Buffer): void {
+    let request: { type?: unknown; id?: unknown; from?: unknown; target?: unknown };
+    try {
+      request = JSON.parse(payload.toString('utf8')) as typeof request;
+    } catch {
+      return;
+    }
+    if (request.type !== 'disconnect' || typeof request.id !== 'string' || typeof request.from !== 'string' || request.from === this.nodeId) return;
+    const target = request.target as Partial<{ userId: unknown; connectionId: unknown }> | null;
+    let closed = 0;
+    if (typeof target?.userId === 'string') closed = (this.local as LocalDelivery).disconnect({ userId: target.userId });
+    else if (typeof target?.connectionId === 'string') closed = (this.local as LocalDelivery).disconnect({ connectionId: target.connectionId });
+    else return;
+    this.commands
+      .publish(this.keys.replies(request.from), JSON.stringify({ id: request.id, node: this.nodeId, count: closed }))
+      .catch((error: unknown) => this.logger.debug({ err: error }, 'answering a disconnect request failed'));
+  }
+
+  private onReply(payload: Buffer): void {
+    let reply: { id?: unknown; node?: unknown; count?: unknown };
+    try {
+      reply = JSON.parse(payload.toString('utf8')) as typeof reply;
+    } catch {
+      return;
+    }
+    if (typeof reply.id !== 'string' || typeof reply.node !== 'string' || typeof reply.count !== 'number') return;
+    const request = this.requests.get(reply.id);
+    if (request === undefined || !request.remaining.delete(reply.node)) return;
+    request.total += reply.count;
+    if (request.remaining.size === 0) this.finishRequest(reply.id);
   }
 
   // ---- connection state -------------------------------------------------------------
@@ -413,7 +530,7 @@ export class RedisBroker implements Broker {
     await this.liveness.beat();
     // Memberships that ended while Redis was unreachable. Each is checked again when its
     // command is issued: one that joined again meanwhile is not stale.
-    const isMember = (channel: ChannelName, connectionId: ConnectionId): boolean => this.channels.get(channel)?.members.has(connectionId) === true;
+    const isMember = (channel: ChannelName, connectionId: ConnectionId): boolean => this.localChannels.get(channel)?.members.has(connectionId) === true;
     const stale: Array<{ channel: ChannelName; connectionId: ConnectionId }> = [];
     let cursor = '0';
     do {
@@ -429,11 +546,13 @@ export class RedisBroker implements Broker {
     // The current ones, whether Redis kept them or lost them; one that left meanwhile was
     // (or will be) unregistered by leave(), after this.
     const members: Array<[ChannelName, ConnectionId]> = [];
-    for (const [channel, entry] of this.channels) for (const connectionId of entry.members.keys()) members.push([channel, connectionId]);
+    for (const [channel, entry] of this.localChannels) for (const connectionId of entry.members.keys()) members.push([channel, connectionId]);
     failures += await inBatches(members, ([channel, connectionId]) => {
-      const userId = this.channels.get(channel)?.members.get(connectionId);
+      const userId = this.localChannels.get(channel)?.members.get(connectionId);
       return userId === undefined ? Promise.resolve() : this.register(channel, connectionId, userId);
     });
+    // Requests to every node, and the answers to this one's.
+    await this.subscriber.subscribe(this.keys.control, this.keys.replies(this.nodeId));
     const pubChannels = [...this.byPubChannel.keys()];
     for (let index = 0; index < pubChannels.length; index += BATCH) {
       const batch = pubChannels.slice(index, index + BATCH).filter((pubChannel) => this.byPubChannel.has(pubChannel));
@@ -441,7 +560,7 @@ export class RedisBroker implements Broker {
       const subscribed = this.subscriber.subscribe(...batch);
       // A join meanwhile waits for this subscription before it is acknowledged.
       for (const pubChannel of batch) {
-        const entry = this.channels.get(this.byPubChannel.get(pubChannel) as ChannelName);
+        const entry = this.localChannels.get(this.byPubChannel.get(pubChannel) as ChannelName);
         if (entry !== undefined) entry.subscribed = subscribed;
       }
       await subscribed;
@@ -538,7 +657,7 @@ export class RedisBroker implements Broker {
     if (this.synced) {
       try {
         const members: Array<[ChannelName, ConnectionId]> = [];
-        for (const [channel, entry] of this.channels) for (const connectionId of entry.members.keys()) members.push([channel, connectionId]);
+        for (const [channel, entry] of this.localChannels) for (const connectionId of entry.members.keys()) members.push([channel, connectionId]);
         await inBatches(members, ([channel, connectionId]) => this.unregister(channel, connectionId));
         await this.liveness.leave();
       } catch (error) {
@@ -549,7 +668,8 @@ export class RedisBroker implements Broker {
     this.closed = true;
     this.synced = false;
     this.sending = false;
-    this.channels.clear();
+    for (const id of [...this.requests.keys()]) this.finishRequest(id);
+    this.localChannels.clear();
     this.byPubChannel.clear();
     this.local = null;
     this.settleFirstOutcome();

@@ -34,6 +34,11 @@ export class ChannelRegistry<S extends Subscriber> {
     return true;
   }
 
+  /** The channels with at least one subscriber on this node. */
+  channelNames(): IterableIterator<ChannelName> {
+    return this.channels.keys();
+  }
+
   subscribers(channel: ChannelName): ReadonlySet<S> | undefined {
     return this.channels.get(channel);
   }

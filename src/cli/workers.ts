@@ -29,12 +29,15 @@ export interface PrimaryHooks {
 export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: PrimaryHooks): Promise<number> {
   const relay = options.redis.enabled
     ? null
-    : new ClusterRelay((id, message) => {
-        const worker = cluster.workers?.[id];
-        if (worker === undefined || !worker.isConnected()) return false;
-        worker.send(message);
-        return true;
-      });
+    : new ClusterRelay(
+        (id, message) => {
+          const worker = cluster.workers?.[id];
+          if (worker === undefined || !worker.isConnected()) return false;
+          worker.send(message);
+          return true;
+        },
+        () => [...alive],
+      );
   const startedAt = new Map<number, number>();
   /** Workers not yet exited (cluster.workers also waits for their IPC channel to close). */
   const alive = new Set<number>();

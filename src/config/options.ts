@@ -107,6 +107,8 @@ export interface SwitchboardOptions {
   auth: AuthOptions;
   /** Redis, for several nodes to act as one server (REDIS_*). */
   redis: RedisOptions;
+  /** Bearer key of the HTTP API (/api/*); unset, the API answers 404 (WS_API_KEY). @default null */
+  apiKey: string | null;
 }
 
 /** What callers pass: any subset, nested `ssl` included. */
@@ -142,6 +144,7 @@ export const DEFAULTS: Readonly<SwitchboardOptions> = Object.freeze({
   channels: null,
   auth: Object.freeze({ secret: null, publicKey: null, issuer: null, audience: null }),
   redis: Object.freeze({ enabled: false, host: '127.0.0.1', port: 6379, password: null, database: 0, prefix: 'websocket:', url: null }),
+  apiKey: null,
 });
 
 /** A value a field cannot take; the message says what is wrong with it. */
@@ -386,6 +389,7 @@ export const FIELDS: readonly Field[] = [
   { env: 'REDIS_DATABASE', option: 'redis.database', coerce: integer(0, 65535) },
   { env: 'REDIS_PREFIX', option: 'redis.prefix', coerce: redisPrefix },
   { env: 'REDIS_URL', option: 'redis.url', coerce: redisUrl },
+  { env: 'WS_API_KEY', option: 'apiKey', coerce: secretString, secret: true },
 ];
 
 /** Options made of nested fields, like `ssl: { enabled, cert, key }`. */

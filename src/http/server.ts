@@ -12,6 +12,8 @@ import { ConfigError } from '../errors.js';
 import { WebSocketHandler, type HandlerOptions } from '../handler.js';
 import { createMetricsRegistry } from '../metrics/prometheus.js';
 import type { Registry } from 'prom-client';
+import { HttpApi } from './api.js';
+import { sendJson } from './json.js';
 import { requestPath } from './request-path.js';
 
 export interface ListenAddress {
@@ -21,11 +23,6 @@ export interface ListenAddress {
   url: string;
 }
 
-function sendJson(response: ServerResponse, status: number, body: object): void {
-  const text = JSON.stringify(body);
-  response.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
-  response.end(text);
-}
 
 export class SwitchboardServer {
   readonly httpServer: HttpServer | HttpsServer;
@@ -33,6 +30,7 @@ export class SwitchboardServer {
   private listening: ListenAddress | null = null;
   /** Made at the first scrape: a server nobody scrapes pays nothing for it. */
   private metrics: Registry | null = null;
+  private readonly api: HttpApi;
   private closing: Promise<void> | null = null;
 
   constructor(
@@ -48,6 +46,8 @@ export class SwitchboardServer {
       this.httpServer = createHttpServer(onRequest);
     }
     handler.attach(this.httpServer, { path: options.path });
+    // The request body limit is the WebSocket frame limit: a publish is as large either way.
+    this.api = new HttpApi(handler, handler.options.apiKey, handler.options.maxPayload);
   }
 
   /** Starts listening; resolves with the bound address (the real port when `port` is 0). */
@@ -115,6 +115,14 @@ export class SwitchboardServer {
       );
       return;
     }
+    if (path === '/api' || path.startsWith('/api/')) {
+      this.api.handle(request, response, path);
+      return;
+    }
+    if (path === '/dashboard' && (request.method === 'GET' || request.method === 'HEAD')) {
+      serveDashboard(request, response);
+      return;
+    }
     if (path === this.options.path) {
       response.setHeader('Upgrade', 'websocket');
       sendJson(response, 426, { error: 'this endpoint speaks WebSocket; send an Upgrade request' });
@@ -122,6 +130,28 @@ export class SwitchboardServer {
     }
     sendJson(response, 404, { error: 'not found' });
   }
+}
+
+/** dashboard/index.html, shipped as is (no build); read once. */
+let dashboardPage: Buffer | null = null;
+
+function serveDashboard(request: IncomingMessage, response: ServerResponse): void {
+  try {
+    dashboardPage ??= readFileSync(new URL('../../dashboard/index.html', import.meta.url));
+  } catch {
+    sendJson(response, 404, { error: 'the dashboard is not installed (dashboard/index.html is missing)' });
+    return;
+  }
+  response.writeHead(200, {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': dashboardPage.length,
+    'Cache-Control': 'no-cache',
+    // The page talks only to this server, and runs only its own inline script.
+    'Content-Security-Policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    'X-Content-Type-Options': 'nosniff',
+    'Referrer-Policy': 'no-referrer',
+  });
+  response.end(request.method === 'HEAD' ? undefined : dashboardPage);
 }
 
 /** The options that belong to the listener; everything else configures the handler. */

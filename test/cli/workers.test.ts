@@ -597,3 +597,47 @@ test('a replacement worker that cannot start (its channels file broke since) exi
   const client = await connect(t, url);
   assert.equal((await client.subscribe('chat.room.1')).success, true);
 });
+
+test('with 3 workers and no Redis, the HTTP API answers for every worker: stats, channels, members, publish and disconnect', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const secret = 'workers-api-test-secret-of-at-least-32-bytes';
+  const auth = { secret, publicKey: null, issuer: null, audience: null };
+  const key = 'workers-api-key';
+  const { url } = await startCluster(t, serverEnv({ WS_WORKER_NUM: '3', TOKEN_SECRET: secret, WS_API_KEY: key }));
+  const token = await mintToken(auth, { userId: 42, role: 'user', ttlSeconds: 3600 });
+  // Clients of user 42 on at least two workers, and anonymous ones too.
+  const users = await connectAcross(t, url, 2, { headers: { Authorization: `Bearer ${token}` } });
+  const anonymous = await connectAcross(t, url, 2);
+  await subscribeAll([...users, ...anonymous], 'chat.api');
+  const api = async (path: string, body?: object): Promise<Record<string, unknown>> => {
+    const response = await fetch(`${httpBase(url).replace(/\/$/, '')}${path}`, {
+      method: body === undefined ? 'GET' : 'POST',
+      headers: { Authorization: `Bearer ${key}` },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
+    assert.equal(response.status, 200, `${path}: ${response.status}`);
+    return (await response.json()) as Record<string, unknown>;
+  };
+  const total = users.length + anonymous.length;
+
+  // Asked several times: whichever worker takes the request answers for all three.
+  for (let round = 0; round < 3; round++) {
+    const stats = await api('/api/stats');
+    assert.equal(stats.connections, total);
+    assert.equal((stats.nodes as unknown[]).length, 3);
+    assert.deepEqual(await api('/api/channels'), { channels: [{ channel: 'chat.api', subscribers: total }] });
+  }
+  const members = (await api('/api/channels/chat.api')).members as Array<{ connection_id: string; user_id: string | null; node: string }>;
+  assert.deepEqual(members.map((member) => member.connection_id).sort(), [...users, ...anonymous].map((client) => String(client.welcome.connection_id)).sort());
+  assert.equal(members.filter((member) => member.user_id === '42').length, users.length);
+
+  assert.deepEqual(await api('/api/publish', { channel: 'chat.api', message: 'from the backend' }), { success: true, recipients_count: total });
+  for (const client of [...users, ...anonymous]) await client.next((frame) => frame.action === 'message' && frame.message === 'from the backend');
+
+  assert.deepEqual(await api('/api/disconnect', { user_id: 42 }), { success: true, disconnected: users.length });
+  for (const client of users) {
+    const close = await client.closed;
+    assert.equal(close.code, 1000);
+    assert.equal(close.reason, 'disconnected by server');
+  }
+  assert.ok(anonymous.every(isOpen), 'the other connections stay open');
+});

@@ -39,6 +39,7 @@ const SPEC_DEFAULTS: SwitchboardOptions = {
   shutdownTimeout: 10,
   allowAnonymous: true,
   redis: { enabled: false, host: '127.0.0.1', port: 6379, password: null, database: 0, prefix: 'websocket:', url: null },
+  apiKey: null,
   channels: null,
   auth: { secret: null, publicKey: null, issuer: null, audience: null },
 };
@@ -79,6 +80,7 @@ const SPEC_FIELDS: ReadonlyArray<readonly [env: string, option: string]> = [
   ['REDIS_DATABASE', 'redis.database'],
   ['REDIS_PREFIX', 'redis.prefix'],
   ['REDIS_URL', 'redis.url'],
+  ['WS_API_KEY', 'apiKey'],
 ];
 
 function fromEnv(env: Record<string, string>): SwitchboardOptions {

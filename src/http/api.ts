@@ -1,0 +1,221 @@
+/**
+ * The HTTP API for backends and operators (SPEC §7), on the WebSocket port:
+ *
+ *   POST /api/publish            {"channel","message","recipients"?} → {"success":true,"recipients_count":N}
+ *   GET  /api/stats              connections, channels, message rates, uptime, nodes
+ *   GET  /api/channels           channels with subscriber counts
+ *   GET  /api/channels/NAME      one channel's members
+ *   POST /api/disconnect         {"user_id"} or {"connection_id"} → closes them with 1000
+ *
+ * Cluster-wide when Redis is on. `Authorization: Bearer <WS_API_KEY>`: 404 for every
+ * /api path when no key is configured, 401 for a wrong key (compared in constant time),
+ * 400 with `{"error": "..."}` for a bad or oversized body.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ClusterUnavailableError } from '../broker/redis.js';
+import { channelNameProblem } from '../channels/names.js';
+import { SwitchboardError } from '../errors.js';
+import type { WebSocketHandler } from '../handler.js';
+import { parseRequest } from '../protocol/inbound.js';
+import { sendJson } from './json.js';
+
+
+/** A request the API refuses: status and the message of its `{"error"}` body. */
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const NO_ACTIONS = new Map<string, never>();
+const NO_STORE = { 'Cache-Control': 'no-store' };
+
+export class HttpApi {
+  /** SHA-256 of the key: equal-length digests are what timingSafeEqual compares. */
+  private readonly keyDigest: Buffer | null;
+
+  constructor(
+    private readonly handler: WebSocketHandler,
+    apiKey: string | null,
+    /** Largest request body, in bytes. */
+    private readonly maxBodyBytes: number,
+  ) {
+    this.keyDigest = apiKey === null ? null : digest(apiKey);
+  }
+
+  /** Answers one /api/* request. */
+  handle(request: IncomingMessage, response: ServerResponse, path: string): void {
+    this.route(request, path).then(
+      (body) => sendJson(response, 200, body, NO_STORE),
+      (error: unknown) => {
+        if (error instanceof ApiError) {
+          if (request.complete) {
+            sendJson(response, error.status, { error: error.message }, { ...NO_STORE, ...error.headers });
+            return;
+          }
+          // A body left unread (too large, or never needed): answer, then close rather than read it.
+          sendJson(response, error.status, { error: error.message }, { ...NO_STORE, ...error.headers, Connection: 'close' });
+          response.once('finish', () => request.destroy());
+          return;
+        }
+        if (error instanceof ClusterUnavailableError) {
+          sendJson(response, 503, { error: error.message }, NO_STORE);
+          return;
+        }
+        this.handler.logger.error({ err: error, path }, 'API request failed');
+        sendJson(response, 500, { error: 'internal error' }, NO_STORE);
+      },
+    );
+  }
+
+  private async route(request: IncomingMessage, path: string): Promise<object> {
+    if (this.keyDigest === null) throw new ApiError(404, 'the HTTP API is off: set WS_API_KEY to use it');
+    this.authorize(request);
+    const method = request.method ?? 'GET';
+    if (path === '/api/publish') {
+      allow(method, 'POST');
+      return this.publish(await readJson(request, this.maxBodyBytes));
+    }
+    if (path === '/api/disconnect') {
+      allow(method, 'POST');
+      return this.disconnect(await readJson(request, this.maxBodyBytes));
+    }
+    if (path === '/api/stats') {
+      allow(method, 'GET');
+      const stats = await this.handler.clusterStats();
+      return {
+        connections: stats.connections,
+        channels: stats.channels,
+        messages_in_per_second: stats.messagesInPerSecond,
+        messages_out_per_second: stats.messagesOutPerSecond,
+        uptime: stats.uptime,
+        nodes: stats.nodes.map((node) => ({
+          id: node.id,
+          host: node.host,
+          pid: node.pid,
+          connections: node.connections,
+          channels: node.channels,
+          messages_in_per_second: node.messagesInPerSecond,
+          messages_out_per_second: node.messagesOutPerSecond,
+          uptime: node.uptime,
+          ready: node.ready,
+        })),
+      };
+    }
+    if (path === '/api/channels') {
+      allow(method, 'GET');
+      return { channels: await this.handler.clusterChannels() };
+    }
+    if (path.startsWith('/api/channels/')) {
+      allow(method, 'GET');
+      let channel: string;
+      try {
+        channel = decodeURIComponent(path.slice('/api/channels/'.length));
+      } catch {
+        throw new ApiError(400, 'the channel name in the path is not valid percent-encoding');
+      }
+      const problem = channelNameProblem(channel);
+      if (problem !== null) throw new ApiError(400, problem);
+      const members = await this.handler.channelMembers(channel);
+      return {
+        channel,
+        subscribers: members.length,
+        members: members.map((member) => ({ connection_id: member.connectionId, user_id: member.userId, node: member.node })),
+      };
+    }
+    throw new ApiError(404, `no API endpoint at ${path}`);
+  }
+
+  private authorize(request: IncomingMessage): void {
+    const header = request.headers.authorization ?? '';
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (match === null) throw new ApiError(401, 'send the API key as Authorization: Bearer <WS_API_KEY>', { 'WWW-Authenticate': 'Bearer' });
+    if (!timingSafeEqual(digest(match[1] as string), this.keyDigest as Buffer)) throw new ApiError(401, 'invalid API key', { 'WWW-Authenticate': 'Bearer' });
+  }
+
+  private async publish(body: unknown): Promise<object> {
+    // The same rules as a client's `message` action (SPEC §2), field for field.
+    const parsed = parseRequest({ action: 'message', data: body }, NO_ACTIONS);
+    if (!parsed.ok) throw new ApiError(400, parsed.violation.error);
+    if (parsed.request.action !== 'message') throw new ApiError(400, 'not a message');
+    const { channel, message, recipients } = parsed.request;
+    try {
+      const count = await this.handler.publish(channel, message, recipients === null ? {} : { recipients });
+      return { success: true, recipients_count: count };
+    } catch (error) {
+      if (error instanceof SwitchboardError) throw new ApiError(400, error.message);
+      throw error;
+    }
+  }
+
+  private async disconnect(body: unknown): Promise<object> {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(400, 'the body must be a JSON object: {"user_id": ...} or {"connection_id": ...}');
+    const fields = Object.keys(body);
+    const unknown = fields.filter((field) => field !== 'user_id' && field !== 'connection_id');
+    if (unknown.length > 0) throw new ApiError(400, `unknown field '${unknown[0]}'`);
+    if (fields.length !== 1) throw new ApiError(400, 'give exactly one of user_id and connection_id');
+    const { user_id: userId, connection_id: connectionId } = body as { user_id?: unknown; connection_id?: unknown };
+    if (userId !== undefined) {
+      if (!(typeof userId === 'string' && userId !== '') && !(typeof userId === 'number' && Number.isFinite(userId))) {
+        throw new ApiError(400, 'user_id must be a non-empty string or a number');
+      }
+      return { success: true, disconnected: await this.handler.disconnect({ userId: String(userId) }) };
+    }
+    if (typeof connectionId !== 'string' || connectionId === '') throw new ApiError(400, 'connection_id must be a non-empty string');
+    return { success: true, disconnected: await this.handler.disconnect({ connectionId }) };
+  }
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+function allow(method: string, allowed: 'GET' | 'POST'): void {
+  if (method === allowed || (allowed === 'GET' && method === 'HEAD')) return;
+  throw new ApiError(405, `use ${allowed} here`, { Allow: allowed });
+}
+
+/** Reads a JSON body of at most `limit` bytes. */
+function readJson(request: IncomingMessage, limit: number): Promise<unknown> {
+  const declared = Number(request.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) return Promise.reject(new ApiError(400, `the body is larger than ${limit} bytes`));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    request.on('data', (chunk: Buffer) => {
+      if (done) return;
+      size += chunk.length;
+      if (size > limit) {
+        done = true;
+        reject(new ApiError(400, `the body is larger than ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on('end', () => {
+      if (done) return;
+      done = true;
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (text.trim() === '') {
+        reject(new ApiError(400, 'the body is empty; send a JSON object'));
+        return;
+      }
+      try {
+        resolve(JSON.parse(text) as unknown);
+      } catch {
+        reject(new ApiError(400, 'the body is not valid JSON'));
+      }
+    });
+    request.on('error', (error) => {
+      if (done) return;
+      done = true;
+      reject(error);
+    });
+  });
+}
