@@ -243,7 +243,8 @@ export class WebSocketHandler {
   /** Every node's figures (this one's alone without a cluster), and the totals. */
   async clusterStats(): Promise<{ nodes: NodeReport[]; connections: number; channels: number; messagesInPerSecond: number; messagesOutPerSecond: number; uptime: number }> {
     const nodes = (await this.broker.nodes?.()) ?? [this.report()];
-    const channels = await this.clusterChannels();
+    // Without the cluster's view (Redis down) the channels are this node's own.
+    const channels = await this.clusterChannels().catch(() => [...this.registry.channelNames()]);
     const sum = (pick: (node: NodeReport) => number): number => round(nodes.reduce((total, node) => total + pick(node), 0));
     return {
       nodes,

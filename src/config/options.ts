@@ -219,6 +219,13 @@ function secretString(value: unknown): string | null {
   return value;
 }
 
+/** Sent as `Authorization: Bearer <key>`: a key with spaces could never be sent whole. */
+function apiKey(value: unknown): string | null {
+  const key = secretString(value);
+  if (key !== null && /\s/.test(key)) throw new Problem('must not contain spaces or line breaks');
+  return key;
+}
+
 function urlPath(value: unknown): string {
   const path = nonEmptyString(value);
   if (!path.startsWith('/') || /[?#\s]/.test(path)) throw new Problem(`${show(value)} is not a URL path starting with '/'`);
@@ -389,7 +396,7 @@ export const FIELDS: readonly Field[] = [
   { env: 'REDIS_DATABASE', option: 'redis.database', coerce: integer(0, 65535) },
   { env: 'REDIS_PREFIX', option: 'redis.prefix', coerce: redisPrefix },
   { env: 'REDIS_URL', option: 'redis.url', coerce: redisUrl },
-  { env: 'WS_API_KEY', option: 'apiKey', coerce: secretString, secret: true },
+  { env: 'WS_API_KEY', option: 'apiKey', coerce: apiKey, secret: true },
 ];
 
 /** Options made of nested fields, like `ssl: { enabled, cert, key }`. */
@@ -502,7 +509,8 @@ export function resolveOptions(...layers: ConfigLayer[]): SwitchboardOptions {
     } catch (error) {
       if (!(error instanceof Problem)) throw error;
       // A secret's value never goes into a message that may end up in logs.
-      const problem = field.secret === true ? 'must be a non-empty string (value not shown)' : error.message;
+      // The coercers of secret fields never quote the value in their messages.
+      const problem = field.secret === true ? `${error.message} (value not shown)` : error.message;
       throw new ConfigError(oneLine(`${field.env} (${field.option}): ${problem}`));
     }
   }

@@ -67,6 +67,11 @@ export class HttpApi {
           sendJson(response, 503, { error: error.message }, NO_STORE);
           return;
         }
+        if (isRedisFailure(error)) {
+          // Redis failed the query before the broker noticed it was down (a timeout, say).
+          sendJson(response, 503, { error: `the cluster view needs Redis, which failed: ${(error as Error).message}` }, NO_STORE);
+          return;
+        }
         this.handler.logger.error({ err: error, path }, 'API request failed');
         sendJson(response, 500, { error: 'internal error' }, NO_STORE);
       },
@@ -139,9 +144,11 @@ export class HttpApi {
   }
 
   private async publish(body: unknown): Promise<object> {
-    // The same rules as a client's `message` action (SPEC §2), field for field.
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(400, 'the body must be a JSON object: {"channel": ..., "message": ...}');
+    // The same rules as a client's `message` action (SPEC §2), field for field; the
+    // messages name the fields as this body has them (not as `data.` of a frame).
     const parsed = parseRequest({ action: 'message', data: body }, NO_ACTIONS);
-    if (!parsed.ok) throw new ApiError(400, parsed.violation.error);
+    if (!parsed.ok) throw new ApiError(400, parsed.violation.error.replaceAll("'data.", "'"));
     if (parsed.request.action !== 'message') throw new ApiError(400, 'not a message');
     const { channel, message, recipients } = parsed.request;
     try {
@@ -169,6 +176,18 @@ export class HttpApi {
     if (typeof connectionId !== 'string' || connectionId === '') throw new ApiError(400, 'connection_id must be a non-empty string');
     return { success: true, disconnected: await this.handler.disconnect({ connectionId }) };
   }
+}
+
+/** An error from the Redis client (ioredis names its errors, or they carry a Redis reply). */
+function isRedisFailure(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  return (
+    error.name === 'ReplyError' ||
+    error.name === 'MaxRetriesPerRequestError' ||
+    error.message === 'Command timed out' ||
+    error.message.startsWith("Stream isn't writeable") ||
+    error.message === 'Connection is closed.'
+  );
 }
 
 function digest(text: string): Buffer {

@@ -46,6 +46,15 @@ export class SwitchboardServer {
       this.httpServer = createHttpServer(onRequest);
     }
     handler.attach(this.httpServer, { path: options.path });
+    // A request Node cannot parse gets a JSON 400 like every other answer here, then the connection closes.
+    this.httpServer.on('clientError', (_error, socket) => {
+      if (!socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const body = '{"error":"malformed HTTP request"}';
+      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    });
     // The request body limit is the WebSocket frame limit: a publish is as large either way.
     this.api = new HttpApi(handler, handler.options.apiKey, handler.options.maxPayload);
   }

@@ -55,6 +55,23 @@ void describe('HTTP answers', SUITE, () => {
     await closing;
   });
 
+  void test('a request that is not HTTP gets a JSON 400 and the connection closes', async (t) => {
+    const server = await startServer();
+    t.after(() => server.close());
+    const { connect } = await import('node:net');
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(server.port, '127.0.0.1', () => socket.write('NOT HTTP AT ALL\r\n\r\n'));
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    assert.match(answer, /^HTTP\/1\.1 400 /);
+    assert.match(answer, /Content-Type: application\/json/);
+    assert.ok(answer.endsWith('{"error":"malformed HTTP request"}'), answer);
+    assert.equal((await get(`${server.httpUrl}/healthz`)).status, 200);
+  });
+
   void test('an unknown path answers 404 with a JSON error body', async (t) => {
     const server = await startServer();
     t.after(() => server.close());
