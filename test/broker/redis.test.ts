@@ -243,7 +243,9 @@ test('a node holds one Redis subscription per channel, whatever its number of lo
 
   for (const client of onB) client.close();
   await until(async () => (await numsub(redis, keys.pub())) === 0, GENEROUS_MS, 'node B to drop its subscription');
-  assert.deepEqual(await redis.client.pubsub('CHANNELS', `${PREFIX}*`), []);
+  // No channel's subscription is left; what stays is each node's own: its requests and answers (the HTTP API).
+  assert.deepEqual(await redis.client.pubsub('CHANNELS', `${PREFIX}{*`), []);
+  assert.deepEqual(((await redis.client.pubsub('CHANNELS', `${PREFIX}*`)) as string[]).sort(), [`${PREFIX}control`, `${PREFIX}reply:{${a.handler.nodeId}}`, `${PREFIX}reply:{${b.handler.nodeId}}`].sort());
 });
 
 test('the members hash holds each subscribed connection with its user id (empty when anonymous), and leaving removes it', async (t) => {
@@ -324,7 +326,8 @@ test('every key and pub/sub channel the nodes use starts with the prefix', async
   assert.ok(found.includes(keys.members(CHANNEL, prefix)));
 
   const channels = (await redis.client.pubsub('CHANNELS', '*')) as string[];
-  assert.deepEqual(channels.sort(), [keys.pub(CHANNEL, prefix), keys.pub('chat.room.2', prefix)].sort());
+  const nodeChannels = [`${prefix}control`, ...[a, b].map((node) => `${prefix}reply:{${node.handler.nodeId}}`)];
+  assert.deepEqual(channels.sort(), [keys.pub(CHANNEL, prefix), keys.pub('chat.room.2', prefix), ...nodeChannels].sort());
 });
 
 test('two clusters with different prefixes on one Redis see neither each other\'s messages nor members', async (t) => {
