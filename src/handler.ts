@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { BEARER_SUBPROTOCOL, redactedHeaders, redactedUrl, tokenFromRequest } from './auth/token-source.js';
 import { TokenError, TokenVerifier, type Identity } from './auth/tokens.js';
-import type { Broker, Delivery, DisconnectTarget, MemberInfo, NodeReport } from './broker/broker.js';
+import type { Broker, Delivery, DisconnectResult, DisconnectTarget, MemberInfo, NodeReport } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { RedisBroker } from './broker/redis.js';
 import { fanOut } from './channels/fanout.js';
@@ -269,9 +269,9 @@ export class WebSocketHandler {
     return [...(this.registry.subscribers(channel) ?? [])].map((connection) => ({ connectionId: connection.id, userId: connection.userKey, node: this.nodeId }));
   }
 
-  /** Closes the matching connections on every node with 1000; resolves with how many. */
-  async disconnect(target: DisconnectTarget): Promise<number> {
-    return (await this.broker.disconnect?.(target)) ?? this.disconnectHere(target);
+  /** Closes the matching connections on every node with 1000; resolves with how many (and the nodes that did not answer). */
+  async disconnect(target: DisconnectTarget): Promise<DisconnectResult> {
+    return (await this.broker.disconnect?.(target)) ?? { disconnected: this.disconnectHere(target), unanswered: [] };
   }
 
   /** Closes this node's connections that match `target` with 1000 "disconnected by server". */

@@ -38,6 +38,12 @@ export interface NodeReport {
 /** Whom POST /api/disconnect closes. */
 export type DisconnectTarget = { readonly userId: string } | { readonly connectionId: string };
 
+export interface DisconnectResult {
+  readonly disconnected: number;
+  /** Nodes that did not answer in time: their matching connections may still be open. */
+  readonly unanswered: readonly string[];
+}
+
 /** A channel member as the cluster sees it (GET /api/channels/NAME). */
 export interface MemberInfo {
   readonly connectionId: ConnectionId;
@@ -93,8 +99,8 @@ export interface Broker {
   channels?(): Promise<Array<{ channel: ChannelName; subscribers: number }>>;
   /** The members of one channel on every node. */
   members?(channel: ChannelName): Promise<MemberInfo[]>;
-  /** Closes the matching connections on every node; resolves with how many. */
-  disconnect?(target: DisconnectTarget): Promise<number>;
+  /** Closes the matching connections on every node; resolves with how many, and the nodes that did not answer. */
+  disconnect?(target: DisconnectTarget): Promise<DisconnectResult>;
   /** Leaves the cluster and releases every resource. */
   close(): Promise<void>;
 }

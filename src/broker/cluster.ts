@@ -7,7 +7,7 @@
  * members, disconnect) are answered for all workers too.
  */
 import type { ChannelName, ConnectionId } from '../types.js';
-import type { Broker, Delivery, DisconnectTarget, LocalDelivery, Member, MemberInfo, NodeReport } from './broker.js';
+import type { Broker, Delivery, DisconnectResult, DisconnectTarget, LocalDelivery, Member, MemberInfo, NodeReport } from './broker.js';
 
 type Query = { query: 'nodes' } | { query: 'channels' } | { query: 'members'; channel: ChannelName } | { query: 'disconnect'; target: DisconnectTarget };
 
@@ -94,9 +94,10 @@ export class ClusterBroker implements Broker {
     return ((await this.query({ query: 'members', channel })) as MemberInfo[] | null) ?? [];
   }
 
-  async disconnect(target: DisconnectTarget): Promise<number> {
+  async disconnect(target: DisconnectTarget): Promise<DisconnectResult> {
     const local = (this.local as LocalDelivery).disconnect(target);
-    return local + (((await this.query({ query: 'disconnect', target })) as number | null) ?? 0);
+    // A worker that misses the relay's wait still closes its connections when the request reaches it.
+    return { disconnected: local + (((await this.query({ query: 'disconnect', target })) as number | null) ?? 0), unanswered: [] };
   }
 
   /** Asks the primary; resolves with its answer, or null when the primary is gone. */
@@ -114,7 +115,7 @@ export class ClusterBroker implements Broker {
   close(): Promise<void> {
     this.primary.off('message', this.listener);
     this.local = null;
-    for (const resolve of this.pending.values()) resolve(0);
+    for (const resolve of this.pending.values()) resolve(null);
     this.pending.clear();
     return Promise.resolve();
   }
@@ -127,7 +128,7 @@ export class ClusterBroker implements Broker {
         resolve(fallback);
         return;
       }
-      this.pending.set(id, (count) => resolve(count as number));
+      this.pending.set(id, (count) => resolve(typeof count === 'number' ? count : fallback));
     });
   }
 

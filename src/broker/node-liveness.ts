@@ -34,30 +34,43 @@ export class NodeLiveness {
     const [intact] = await Promise.all([
       this.commands.switchboardHeartbeat(this.keys.nodeAlive(this.nodeId), this.keys.nodeResync(this.nodeId), String(Date.now()), this.ttlMs),
       // Again on every beat: the figures change, and a cleaner that thought this node dead may have removed it.
-      this.commands.hset(this.keys.nodes, this.nodeId, JSON.stringify(this.report() ?? { id: this.nodeId })),
+      this.commands.hset(this.keys.nodes, this.nodeId, JSON.stringify({ ...(this.report() ?? { id: this.nodeId }), updated: Date.now() })),
     ]);
     return intact === 1;
   }
 
-  /** The latest figures of every node whose liveness key is alive. */
-  async liveReports(): Promise<NodeReport[]> {
+  /**
+   * The latest figures of every node whose liveness key is alive. A node whose last
+   * report is older than `staleMs` is shown not ready: it beats, but cannot report.
+   */
+  async liveReports(staleMs: number): Promise<NodeReport[]> {
     const entries = Object.entries(await this.commands.hgetall(this.keys.nodes));
     const alive = await Promise.all(entries.map(([node]) => this.commands.exists(this.keys.nodeAlive(node))));
     const reports: NodeReport[] = [];
+    const number = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
     for (const [index, [node, text]] of entries.entries()) {
       if (alive[index] === 0) continue;
+      let raw: Record<string, unknown>;
       try {
-        reports.push({ ...(JSON.parse(text) as NodeReport), id: node });
+        raw = JSON.parse(text) as Record<string, unknown>;
       } catch {
         this.logger.debug({ node }, 'ignoring a node entry that is not JSON');
+        continue;
       }
+      const fresh = Date.now() - number(raw.updated) <= staleMs;
+      reports.push({
+        id: node,
+        host: typeof raw.host === 'string' ? raw.host : '',
+        pid: number(raw.pid),
+        connections: number(raw.connections),
+        channels: number(raw.channels),
+        messagesInPerSecond: number(raw.messagesInPerSecond),
+        messagesOutPerSecond: number(raw.messagesOutPerSecond),
+        uptime: number(raw.uptime),
+        ready: raw.ready === true && fresh,
+      });
     }
     return reports;
-  }
-
-  /** Ids of the nodes whose liveness key is alive, this one's included. */
-  async liveNodes(): Promise<string[]> {
-    return (await this.liveReports()).map((report) => report.id);
   }
 
   /** Finds the nodes whose liveness key expired, and cleans them out (in the background). */

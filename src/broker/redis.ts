@@ -22,7 +22,7 @@ import { Redis, type RedisOptions as IoRedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { DEFAULTS, parseRedisUrl, type RedisOptions } from '../config/options.js';
 import type { ChannelName, ConnectionId } from '../types.js';
-import type { Broker, Delivery, DisconnectTarget, LocalDelivery, Member, MemberInfo, NodeReport } from './broker.js';
+import type { Broker, Delivery, DisconnectResult, DisconnectTarget, LocalDelivery, Member, MemberInfo, NodeReport } from './broker.js';
 import { NodeLiveness } from './node-liveness.js';
 import { Outbox } from './outbox.js';
 import { nodeMemberEntry, parseNodeMemberEntry, RedisKeys, withScripts, type ScriptedRedis } from './redis-keys.js';
@@ -67,6 +67,7 @@ const NEWLINE = 0x0a;
 const BATCH = 500;
 /** How long POST /api/disconnect waits for the other nodes' answers. */
 const DISCONNECT_WAIT_MS = 2000;
+const CHANNELS_CACHE_MS = 1000;
 
 /** A cluster-wide view was asked for while Redis is unreachable (the API answers 503). */
 export class ClusterUnavailableError extends Error {
@@ -350,18 +351,42 @@ export class RedisBroker implements Broker {
     if (!this.synced) throw new ClusterUnavailableError(`the cluster view needs Redis, which is unavailable (${this.where})`);
   }
 
+  private localNode(): LocalDelivery {
+    if (this.local === null) throw new ClusterUnavailableError('the server is shutting down');
+    return this.local;
+  }
+
+  /** A report older than this many ms means the node beats but cannot report: not ready. */
+  private get staleReportMs(): number {
+    return this.checkIntervalMs * 3;
+  }
+
   async nodes(): Promise<NodeReport[]> {
-    const own = (this.local as LocalDelivery).report();
+    const own = this.localNode().report();
     if (!this.synced) return [own];
-    const others = (await this.liveness.liveReports()).filter((report) => report.id !== this.nodeId);
+    const others = (await this.liveness.liveReports(this.staleReportMs)).filter((report) => report.id !== this.nodeId);
     return [own, ...others];
   }
 
-  async channels(): Promise<Array<{ channel: ChannelName; subscribers: number }>> {
+  /** The last answer of channels(), reused for a second: every open dashboard asks every 2 s. */
+  private channelsCache: { at: number; value: Promise<Array<{ channel: ChannelName; subscribers: number }>> } | null = null;
+
+  channels(): Promise<Array<{ channel: ChannelName; subscribers: number }>> {
     this.requireCluster();
+    const now = Date.now();
+    if (this.channelsCache !== null && now - this.channelsCache.at < CHANNELS_CACHE_MS) return this.channelsCache.value;
+    const value = this.scanChannels();
+    this.channelsCache = { at: now, value };
+    value.catch(() => {
+      if (this.channelsCache?.value === value) this.channelsCache = null;
+    });
+    return value;
+  }
+
+  private async scanChannels(): Promise<Array<{ channel: ChannelName; subscribers: number }>> {
     // Every node's own index of memberships names its channels: no KEYS, no SCAN of the keyspace.
     const names = new Set<ChannelName>();
-    for (const node of await this.liveness.liveNodes()) {
+    for (const { id: node } of await this.liveness.liveReports(this.staleReportMs)) {
       let cursor = '0';
       do {
         const [next, entries] = await this.commands.sscan(this.keys.nodeMembers(node), cursor, 'COUNT', BATCH);
@@ -392,29 +417,39 @@ export class RedisBroker implements Broker {
    * each answers with its count. Waits for the answers of the nodes alive now, at most
    * DISCONNECT_WAIT_MS: a node that dies meanwhile has no connections left to close.
    */
-  async disconnect(target: DisconnectTarget): Promise<number> {
-    const local = (this.local as LocalDelivery).disconnect(target);
-    if (!this.synced) return local;
-    const others = (await this.liveness.liveNodes()).filter((node) => node !== this.nodeId);
-    if (others.length === 0) return local;
+  async disconnect(target: DisconnectTarget): Promise<DisconnectResult> {
+    const local = this.localNode().disconnect(target);
+    if (!this.synced) return { disconnected: local, unanswered: [] };
+    const live = await this.liveness.liveReports(this.staleReportMs);
+    // A connection id names its node: only that one is asked.
+    const owner = 'connectionId' in target ? target.connectionId.slice(0, target.connectionId.lastIndexOf('-')) : null;
+    if (owner === this.nodeId) return { disconnected: local, unanswered: [] };
+    const others = live.map((report) => report.id).filter((node) => node !== this.nodeId && (owner === null || node === owner));
+    if (others.length === 0) return { disconnected: local, unanswered: [] };
     const id = randomBytes(8).toString('base64url');
-    const answers = new Promise<number>((resolve) => {
+    const answers = new Promise<DisconnectResult>((resolve) => {
       const waiting = { remaining: new Set(others), total: 0, resolve, timer: setTimeout(() => this.finishRequest(id), DISCONNECT_WAIT_MS) };
       this.requests.set(id, waiting);
     });
-    await this.commands.publish(this.keys.control, JSON.stringify({ type: 'disconnect', id, from: this.nodeId, target }));
-    return local + (await answers);
+    try {
+      await this.commands.publish(this.keys.control, JSON.stringify({ type: 'disconnect', id, from: this.nodeId, target }));
+    } catch (error) {
+      this.finishRequest(id);
+      throw error;
+    }
+    const { disconnected, unanswered } = await answers;
+    return { disconnected: local + disconnected, unanswered };
   }
 
   /** Pending requests of this node to the others, by id. */
-  private readonly requests = new Map<string, { remaining: Set<string>; total: number; resolve: (total: number) => void; timer: NodeJS.Timeout }>();
+  private readonly requests = new Map<string, { remaining: Set<string>; total: number; resolve: (result: DisconnectResult) => void; timer: NodeJS.Timeout }>();
 
   private finishRequest(id: string): void {
     const request = this.requests.get(id);
     if (request === undefined) return;
     this.requests.delete(id);
     clearTimeout(request.timer);
-    request.resolve(request.total);
+    request.resolve({ disconnected: request.total, unanswered: [...request.remaining] });
   }
 
   private onControl(payload: Buffer): void {
@@ -527,6 +562,9 @@ export class RedisBroker implements Broker {
   }
 
   private async resync(generation: number): Promise<{ channels: number; members: number; sent: number; dropped: number; failures: number }> {
+    // First the requests to every node and the answers to this one's: a node that beats
+    // is expected to answer a disconnect.
+    await this.subscriber.subscribe(this.keys.control, this.keys.replies(this.nodeId));
     await this.liveness.beat();
     // Memberships that ended while Redis was unreachable. Each is checked again when its
     // command is issued: one that joined again meanwhile is not stale.
@@ -551,8 +589,6 @@ export class RedisBroker implements Broker {
       const userId = this.localChannels.get(channel)?.members.get(connectionId);
       return userId === undefined ? Promise.resolve() : this.register(channel, connectionId, userId);
     });
-    // Requests to every node, and the answers to this one's.
-    await this.subscriber.subscribe(this.keys.control, this.keys.replies(this.nodeId));
     const pubChannels = [...this.byPubChannel.keys()];
     for (let index = 0; index < pubChannels.length; index += BATCH) {
       const batch = pubChannels.slice(index, index + BATCH).filter((pubChannel) => this.byPubChannel.has(pubChannel));

@@ -219,10 +219,13 @@ function secretString(value: unknown): string | null {
   return value;
 }
 
-/** Sent as `Authorization: Bearer <key>`: a key with spaces could never be sent whole. */
+/**
+ * Sent as `Authorization: Bearer <key>`: printable ASCII only. A space could not be sent
+ * whole, and HTTP headers arrive as latin1, so a UTF-8 key could never match.
+ */
 function apiKey(value: unknown): string | null {
   const key = secretString(value);
-  if (key !== null && /\s/.test(key)) throw new Problem('must not contain spaces or line breaks');
+  if (key !== null && !/^[\x21-\x7e]+$/.test(key)) throw new Problem('must be printable ASCII without spaces');
   return key;
 }
 

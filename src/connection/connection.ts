@@ -135,9 +135,9 @@ export class Connection implements ConnectionInfo {
   }
 
   private push(frame: PreparedFrame): void {
+    if (!this.output.push(frame)) return;
     this.stats.framesSent++;
     this.stats.bytesSent += frame.wire.length;
-    this.output.push(frame);
   }
 
   /**

@@ -13,6 +13,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { DisconnectResult } from '../broker/broker.js';
 import { ClusterUnavailableError } from '../broker/redis.js';
 import { channelNameProblem } from '../channels/names.js';
 import { SwitchboardError } from '../errors.js';
@@ -81,6 +82,7 @@ export class HttpApi {
   private async route(request: IncomingMessage, path: string): Promise<object> {
     if (this.keyDigest === null) throw new ApiError(404, 'the HTTP API is off: set WS_API_KEY to use it');
     this.authorize(request);
+    if (this.handler.isClosing) throw new ApiError(503, 'the server is shutting down');
     const method = request.method ?? 'GET';
     if (path === '/api/publish') {
       allow(method, 'POST');
@@ -171,10 +173,10 @@ export class HttpApi {
       if (!(typeof userId === 'string' && userId !== '') && !(typeof userId === 'number' && Number.isFinite(userId))) {
         throw new ApiError(400, 'user_id must be a non-empty string or a number');
       }
-      return { success: true, disconnected: await this.handler.disconnect({ userId: String(userId) }) };
+      return disconnectAnswer(await this.handler.disconnect({ userId: String(userId) }));
     }
     if (typeof connectionId !== 'string' || connectionId === '') throw new ApiError(400, 'connection_id must be a non-empty string');
-    return { success: true, disconnected: await this.handler.disconnect({ connectionId }) };
+    return disconnectAnswer(await this.handler.disconnect({ connectionId }));
   }
 }
 
@@ -188,6 +190,11 @@ function isRedisFailure(error: unknown): boolean {
     error.message.startsWith("Stream isn't writeable") ||
     error.message === 'Connection is closed.'
   );
+}
+
+/** `unanswered` only when some node did not answer in time: its matching connections may still be open. */
+function disconnectAnswer({ disconnected, unanswered }: DisconnectResult): object {
+  return unanswered.length === 0 ? { success: true, disconnected } : { success: true, disconnected, unanswered };
 }
 
 function digest(text: string): Buffer {

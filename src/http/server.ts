@@ -46,14 +46,19 @@ export class SwitchboardServer {
       this.httpServer = createHttpServer(onRequest);
     }
     handler.attach(this.httpServer, { path: options.path });
-    // A request Node cannot parse gets a JSON 400 like every other answer here, then the connection closes.
-    this.httpServer.on('clientError', (_error, socket) => {
-      if (!socket.writable) {
+    // A request Node cannot parse gets a JSON answer like every other answer here (with
+    // Node's own status), then the connection closes. A response already under way on
+    // that connection must not be cut into: then the connection just closes.
+    this.httpServer.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+      if (!socket.writable || inFlight) {
         socket.destroy();
         return;
       }
-      const body = '{"error":"malformed HTTP request"}';
-      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+      const [status, text] =
+        error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
+      const body = `{"error":"${status === 400 ? 'malformed HTTP request' : text.toLowerCase()}"}`;
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
     });
     // The request body limit is the WebSocket frame limit: a publish is as large either way.
     this.api = new HttpApi(handler, handler.options.apiKey, handler.options.maxPayload);

@@ -4,9 +4,11 @@
  * Every labelled count has a bounded set of labels: error codes and refusal reasons are
  * ours, and close codes other than the ones we know are counted as "other".
  */
-import { CloseCode } from '../protocol/codes.js';
+import { CloseCode, ErrorCode } from '../protocol/codes.js';
 
 const KNOWN_CLOSE_CODES = new Set<number>([...Object.values(CloseCode), 1005, 1006]);
+// Applications may send error frames with codes of their own; those count as "other".
+const KNOWN_ERROR_CODES = new Set<string>(Object.values(ErrorCode));
 
 export class NodeStats {
   /** Frames received from clients, and their bytes. */
@@ -27,7 +29,8 @@ export class NodeStats {
   readonly startedAt = Date.now();
 
   errorSent(code: string): void {
-    this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+    const label = KNOWN_ERROR_CODES.has(code) ? code : 'other';
+    this.errors.set(label, (this.errors.get(label) ?? 0) + 1);
   }
 
   handshakeRefused(reason: string): void {

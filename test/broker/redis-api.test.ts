@@ -21,6 +21,7 @@ import {
   QUIET_MS,
   connect,
   connectionId,
+  keys,
   isMessage,
   messagesOn,
   receivedAtLeast,
@@ -176,14 +177,11 @@ test('GET /api/channels on node A counts the subscribers on both nodes, most sub
     ],
   });
 
-  // A channel whose subscribers on B all left is gone from A's list.
+  // A channel whose subscribers on B all left is gone from A's list (within a second: the
+  // list is computed at most once a second per node).
   for (const client of onB.slice(0, 2)) assert.equal((await client.request('unsubscribe', { channel: 'only.on.b' })).success, true);
-  assert.deepEqual(await ok(api(a, 'GET', '/api/channels')), {
-    channels: [
-      { channel: CHANNEL, subscribers: 4 },
-      { channel: 'only.on.a', subscribers: 1 },
-    ],
-  });
+  const expected = { channels: [{ channel: CHANNEL, subscribers: 4 }, { channel: 'only.on.a', subscribers: 1 }] };
+  await until(async () => JSON.stringify(await ok(api(a, 'GET', '/api/channels'))) === JSON.stringify(expected), GENEROUS_MS, 'only.on.b to leave the list');
 });
 
 test("GET /api/channels/NAME on node A lists the members on B with B's node id and their user ids", async (t) => {
@@ -293,3 +291,20 @@ test(
     assertErrorBody(answer, 503);
   },
 );
+
+test('POST /api/disconnect lists a live node that did not answer in time as unanswered', async (t) => {
+  const redis = await startRedis(t);
+  if (!redis) return;
+  const a = await apiNode(t, redis);
+  // A node that beats (its liveness key is there, and a fresh report) but never answers:
+  // as one whose connection to Redis's pub/sub is down would.
+  const ghost = 'ghost001';
+  await redis.client.set(keys.nodeAlive(ghost), '1', 'PX', 60_000);
+  await redis.client.hset(keys.nodes(), ghost, JSON.stringify({ id: ghost, ready: true, updated: Date.now() }));
+
+  const answer = await ok(api(a, 'POST', '/api/disconnect', { user_id: 'nobody' }));
+  assert.deepEqual(answer, { success: true, disconnected: 0, unanswered: [ghost] });
+  // Only the owner of a connection id is asked: the ghost is not, for one of A's.
+  const local = await connect(t, a);
+  assert.deepEqual(await ok(api(a, 'POST', '/api/disconnect', { connection_id: connectionId(local) })), { success: true, disconnected: 1 });
+});

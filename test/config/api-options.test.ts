@@ -14,8 +14,12 @@ test('WS_API_KEY is off by default and taken byte for byte when set', () => {
 test('a WS_API_KEY with a space is refused without showing it: it could never be sent in an Authorization header', () => {
   assert.throws(
     () => fromEnv({ WS_API_KEY: 'two words' }),
-    (error: unknown) => error instanceof ConfigError && error.message.startsWith('WS_API_KEY (apiKey): must not contain spaces') && !error.message.includes('two words'),
+    (error: unknown) => error instanceof ConfigError && error.message.startsWith('WS_API_KEY (apiKey): must be printable ASCII without spaces') && !error.message.includes('two words'),
   );
+});
+
+test('a WS_API_KEY with non-ASCII characters is refused: headers arrive as latin1, so it could never match', () => {
+  assert.throws(() => fromEnv({ WS_API_KEY: 'pässword' }), (error: unknown) => error instanceof ConfigError && !error.message.includes('pässword'));
 });
 
 test('check-config never prints the API key', () => {
