@@ -15,6 +15,7 @@ import { WebSocketHandler } from '../handler.js';
 import { SwitchboardServer } from '../http/server.js';
 import { createLogger } from '../logger.js';
 import { DAEMON_CHILD_ENV, DEFAULT_DAEMON_LOG, daemonize, removePidFile, reportToParent, stopDaemon, writePidFile } from './daemon.js';
+import { serveWorkerMetrics } from './worker-metrics.js';
 import { runPrimary, type StartFailure } from './workers.js';
 
 const EXIT_CONFIG = 2;
@@ -109,6 +110,8 @@ async function start(args: string[], options: SwitchboardOptions): Promise<numbe
   const broker = isWorker && !options.redis.enabled ? new ClusterBroker() : undefined;
   const handler = new WebSocketHandler({ ...options, logger, ...(broker !== undefined && { broker }) });
   const server = new SwitchboardServer(options, handler);
+  // Workers share the port: a scrape reaching any of them answers for all.
+  if (isWorker) serveWorkerMetrics(server);
   // The pid file is written before listening so that a daemon that cannot record its pid
   // never runs unreachable by `switchboard stop`.
   if (isDaemonChild) writePidFile(options.pidFile);

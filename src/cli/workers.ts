@@ -6,6 +6,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { ClusterRelay } from '../broker/cluster.js';
+import { metricsGatherer } from './worker-metrics.js';
 import type { SwitchboardOptions } from '../config/options.js';
 
 /** A worker that dies sooner than this after its start counts as crashing, and its restart waits longer. */
@@ -47,6 +48,7 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
   let exitCode = 0;
   let restartDelay = 500;
   let failureReported = false;
+  const gatherMetrics = metricsGatherer(() => Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined && alive.has(worker.id)));
 
   return new Promise<number>((resolveExit) => {
     const fork = (): Worker => {
@@ -61,6 +63,7 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
           if (!ready) startFailed(message.exitCode, message.reason);
           return;
         }
+        if (gatherMetrics(worker, message)) return;
         // Late messages of a worker that exited must not bring its memberships back.
         if (!worker.isDead()) relay?.handle(worker.id, message);
       });

@@ -31,6 +31,8 @@ export class SwitchboardServer {
   /** Made at the first scrape: a server nobody scrapes pays nothing for it. */
   private metrics: Registry | null = null;
   private readonly api: HttpApi;
+  /** With worker processes: the metrics of all workers, or null when they cannot be had. */
+  private gathered: (() => Promise<string | null>) | null = null;
   private closing: Promise<void> | null = null;
 
   constructor(
@@ -83,6 +85,17 @@ export class SwitchboardServer {
     return this.listening;
   }
 
+  /** This process's metrics as prom-client JSON, for a primary to sum over its workers. */
+  metricsJson(): Promise<object[]> {
+    this.metrics ??= createMetricsRegistry(this.handler);
+    return this.metrics.getMetricsAsJSON();
+  }
+
+  /** Makes /metrics answer with `gather()` (all workers' figures), or this process's when it gives null. */
+  gatherMetrics(gather: () => Promise<string | null>): void {
+    this.gathered = gather;
+  }
+
   get address(): ListenAddress | null {
     return this.listening;
   }
@@ -117,7 +130,8 @@ export class SwitchboardServer {
     if (path === '/metrics' && (request.method === 'GET' || request.method === 'HEAD')) {
       this.metrics ??= createMetricsRegistry(this.handler);
       const registry = this.metrics;
-      registry.metrics().then(
+      const gathered = this.gathered;
+      (gathered === null ? registry.metrics() : gathered().then((text) => text ?? registry.metrics())).then(
         (text) => {
           response.writeHead(200, { 'Content-Type': registry.contentType, 'Content-Length': Buffer.byteLength(text) });
           response.end(request.method === 'HEAD' ? undefined : text);

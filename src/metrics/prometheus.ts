@@ -19,6 +19,9 @@ export interface MetricsSource {
   readonly usesRedis: boolean;
 }
 
+/** How a gauge sums over worker processes (counters are summed). */
+type Aggregator = 'sum' | 'max' | 'min';
+
 /** A counter whose value is the number `read()` gives at scrape time. */
 function counterOf(registry: Registry, name: string, help: string, read: () => number): void {
   new Counter({
@@ -46,10 +49,11 @@ function labelledCounterOf(registry: Registry, name: string, help: string, label
   });
 }
 
-function gaugeOf(registry: Registry, name: string, help: string, read: () => number): void {
+function gaugeOf(registry: Registry, name: string, help: string, read: () => number, aggregator: Aggregator = 'sum'): void {
   new Gauge({
     name,
     help,
+    aggregator,
     registers: [registry],
     collect() {
       this.set(read());
@@ -73,11 +77,11 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
   labelledCounterOf(registry, 'switchboard_errors_total', 'Error frames sent to clients, by error code', 'code', () => stats.errors);
   labelledCounterOf(registry, 'switchboard_handshake_refusals_total', 'WebSocket handshakes refused, by reason', 'reason', () => stats.refusals);
   labelledCounterOf(registry, 'switchboard_closes_total', 'Connections closed, by close code (unknown codes as "other")', 'code', () => stats.closes);
-  gaugeOf(registry, 'switchboard_ready', '1 while the node is ready (/readyz answers 200), else 0', () => (source.notReadyReason() === null ? 1 : 0));
+  gaugeOf(registry, 'switchboard_ready', '1 while the node is ready (/readyz answers 200), else 0', () => (source.notReadyReason() === null ? 1 : 0), 'min');
   if (source.usesRedis) {
-    gaugeOf(registry, 'switchboard_redis_up', '1 while Redis is reachable and this node is registered in it, else 0', () => (source.brokerReady() ? 1 : 0));
+    gaugeOf(registry, 'switchboard_redis_up', '1 while Redis is reachable and this node is registered in it, else 0', () => (source.brokerReady() ? 1 : 0), 'min');
   }
-  gaugeOf(registry, 'switchboard_uptime_seconds', 'Seconds since this node started', () => (Date.now() - stats.startedAt) / 1000);
+  gaugeOf(registry, 'switchboard_uptime_seconds', 'Seconds since this node started', () => (Date.now() - stats.startedAt) / 1000, 'max');
   // nodejs_eventloop_lag_seconds (and its percentiles), heap, GC, file descriptors.
   collectDefaultMetrics({ register: registry });
   return registry;

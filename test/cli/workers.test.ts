@@ -641,3 +641,22 @@ test('with 3 workers and no Redis, the HTTP API answers for every worker: stats,
   }
   assert.ok(anonymous.every(isOpen), 'the other connections stay open');
 });
+
+test('with 3 workers, /metrics on the shared port answers for all workers on every scrape', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const { url } = await startCluster(t, serverEnv({ WS_WORKER_NUM: '3' }));
+  const clients = await connectAcross(t, url, 3);
+  await subscribeAll(clients, 'chat.metrics');
+  await publish(clients[0] as TestClient, 'chat.metrics', 'counted');
+  await drain(clients[0] as TestClient, 'chat.metrics', clients, 'counted');
+  const sample = (text: string, name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+  // A fresh connection each time, so that successive scrapes reach successive workers.
+  for (let scrape = 0; scrape < 4; scrape++) {
+    const answer = await getStatus(`${httpBase(url).replace(/\/$/, '')}/metrics`);
+    assert.equal(answer.status, 200);
+    assert.equal(sample(answer.body, 'switchboard_connections'), clients.length, 'connections of every worker');
+    // Two messages: 'counted' and drain()'s marker.
+    assert.equal(sample(answer.body, 'switchboard_messages_published_total'), 2);
+    assert.equal(sample(answer.body, 'switchboard_deliveries_total'), 2 * clients.length, 'one delivery per subscriber and message, on whichever worker');
+    assert.equal(sample(answer.body, 'switchboard_ready'), 1);
+  }
+});
