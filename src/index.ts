@@ -15,7 +15,7 @@ export type {
 } from './handler.js';
 export { createServer, SwitchboardServer } from './http/server.js';
 export type { ListenAddress } from './http/server.js';
-export type { Broker, Delivery, LocalDelivery, Member } from './broker/broker.js';
+export type { Broker, Delivery, DisconnectResult, DisconnectTarget, LocalDelivery, Member, MemberInfo, NodeReport } from './broker/broker.js';
 export { MemoryBroker } from './broker/memory.js';
 export { RedisBroker } from './broker/redis.js';
 export type { RedisBrokerOptions } from './broker/redis.js';
