@@ -63,13 +63,15 @@ export class ClusterBroker implements Broker {
     if (this.local === null) return Promise.reject(new Error('ClusterBroker.publish() called before start()'));
     const localCount = this.local.deliver(delivery);
     const frame = typeof delivery.frame === 'string' ? delivery.frame : delivery.frame.toString('utf8');
-    return this.request(localCount, (id) => ({ sb: 'publish', id, channel: delivery.channel, recipients: delivery.recipients, frame }));
+    return this.ask((id) => ({ sb: 'publish', id, channel: delivery.channel, recipients: delivery.recipients, frame })).then((count) =>
+      typeof count === 'number' ? count : localCount,
+    );
   }
 
   async join(channel: ChannelName, member: Member): Promise<void> {
     // Answered once the primary knows, so that a message published on another worker
     // right after the subscribe ack reaches this one.
-    await this.request(0, (id) => ({ sb: 'join', id, channel, connectionId: member.connectionId, userId: member.userId }));
+    await this.ask((id) => ({ sb: 'join', id, channel, connectionId: member.connectionId, userId: member.userId }));
   }
 
   leave(channel: ChannelName, connectionId: ConnectionId): Promise<void> {
@@ -100,16 +102,8 @@ export class ClusterBroker implements Broker {
     return { disconnected: local + (((await this.query({ query: 'disconnect', target })) as number | null) ?? 0), unanswered: [] };
   }
 
-  /** Asks the primary; resolves with its answer, or null when the primary is gone. */
   private query(query: Query): Promise<unknown> {
-    const id = ++this.nextId;
-    return new Promise<unknown>((resolve) => {
-      if (!this.post({ sb: 'query', id, ...query })) {
-        resolve(null);
-        return;
-      }
-      this.pending.set(id, resolve);
-    });
+    return this.ask((id) => ({ sb: 'query', id, ...query }));
   }
 
   close(): Promise<void> {
@@ -120,15 +114,15 @@ export class ClusterBroker implements Broker {
     return Promise.resolve();
   }
 
-  /** Sends a request; resolves with the primary's count, or `fallback` when the primary is gone. */
-  private request(fallback: number, build: (id: number) => WorkerMessage): Promise<number> {
+  /** Sends a request; resolves with the primary's answer (a count, or a query's data), or null when the primary is gone. */
+  private ask(build: (id: number) => WorkerMessage): Promise<unknown> {
     const id = ++this.nextId;
-    return new Promise<number>((resolve) => {
+    return new Promise<unknown>((resolve) => {
       if (!this.post(build(id))) {
-        resolve(fallback);
+        resolve(null);
         return;
       }
-      this.pending.set(id, (count) => resolve(typeof count === 'number' ? count : fallback));
+      this.pending.set(id, resolve);
     });
   }
 

@@ -74,7 +74,7 @@ export class ClusterUnavailableError extends Error {
   override name = 'ClusterUnavailableError';
 }
 
-export function defaultRetryDelay(attempt: number): number {
+function defaultRetryDelay(attempt: number): number {
   const base = Math.min(100 * 2 ** Math.min(attempt - 1, 10), 5000);
   return Math.round(base * (0.8 + Math.random() * 0.4));
 }
@@ -243,8 +243,14 @@ export class RedisBroker implements Broker {
   /** `<node id><recipients as JSON, or nothing>\n<frame>`: a receiving node never parses the frame. */
   private encode(delivery: Delivery): Buffer {
     const head = `${this.nodeId}${delivery.recipients === null ? '' : JSON.stringify(delivery.recipients)}\n`;
-    const frame = typeof delivery.frame === 'string' ? Buffer.from(delivery.frame) : delivery.frame;
-    return Buffer.concat([Buffer.from(head), frame]);
+    const { frame } = delivery;
+    // One buffer, the frame written into it once.
+    const headLength = Buffer.byteLength(head);
+    const payload = Buffer.allocUnsafe(headLength + (typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length));
+    payload.write(head, 0, 'utf8');
+    if (typeof frame === 'string') payload.write(frame, headLength, 'utf8');
+    else frame.copy(payload, headLength);
+    return payload;
   }
 
   private onMessage(pubChannel: Buffer, payload: Buffer): void {

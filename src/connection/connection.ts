@@ -119,7 +119,7 @@ export class Connection implements ConnectionInfo {
   send(frame: object): void {
     if (!this.isOpen) return;
     if ((frame as { type?: unknown }).type === 'error') this.stats.errorSent(String((frame as { code?: unknown }).code));
-    this.sendText(JSON.stringify(frame));
+    this.push(new PreparedFrame(JSON.stringify(frame)));
   }
 
   sendText(text: string): void {

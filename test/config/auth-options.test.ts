@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import type { ChannelRule } from '../../src/channels/rules.js';
 import { describeOptions, layerFromEnv, layerFromOptions, resolveOptions, type SwitchboardOptions } from '../../src/config/options.js';
-import { ConfigError } from '../../src/errors.js';
+import type { ConfigError } from '../../src/errors.js';
+import { configError } from '../helpers/config.js';
 
 function fromEnv(env: Record<string, string>): SwitchboardOptions {
   return resolveOptions(layerFromEnv(env));
@@ -16,16 +17,6 @@ function fromCode(options: Record<string, unknown>): SwitchboardOptions {
   return resolveOptions(layerFromOptions(options));
 }
 
-/** Runs `fn`, which must throw a ConfigError, and returns it. */
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected a ConfigError, but nothing was thrown');
-}
 
 /** Asserts SPEC §1's shape of a config error: one line, starting with `prefix`, saying more than that. */
 function assertOneLine(error: ConfigError, prefix: string): void {

@@ -2,20 +2,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { describeOptions, layerFromEnv, layerFromOptions, parseRedisUrl, resolveOptions } from '../../src/config/options.js';
-import { ConfigError } from '../../src/errors.js';
+import { configError } from '../helpers/config.js';
 
 const fromEnv = (env: Record<string, string>) => resolveOptions(layerFromEnv(env));
 const fromCode = (options: Record<string, unknown>) => resolveOptions(layerFromOptions(options));
 
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected a ConfigError');
-}
 
 void describe('Redis options', () => {
   void test('Redis is off by default, with the SPEC defaults for the rest', () => {
