@@ -4,9 +4,12 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
-import { CloseCode, CloseReason } from '../protocol/codes.js';
+import { CloseCode, CloseReason } from '../codes.js';
 import type { NodeStats } from '../metrics/stats.js';
-import { FrameBatch, PreparedFrame } from '../transport/prepared-frame.js';
+import { FrameBatch } from '../transport/frame-batch.js';
+import type { FlushScheduler } from '../transport/flush-scheduler.js';
+import { PreparedFrame } from '../transport/prepared-frame.js';
+import type { SwitchboardSocket } from '../transport/switchboard-socket.js';
 import type { ChannelName, ConnectionId, UserId } from '../types.js';
 import type { Identity } from '../auth/tokens.js';
 import { RateLimiter } from './rate-limiter.js';
@@ -85,17 +88,18 @@ export class Connection implements ConnectionInfo {
 
   constructor(
     readonly id: ConnectionId,
-    readonly socket: WebSocket,
+    readonly socket: SwitchboardSocket,
     readonly ip: string,
     readonly request: { readonly url: string; readonly headers: IncomingHttpHeaders },
     private readonly limits: ConnectionLimits,
     private readonly logger: Logger,
     private readonly events: ConnectionEvents,
     private readonly stats: NodeStats,
+    flushScheduler: FlushScheduler,
   ) {
     this.rateLimiter = new RateLimiter(limits.maxMessagesPerMinute);
     this.lastSeen = Date.now();
-    this.output = new FrameBatch(socket, { maxBytes: limits.maxBufferedBytes, onOverflow: () => this.events.slowConsumer(this) });
+    this.output = new FrameBatch(socket, flushScheduler, { maxBytes: limits.maxBufferedBytes, onOverflow: () => this.events.slowConsumer(this) });
   }
 
   /** Takes on the identity of a verified token (at the handshake or by the `auth` action). */
@@ -148,8 +152,9 @@ export class Connection implements ConnectionInfo {
     if (this.closeCode !== null || this.socket.readyState >= WebSocket.CLOSING) return;
     this.markClosing(code, graceMs);
     const text = reason ?? (CloseReason as Record<number, string | undefined>)[code] ?? '';
-    // FrameBatch flushes what was queued before the close frame goes out.
     try {
+      // The replies queued in this turn go out before the close frame, not after it (or never).
+      this.output.flush();
       this.socket.close(code, text);
     } catch (error) {
       this.logger.debug({ err: error, connection: this.id }, 'close failed; terminating');

@@ -1,0 +1,82 @@
+/**
+ * The handler's end-of-turn writer: a large write-out is spread over turns in order, a
+ * socket that fails is logged and dropped without holding up the others, and stop()
+ * leaves nothing behind.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { WebSocket } from 'ws';
+import { FLUSH_CHUNK, FlushScheduler } from '../../src/transport/flush-scheduler.js';
+import { FrameBatch } from '../../src/transport/frame-batch.js';
+import { PreparedFrame } from '../../src/transport/prepared-frame.js';
+import type { SwitchboardSocket } from '../../src/transport/switchboard-socket.js';
+import { memoryLogger, silentLogger, until } from './socket-pair.js';
+
+/** An open socket without ws internals: writes to it take the public fallback (send). */
+function standIn(send: (payload: Buffer) => void): SwitchboardSocket {
+  return { readyState: WebSocket.OPEN, bufferedAmount: 0, send, flushBeforeClose: () => undefined } as unknown as SwitchboardSocket;
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+test('a write-out to more sockets than FLUSH_CHUNK is spread over several event-loop turns, every socket still served', async () => {
+  const scheduler = new FlushScheduler(silentLogger);
+  const written: number[] = [];
+  const sockets = Array.from({ length: FLUSH_CHUNK * 2 + 10 }, (_, index) => standIn(() => written.push(index)));
+  const frame = new PreparedFrame('{"to":"everyone"}');
+  for (const socket of sockets) new FrameBatch(socket, scheduler).push(frame);
+  await nextTurn();
+  assert.equal(written.length, FLUSH_CHUNK, 'the first turn writes one chunk');
+  await until(() => written.length === sockets.length);
+  assert.deepEqual(written, sockets.map((_, index) => index), 'in the order they were queued');
+  assert.equal(scheduler.fallbackWrites, sockets.length, 'one write per socket, counted by the path it took');
+  assert.equal(scheduler.fastWrites, 0);
+});
+
+test('a socket whose write fails is logged and loses its frames; the other sockets still get theirs', async () => {
+  const { logger, lines } = memoryLogger();
+  const scheduler = new FlushScheduler(logger);
+  const written: string[] = [];
+  let broken = true;
+  const failing = new FrameBatch(
+    standIn((payload) => {
+      if (broken) throw new Error('socket broke');
+      written.push(`mended: ${payload.toString()}`);
+    }),
+    scheduler,
+  );
+  const before = new FrameBatch(standIn((payload) => written.push(`before: ${payload.toString()}`)), scheduler);
+  const after = new FrameBatch(standIn((payload) => written.push(`after: ${payload.toString()}`)), scheduler);
+  before.push(new PreparedFrame('1'));
+  failing.push(new PreparedFrame('2'));
+  failing.push(new PreparedFrame('3'));
+  after.push(new PreparedFrame('4'));
+  await nextTurn();
+  assert.deepEqual(written, ['before: 1', 'after: 4']);
+  const errors = lines.filter((line) => line.level === 50);
+  assert.equal(errors.length, 1, 'one error for the one broken socket');
+  assert.equal((errors[0]?.err as { message?: string } | undefined)?.message, 'socket broke');
+
+  broken = false;
+  failing.push(new PreparedFrame('5'));
+  await nextTurn();
+  assert.deepEqual(written, ['before: 1', 'after: 4', 'mended: 5'], 'the dropped frames are not written later; new ones are');
+});
+
+test('stop() writes out what is still queued, in order, and leaves no turn pending', async () => {
+  const scheduler = new FlushScheduler(silentLogger);
+  const written: number[] = [];
+  const count = FLUSH_CHUNK + 3;
+  for (let index = 0; index < count; index++) new FrameBatch(standIn(() => written.push(index)), scheduler).push(new PreparedFrame('bye'));
+  scheduler.stop();
+  assert.deepEqual(written, Array.from({ length: count }, (_, index) => index));
+  await nextTurn();
+  assert.equal(written.length, count, 'nothing is written twice');
+
+  const later = new FrameBatch(standIn(() => written.push(-1)), scheduler);
+  later.push(new PreparedFrame('after stop'));
+  await nextTurn();
+  assert.equal(written.at(-1), -1, 'a frame queued after stop() is flushed at the end of its turn');
+});
