@@ -1,4 +1,4 @@
-import type { ErrorCode } from './protocol/codes.js';
+import type { ErrorCode } from './codes.js';
 
 /**
  * An error an application hook or custom action throws to refuse a request with a
@@ -22,5 +22,35 @@ export class ConfigError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'ConfigError';
+  }
+}
+
+/** Codes of the errors that callers inside Switchboard tell apart (never by message text). */
+export const ClusterErrorCode = {
+  /** A cluster-wide view or request needs a cluster this node cannot reach (Redis down, primary gone). */
+  CLUSTER_UNAVAILABLE: 'CLUSTER_UNAVAILABLE',
+  /** Another process did not answer a request in time. */
+  REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
+} as const;
+export type ClusterErrorCode = (typeof ClusterErrorCode)[keyof typeof ClusterErrorCode];
+
+/**
+ * The cluster could not answer: Redis or the primary process is out of reach, or failed
+ * the request. The HTTP API answers 503 with its message.
+ */
+export class ClusterUnavailableError extends Error {
+  readonly code: ClusterErrorCode = ClusterErrorCode.CLUSTER_UNAVAILABLE;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ClusterUnavailableError';
+  }
+}
+
+/** A request to another process (worker, primary, node) got no answer within its timeout. */
+export class RequestTimeoutError extends ClusterUnavailableError {
+  override readonly code: ClusterErrorCode = ClusterErrorCode.REQUEST_TIMEOUT;
+  constructor(message: string) {
+    super(message);
+    this.name = 'RequestTimeoutError';
   }
 }

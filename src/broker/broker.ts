@@ -1,11 +1,15 @@
 /**
- * The one seam for fan-out between nodes. The connection layer publishes through a
- * Broker, tells it which of its connections are in which channel, and receives the
- * messages for its local subscribers through LocalDelivery. It never knows which broker
- * runs: the in-memory one of a single process, the relay between the workers of one
- * machine, or Redis across machines (SPEC §6).
+ * The one seam for fan-out between nodes: publishing, and which of this node's
+ * connections are in which channel. The hub publishes through a Broker, tells it about
+ * memberships, and receives the messages for its local subscribers through LocalNode.
+ * It never knows which broker runs: the in-memory one of a single process, the relay
+ * between the workers of one machine, or Redis across machines (SPEC §6).
+ *
+ * What the HTTP API asks of the cluster is a separate interface (views/cluster-view.ts);
+ * every broker Switchboard ships implements both (`BrokerWithView`).
  */
 import type { ChannelName, ConnectionId } from '../types.js';
+import type { ClusterView, LocalView } from '../views/cluster-view.js';
 
 /**
  * A message ready for delivery: the outbound frame is serialized once, by the node the
@@ -19,48 +23,6 @@ export interface Delivery {
   readonly frame: string | Buffer;
 }
 
-/** What a node's figures look like to the cluster (GET /api/stats). */
-export interface NodeReport {
-  readonly id: string;
-  readonly host: string;
-  readonly pid: number;
-  readonly connections: number;
-  readonly channels: number;
-  /** Messages published on the node per second, over the last few seconds. */
-  readonly messagesInPerSecond: number;
-  /** Deliveries to the node's subscribers per second, over the last few seconds. */
-  readonly messagesOutPerSecond: number;
-  /** Seconds since the node started. */
-  readonly uptime: number;
-  readonly ready: boolean;
-}
-
-/** Whom POST /api/disconnect closes. */
-export type DisconnectTarget = { readonly userId: string } | { readonly connectionId: string };
-
-export interface DisconnectResult {
-  readonly disconnected: number;
-  /** Nodes that did not answer in time: their matching connections may still be open. */
-  readonly unanswered: readonly string[];
-}
-
-/** A channel member as the cluster sees it (GET /api/channels/NAME). */
-export interface MemberInfo {
-  readonly connectionId: ConnectionId;
-  readonly userId: string | null;
-  readonly node: string;
-}
-
-/** What the node offers its broker: delivery to its own subscribers, and its own figures. */
-export interface LocalDelivery {
-  /** Delivers to this node's subscribers; returns how many connections it was addressed to. */
-  deliver(delivery: Delivery): number;
-  /** This node's current figures. */
-  report(): NodeReport;
-  /** Closes this node's connections that match (1000); returns how many. */
-  disconnect(target: DisconnectTarget): number;
-}
-
 /** A connection as the cluster sees it. */
 export interface Member {
   readonly connectionId: ConnectionId;
@@ -68,14 +30,20 @@ export interface Member {
   readonly userId: string | null;
 }
 
+/** What the node offers its broker: delivery to its own subscribers, and its own part of every view. */
+export interface LocalNode extends LocalView {
+  /** Delivers to this node's subscribers; returns how many connections it was addressed to. */
+  deliver(delivery: Delivery): number;
+}
+
 export interface Broker {
   /**
-   * The node's id in the cluster, when the broker has one of its own (8 base64url
-   * characters); the handler then prefixes its connection ids with it.
+   * The node's id in the cluster, when the broker has one of its own (see ids.ts); the
+   * handler then uses it for its connection ids.
    */
   readonly nodeId?: string;
   /** Connects the broker to the node it serves. Called once, before anything else. */
-  start(local: LocalDelivery): Promise<void>;
+  start(local: LocalNode): Promise<void>;
   /**
    * Publishes to every subscriber of the channel on every node, this one included.
    * Resolves with the number of connections it was addressed to, cluster-wide.
@@ -91,16 +59,11 @@ export interface Broker {
   leave(channel: ChannelName, connectionId: ConnectionId): Promise<void>;
   /** Null while the broker can reach every node; otherwise why it cannot (for /readyz). */
   notReadyReason(): string | null;
-  // Cluster-wide views for the HTTP API. A broker without them (one process) leaves the
-  // handler to answer from its own state.
-  /** Every live node's latest figures, this one's included. */
-  nodes?(): Promise<NodeReport[]>;
-  /** Channels with subscribers anywhere, with their cluster-wide counts. */
-  channels?(): Promise<Array<{ channel: ChannelName; subscribers: number }>>;
-  /** The members of one channel on every node. */
-  members?(channel: ChannelName): Promise<MemberInfo[]>;
-  /** Closes the matching connections on every node; resolves with how many, and the nodes that did not answer. */
-  disconnect?(target: DisconnectTarget): Promise<DisconnectResult>;
+  /** What carries messages between nodes; with 'redis', /metrics reports `switchboard_redis_up`. */
+  readonly kind: 'memory' | 'workers' | 'redis';
   /** Leaves the cluster and releases every resource. */
   close(): Promise<void>;
 }
+
+/** A broker that also answers the HTTP API's questions about the cluster: what a handler takes. */
+export type BrokerWithView = Broker & ClusterView;

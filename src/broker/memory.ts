@@ -1,21 +1,22 @@
+/** The embedded broker of a single process: publishing is local delivery, and the node is the whole cluster. */
 import type { ChannelName, ConnectionId } from '../types.js';
-import type { Broker, Delivery, LocalDelivery, Member } from './broker.js';
+import type { ChannelCount, DisconnectResult, DisconnectTarget, MemberInfo, NodeReport } from '../views/cluster-view.js';
+import type { BrokerWithView, Delivery, LocalNode, Member } from './broker.js';
 
-/** The embedded broker of a single process: publishing is local delivery. */
-export class MemoryBroker implements Broker {
-  private local: LocalDelivery | null = null;
+export class MemoryBroker implements BrokerWithView {
+  readonly kind = 'memory';
+  private local: LocalNode | null = null;
 
-  start(local: LocalDelivery): Promise<void> {
+  start(local: LocalNode): Promise<void> {
     this.local = local;
     return Promise.resolve();
   }
 
   publish(delivery: Delivery): Promise<number> {
-    if (this.local === null) return Promise.reject(new Error('MemoryBroker.publish() called before start()'));
-    return Promise.resolve(this.local.deliver(delivery));
+    return this.fromNode('publish', (node) => node.deliver(delivery));
   }
 
-  // One process holds every subscriber: the handler's own registry is the whole membership.
+  // One process holds every subscriber: the hub's own registry is the whole membership.
   join(_channel: ChannelName, _member: Member): Promise<void> {
     return Promise.resolve();
   }
@@ -28,8 +29,34 @@ export class MemoryBroker implements Broker {
     return null;
   }
 
+  nodes(): Promise<NodeReport[]> {
+    return this.fromNode('nodes', (node) => [node.report()]);
+  }
+
+  channels(): Promise<ChannelCount[]> {
+    return this.fromNode('channels', (node) => node.channels());
+  }
+
+  members(channel: ChannelName): Promise<MemberInfo[]> {
+    return this.fromNode('members', (node) => node.members(channel));
+  }
+
+  disconnect(target: DisconnectTarget): Promise<DisconnectResult> {
+    return this.fromNode('disconnect', (node) => ({ disconnected: node.disconnect(target), unanswered: [] }));
+  }
+
   close(): Promise<void> {
     this.local = null;
     return Promise.resolve();
+  }
+
+  /** What `read` makes of the node, or a rejection before start() and after close(). */
+  private fromNode<T>(method: string, read: (node: LocalNode) => T): Promise<T> {
+    if (this.local === null) return Promise.reject(new Error(`MemoryBroker.${method}() called before start() or after close()`));
+    try {
+      return Promise.resolve(read(this.local));
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
   }
 }

@@ -6,94 +6,83 @@
  */
 import type { Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
+import { parseMetricsMessage, type MetricsMessage } from '../broker/cluster/messages.js';
 import type { SwitchboardServer } from '../http/server.js';
+import { PendingRequests } from '../rpc/pending-requests.js';
 
-/** How long the primary waits for the workers' parts, and a worker for the primary's answer. */
+/** How long a worker waits for the primary's answer. */
 const GATHER_WAIT_MS = 2000;
-
-type MetricsMessage =
-  | { sb: 'metrics-request'; id: number }
-  | { sb: 'metrics-answer'; id: number; text: string | null }
-  | { sb: 'metrics-ask'; ask: number }
-  | { sb: 'metrics-part'; ask: number; part: object[] };
-
-function isMetricsMessage(message: unknown): message is MetricsMessage {
-  const tag = (message as { sb?: unknown } | null)?.sb;
-  return typeof tag === 'string' && tag.startsWith('metrics-');
-}
+/** How long the primary waits for the workers' parts: short of the worker's wait, so that a partial sum still arrives in time. */
+const PARTS_WAIT_MS = GATHER_WAIT_MS - 500;
 
 /** In a worker: /metrics answers for all workers, and this worker gives its part when asked. */
 export function serveWorkerMetrics(server: SwitchboardServer): void {
-  let nextId = 0;
-  const waiting = new Map<number, (text: string | null) => void>();
-  process.on('message', (message: unknown) => {
-    if (!isMetricsMessage(message)) return;
-    if (message.sb === 'metrics-answer') {
-      waiting.get(message.id)?.(message.text);
-      waiting.delete(message.id);
-    } else if (message.sb === 'metrics-ask') {
+  const requests = new PendingRequests<string | null, never>('a metrics request to the primary', GATHER_WAIT_MS);
+  const send = (message: MetricsMessage): boolean => {
+    if (typeof process.send !== 'function' || !process.connected) return false;
+    process.send(message, undefined, undefined, () => undefined);
+    return true;
+  };
+  process.on('message', (raw: unknown) => {
+    const message = parseMetricsMessage(raw);
+    if (message?.sb === 'metrics-answer') {
+      requests.answer(message.id, message.text);
+    } else if (message?.sb === 'metrics-ask') {
       server
         .metricsJson()
-        .then((part) => process.send?.({ sb: 'metrics-part', ask: message.ask, part }, undefined, undefined, () => undefined))
+        .then((part) => send({ sb: 'metrics-part', ask: message.ask, part }))
         .catch(() => undefined);
     }
   });
-  server.gatherMetrics(
-    () =>
-      new Promise<string | null>((resolve) => {
-        const id = ++nextId;
-        const timer = setTimeout(() => {
-          waiting.delete(id);
-          resolve(null);
-        }, GATHER_WAIT_MS);
-        waiting.set(id, (text) => {
-          clearTimeout(timer);
-          resolve(text);
-        });
-        process.send?.({ sb: 'metrics-request', id }, undefined, undefined, () => undefined);
-      }),
-  );
+  // Without the primary's answer, /metrics has no figures to show (it answers 503).
+  server.gatherMetrics(() => requests.request((id) => send({ sb: 'metrics-request', id })).catch(() => null));
 }
 
-/** In the primary: answers the workers' metrics requests. Returns the message handler for one worker. */
-export function metricsGatherer(liveWorkers: () => Worker[]): (worker: Worker, message: unknown) => boolean {
-  let nextAsk = 0;
-  const asks = new Map<number, { parts: object[][]; waiting: Set<number>; finish: () => void }>();
-  return (worker, message) => {
-    if (!isMetricsMessage(message)) return false;
-    if (message.sb === 'metrics-part') {
-      const ask = asks.get(message.ask);
-      if (ask !== undefined && ask.waiting.delete(worker.id)) {
-        ask.parts.push(message.part);
-        if (ask.waiting.size === 0) ask.finish();
+/** In the primary: answers the workers' metrics requests. */
+export interface MetricsGatherer {
+  /** Handles one message from `worker`; returns false when it is not a metrics message. */
+  handle(worker: Worker, message: unknown): boolean;
+  /** A worker exited: its part will not come. */
+  workerGone(workerId: number): void;
+  /** Answers the open requests with what has come. */
+  close(): void;
+}
+
+export function metricsGatherer(liveWorkers: () => Worker[]): MetricsGatherer {
+  const asks = new PendingRequests<object[], number>('a metrics question to the workers', PARTS_WAIT_MS);
+  return {
+    handle(worker, raw) {
+      const message = parseMetricsMessage(raw);
+      if (message === null) return false;
+      if (message.sb === 'metrics-part') {
+        asks.answer(message.ask, message.part, worker.id);
+        return true;
       }
+      if (message.sb !== 'metrics-request') return true;
+      const workers = new Map(liveWorkers().map((each) => [each.id, each]));
+      void asks
+        .gather(workers.keys(), (ask, id) => {
+          const each = workers.get(id);
+          if (each === undefined || !each.isConnected()) return false;
+          each.send({ sb: 'metrics-ask', ask } satisfies MetricsMessage);
+          return true;
+        })
+        .then(async ({ answers }) => {
+          let text: string | null = null;
+          try {
+            text = await AggregatorRegistry.aggregate(answers.map(({ answer }) => answer)).metrics();
+          } catch {
+            // text stays null: the worker answers 503.
+          }
+          if (worker.isConnected()) worker.send({ sb: 'metrics-answer', id: message.id, text } satisfies MetricsMessage);
+        });
       return true;
-    }
-    if (message.sb !== 'metrics-request') return true;
-    const ask = ++nextAsk;
-    const workers = liveWorkers();
-    const entry = {
-      parts: [] as object[][],
-      waiting: new Set(workers.map((each) => each.id)),
-      finish: () => {
-        clearTimeout(timer);
-        if (!asks.delete(ask)) return;
-        const answer = (text: string | null): void => {
-          if (worker.isConnected()) worker.send({ sb: 'metrics-answer', id: message.id, text });
-        };
-        AggregatorRegistry.aggregate(entry.parts)
-          .metrics()
-          .then(answer, () => answer(null));
-      },
-    };
-    const timer = setTimeout(() => entry.finish(), GATHER_WAIT_MS - 500);
-    asks.set(ask, entry);
-    for (const each of workers) {
-      if (each.isConnected()) each.send({ sb: 'metrics-ask', ask });
-      else entry.waiting.delete(each.id);
-    }
-    if (entry.waiting.size === 0) entry.finish();
-    return true;
+    },
+    workerGone(workerId) {
+      asks.peerGone(workerId);
+    },
+    close() {
+      asks.close();
+    },
   };
 }
-

@@ -5,9 +5,12 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
-import { ClusterRelay } from '../broker/cluster.js';
-import { metricsGatherer } from './worker-metrics.js';
+import { ClusterRelay } from '../broker/cluster/cluster-relay.js';
+import { describeMessage, isStartFailure, isSwitchboardMessage } from '../broker/cluster/messages.js';
 import type { SwitchboardOptions } from '../config/options.js';
+import { metricsGatherer } from './worker-metrics.js';
+
+export type { StartFailure } from '../broker/cluster/messages.js';
 
 /** A worker that dies sooner than this after its start counts as crashing, and its restart waits longer. */
 const STABLE_AFTER_MS = 10_000;
@@ -48,9 +51,18 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
   let exitCode = 0;
   let restartDelay = 500;
   let failureReported = false;
-  const gatherMetrics = metricsGatherer(() => Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined && alive.has(worker.id)));
+  const metrics = metricsGatherer(() => Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined && alive.has(worker.id)));
+
+  // Frames travel between workers as Buffers, copied as they are (JSON would escape each again per worker).
+  cluster.setupPrimary({ serialization: 'advanced' });
 
   return new Promise<number>((resolveExit) => {
+    const exited = (): void => {
+      relay?.close();
+      metrics.close();
+      resolveExit(exitCode);
+    };
+
     const fork = (): Worker => {
       const worker = cluster.fork();
       startedAt.set(worker.id, Date.now());
@@ -63,9 +75,12 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
           if (!ready) startFailed(message.exitCode, message.reason);
           return;
         }
-        if (gatherMetrics(worker, message)) return;
+        if (metrics.handle(worker, message)) return;
         // Late messages of a worker that exited must not bring its memberships back.
-        if (!worker.isDead()) relay?.handle(worker.id, message);
+        if (worker.isDead()) return;
+        if (relay?.handle(worker.id, message) === true) return;
+        // Relay messages with Redis on (no relay) are ours too; anything else is not.
+        if (!isSwitchboardMessage(message)) logger.debug({ workerPid: worker.process.pid, message: describeMessage(message) }, 'ignoring an unknown IPC message');
       });
       return worker;
     };
@@ -75,7 +90,7 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
       stopping = true;
       exitCode = code;
       const workers = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined && !worker.isDead());
-      if (alive.size === 0) resolveExit(exitCode);
+      if (alive.size === 0) exited();
       for (const worker of workers) worker.process.kill('SIGTERM');
       // A last resort if a worker hangs past its own shutdown budget.
       setTimeout(
@@ -106,11 +121,12 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
 
     cluster.on('exit', (worker, code, signal) => {
       relay?.removeWorker(worker.id);
+      metrics.workerGone(worker.id);
       alive.delete(worker.id);
       const lived = Date.now() - (startedAt.get(worker.id) ?? 0);
       startedAt.delete(worker.id);
       if (stopping) {
-        if (alive.size === 0) resolveExit(exitCode);
+        if (alive.size === 0) exited();
         return;
       }
       if (!ready) {
@@ -139,15 +155,4 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
 
     for (let index = 0; index < options.workers; index++) fork();
   });
-}
-
-/** What a worker that cannot start tells its primary, instead of printing: the primary prints once. */
-export interface StartFailure {
-  sb: 'start-failed';
-  exitCode: number;
-  reason: string;
-}
-
-function isStartFailure(message: unknown): message is StartFailure {
-  return typeof message === 'object' && message !== null && (message as { sb?: unknown }).sb === 'start-failed';
 }

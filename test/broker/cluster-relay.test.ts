@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ClusterRelay, type PrimaryMessage } from '../../src/broker/cluster.js';
+import { ClusterRelay } from '../../src/broker/cluster/cluster-relay.js';
+import type { PrimaryMessage } from '../../src/broker/cluster/messages.js';
 
 function relayWithInboxes(): { relay: ClusterRelay; inbox: Map<number, PrimaryMessage[]>; gone: Set<number> } {
   const inbox = new Map<number, PrimaryMessage[]>();
@@ -20,7 +21,8 @@ function relayWithInboxes(): { relay: ClusterRelay; inbox: Map<number, PrimaryMe
 }
 
 const join = (id: number, channel: string, connectionId: string, userId: string | null = null) => ({ sb: 'join', id, channel, connectionId, userId });
-const publish = (id: number, channel: string, recipients: string[] | null = null) => ({ sb: 'publish', id, channel, recipients, frame: `{"n":${id}}` });
+const frame = (id: number): Buffer => Buffer.from(`{"n":${id}}`);
+const publish = (id: number, channel: string, recipients: string[] | null = null) => ({ sb: 'publish', id, channel, recipients, frame: frame(id) });
 const deliveries = (messages: PrimaryMessage[] | undefined) => (messages ?? []).filter((message) => message.sb === 'deliver');
 const replies = (messages: PrimaryMessage[] | undefined) => (messages ?? []).filter((message) => message.sb === 'reply');
 
@@ -38,7 +40,7 @@ test('a message goes once to every other worker with subscribers on the channel,
   relay.handle(3, join(1, 'other', 'c-1'));
   relay.handle(1, publish(2, 'room'));
   assert.equal(deliveries(inbox.get(1)).length, 0);
-  assert.deepEqual(deliveries(inbox.get(2)), [{ sb: 'deliver', channel: 'room', recipients: null, frame: '{"n":2}' }]);
+  assert.deepEqual(deliveries(inbox.get(2)), [{ sb: 'deliver', channel: 'room', recipients: null, frame: frame(2) }]);
   assert.equal(deliveries(inbox.get(3)).length, 0);
   assert.deepEqual(replies(inbox.get(1)).at(-1), { sb: 'reply', id: 2, count: 3 });
 });
@@ -89,3 +91,89 @@ test('messages that are not the relay\'s are ignored', () => {
   for (const message of [null, 'text', 42, { cmd: 'NODE_CLUSTER' }, { type: 'ready' }]) relay.handle(1, message);
   assert.equal(inbox.size, 0);
 });
+
+test('the other IPC messages of Switchboard, and relay messages of the wrong shape, are not the relay\'s: nothing is sent or joined', () => {
+  const { relay, inbox } = relayWithInboxes();
+  const others = [
+    { sb: 'metrics-request', id: 1 },
+    { sb: 'metrics-part', ask: 1, part: [] },
+    { sb: 'start-failed', exitCode: 1, reason: 'port in use' },
+    { sb: 'deliver', channel: 'room', recipients: null, frame: frame(1) },
+    // A frame as a JSON string: workers send Buffers (serialization: 'advanced').
+    { sb: 'publish', id: 1, channel: 'room', recipients: null, frame: '{"n":1}' },
+    { sb: 'join', channel: 'room', connectionId: 'a-1', userId: null },
+    { sb: 'join', id: 1, channel: 'room', connectionId: 7, userId: null },
+    { sb: 'query', id: 1, query: 'members' },
+    { sb: 'query', id: 1, query: 'disconnect', target: { userId: 'a', connectionId: 'b' } },
+  ];
+  for (const message of others) assert.equal(relay.handle(1, message), false, JSON.stringify(message));
+  assert.equal(inbox.size, 0);
+  assert.equal(relay.memberCount('room'), 0);
+});
+
+/** Workers that answer the relay's questions at once: a report, or how many connections they closed. */
+function answeringWorkers(relay: ClusterRelay, inbox: Map<number, PrimaryMessage[]>, workers: Map<number, { nodeId: string; closes: number }>): void {
+  for (const [worker, { nodeId }] of workers) relay.handle(worker, { sb: 'hello', nodeId });
+  const answered = new Set<PrimaryMessage>();
+  const answerAll = (): void => {
+    for (const [worker, messages] of inbox) {
+      const self = workers.get(worker);
+      for (const message of messages) {
+        if (message.sb !== 'ask' || answered.has(message) || self === undefined) continue;
+        answered.add(message);
+        relay.handle(worker, { sb: 'part', ask: message.ask, part: message.query === 'report' ? { id: self.nodeId } : self.closes });
+      }
+    }
+  };
+  const original = relay.handle.bind(relay);
+  relay.handle = (worker, message) => {
+    const handled = original(worker, message);
+    answerAll();
+    return handled;
+  };
+}
+
+const answers = (messages: PrimaryMessage[] | undefined) => (messages ?? []).filter((message) => message.sb === 'answer');
+
+test('a worker\'s nodes query is answered with every worker\'s report, its own included', async () => {
+  const { relay, inbox } = relayWithInboxes();
+  answeringWorkers(
+    relay,
+    inbox,
+    new Map([
+      [1, { nodeId: 'nodeAAAA', closes: 0 }],
+      [2, { nodeId: 'nodeBBBB', closes: 0 }],
+    ]),
+  );
+  relay.handle(1, { sb: 'query', id: 5, query: 'nodes' });
+  await eventually(() => answers(inbox.get(1)).length === 1);
+  const answer = answers(inbox.get(1))[0] as Extract<PrimaryMessage, { sb: 'answer' }>;
+  assert.equal(answer.id, 5);
+  assert.deepEqual((answer.data as Array<{ id: string }>).map((report) => report.id).sort(), ['nodeAAAA', 'nodeBBBB']);
+});
+
+test('a disconnect asks every other worker, sums their counts, and names a worker that went away or cannot be reached by its node id', async () => {
+  const { relay, inbox, gone } = relayWithInboxes();
+  const workers = new Map([
+    [1, { nodeId: 'nodeAAAA', closes: 0 }],
+    [2, { nodeId: 'nodeBBBB', closes: 2 }],
+    [3, { nodeId: 'nodeCCCC', closes: 0 }],
+    [4, { nodeId: 'nodeDDDD', closes: 0 }],
+  ]);
+  for (const [worker, { nodeId }] of workers) relay.handle(worker, { sb: 'hello', nodeId });
+  gone.add(4);
+  relay.handle(1, { sb: 'query', id: 9, query: 'disconnect', target: { userId: 'alice' } });
+  const asked = (worker: number) => (inbox.get(worker) ?? []).filter((message) => message.sb === 'ask');
+  assert.equal(asked(1).length, 0, 'the asking worker closed its own already');
+  const ask = asked(2)[0] as Extract<PrimaryMessage, { sb: 'ask' }>;
+  assert.deepEqual(ask, { sb: 'ask', ask: ask.ask, query: 'disconnect', target: { userId: 'alice' } });
+  relay.handle(2, { sb: 'part', ask: ask.ask, part: 2 });
+  // Worker 3 exits before it answers.
+  relay.removeWorker(3);
+  await eventually(() => answers(inbox.get(1)).length === 1);
+  assert.deepEqual(answers(inbox.get(1))[0], { sb: 'answer', id: 9, data: { disconnected: 2, unanswered: ['nodeCCCC', 'nodeDDDD'] } });
+});
+
+async function eventually(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setImmediate(resolve));
+}

@@ -19,6 +19,7 @@ import {
   CHANNEL,
   GENEROUS_MS,
   QUIET_MS,
+  SHORT_TIMINGS,
   connect,
   connectionId,
   keys,
@@ -34,9 +35,12 @@ import {
 const KEY = 'cluster-api-key';
 const CLOSED = { code: 1000, reason: 'disconnected by server' };
 
-/** A node of the test's Redis with the HTTP API on. */
+/**
+ * A node of the test's Redis with the HTTP API on. Short liveness timings: the other
+ * nodes' figures in /api/stats are the ones they published at their last check.
+ */
 function apiNode(t: TestContext, redis: TestRedis, options: HandlerOptions = {}): Promise<TestServer> {
-  return startNode(t, redis, { apiKey: KEY, ...options });
+  return startNode(t, redis, { apiKey: KEY, brokerTuning: SHORT_TIMINGS, ...options });
 }
 
 function api(node: TestServer, method: string, path: string, body?: unknown): Promise<HttpAnswer> {
@@ -55,7 +59,7 @@ interface Stats {
 
 /**
  * Polls GET `path` on `node` until `check` holds on its 200 body. Other nodes' figures
- * in /api/stats are the ones they last published (every few seconds), hence the polling.
+ * in /api/stats are the ones they last published (every check interval), hence the polling.
  */
 async function getWhen<T>(node: TestServer, path: string, check: (body: T) => boolean, what: string): Promise<T> {
   let last: T | null = null;
@@ -279,12 +283,13 @@ test(
   async (t) => {
     const redis = await startRedis(t, ['--enable-debug-command', 'local']);
     if (!redis) return;
-    const a = await apiNode(t, redis);
+    // A command timeout well within the freeze: the query fails on it, not on a dropped connection.
+    const a = await apiNode(t, redis, { brokerTuning: { ...SHORT_TIMINGS, commandTimeoutMs: 500 } });
     await subscribeAll([await connect(t, a)]);
     const freezer = new Redis({ host: '127.0.0.1', port: redis.port, maxRetriesPerRequest: 0 });
     freezer.on('error', () => undefined);
     t.after(() => freezer.disconnect());
-    const frozen = freezer.call('DEBUG', 'SLEEP', '6').catch(() => undefined);
+    const frozen = freezer.call('DEBUG', 'SLEEP', '2').catch(() => undefined);
     await sleep(200);
     const answer = await api(a, 'GET', '/api/channels');
     await frozen;

@@ -20,6 +20,7 @@ import {
   CHANNEL,
   GENEROUS_MS,
   PREFIX,
+  SHORT_TIMINGS,
   connect,
   connectionId,
   isMessage,
@@ -193,8 +194,9 @@ test('the last local subscriber leaving while only the node\'s command connectio
 test('a node whose entries were removed while it ran (as a survivor does to a node silent past its TTL) registers them again', async (t) => {
   const redis = await startRedis(t);
   if (!redis) return;
-  const a = await startNode(t, redis);
-  const b = await startNode(t, redis);
+  // Short timings: node A notices at its next heartbeat.
+  const a = await startNode(t, redis, { brokerTuning: SHORT_TIMINGS });
+  const b = await startNode(t, redis, { brokerTuning: SHORT_TIMINGS });
   const onA = await connect(t, a);
   const onB = await connect(t, b);
   await subscribeAll([onA, onB]);
@@ -215,7 +217,8 @@ test('a node whose entries were removed while it ran (as a survivor does to a no
 test('a node flagged by a cleaner that found it alive after all registers its entries again', async (t) => {
   const redis = await startRedis(t);
   if (!redis) return;
-  const a = await startNode(t, redis);
+  // Short timings: node A notices at its next heartbeat.
+  const a = await startNode(t, redis, { brokerTuning: SHORT_TIMINGS });
   const onA = await connect(t, a);
   await subscribeAll([onA]);
   const nodeA = a.handler.nodeId;
@@ -231,8 +234,10 @@ test('a node flagged by a cleaner that found it alive after all registers its en
 test('a Redis that stops answering without closing its connections (frozen) is noticed: /readyz turns 503, and 200 again once it answers', async (t) => {
   const redis = await startRedis(t);
   if (!redis) return;
-  const a = await startNode(t, redis);
-  const b = await startNode(t, redis);
+  // The watchdog's timings, short (production: a PING every 3 s, dropped after 10 s unanswered).
+  const watchdog = { brokerTuning: { checkIntervalMs: 300, silenceTimeoutMs: 1500, commandTimeoutMs: 1000 } };
+  const a = await startNode(t, redis, watchdog);
+  const b = await startNode(t, redis, watchdog);
   const onA = await connect(t, a);
   const onB = await connect(t, b);
   await subscribeAll([onA, onB]);
@@ -243,13 +248,13 @@ test('a Redis that stops answering without closing its connections (frozen) is n
     if (frozen) process.kill(pid, 'SIGCONT');
   });
 
-  // The check's PING (or any command) goes unanswered past the socket timeout (10 s).
-  await until(async () => await isNotReady(a), 40_000, 'node A to notice the silent Redis');
+  // The check's PING goes unanswered past silenceTimeoutMs.
+  await until(async () => await isNotReady(a), GENEROUS_MS, 'node A to notice the silent Redis');
   // Meanwhile local delivery goes on.
   assert.equal((await onA.publish(CHANNEL, 'local while frozen')).recipients_count, 1);
   process.kill(pid, 'SIGCONT');
   frozen = false;
-  await until(async () => (await isReady(a)) && (await isReady(b)), 40_000, 'both nodes to be ready again');
+  await until(async () => (await isReady(a)) && (await isReady(b)), GENEROUS_MS, 'both nodes to be ready again');
   assert.equal((await onB.publish(CHANNEL, 'after the freeze')).recipients_count, 2);
   await receivedAtLeast(onA, isMessage(CHANNEL, 'after the freeze'));
 });

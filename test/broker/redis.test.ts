@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { mintToken } from '../../src/auth/tokens.js';
 import { TestClient, isMessageOn } from '../helpers/client.js';
-import { cliEnv, freePort, spawnCli, tempDir } from '../helpers/cli.js';
 import { startRedis, until } from '../helpers/redis.js';
 import {
   CHANNEL,
@@ -25,11 +24,17 @@ import {
   publishMany,
   receivedAtLeast,
   sleep,
+  SHORT_TIMINGS,
   startNode,
+  startNodeProcess,
   subscribeAll,
 } from '../helpers/redis-nodes.js';
 
-/** SPEC §6 bounds dead-node cleanup: "within a short, bounded time"; issue 5 says 30 s. */
+/**
+ * SPEC §6 bounds dead-node cleanup: "within a short, bounded time"; issue 5 says 30 s.
+ * With the production timings (a 10 s TTL, checked every 3 s) a dead node is gone within
+ * 13 s; the test runs on SHORT_TIMINGS, and this is how long it waits at most.
+ */
 const DEAD_NODE_CLEANUP_MS = 30_000;
 
 test('two nodes: a message published on either reaches every subscriber on both exactly once, the publisher included', async (t) => {
@@ -384,40 +389,26 @@ test('a node closed gracefully leaves no trace in Redis: members, nodes entry, l
   assert.equal((await onB[1]!.publish(CHANNEL, 'alice', { recipients: ['alice'] })).recipients_count, 1);
 });
 
-test('a node killed with SIGKILL is cleaned out of Redis by the surviving nodes within 30 s, without KEYS', async (t) => {
+test('a node killed with SIGKILL is cleaned out of Redis by the surviving nodes once its liveness key expires, without KEYS', async (t) => {
   const redis = await startRedis(t);
   if (!redis) return;
-  const survivor = await startNode(t, redis);
-  const dir = tempDir(t);
-  const cli = spawnCli(t, ['start'], {
-    cwd: dir,
-    env: cliEnv({
-      REDIS_ENABLED: 'true',
-      REDIS_HOST: '127.0.0.1',
-      REDIS_PORT: String(redis.port),
-      REDIS_PREFIX: PREFIX,
-      WS_HOST: '127.0.0.1',
-      WS_PORT: String(await freePort()),
-      WS_LOG_LEVEL: 'info',
-    }),
-  });
-  const url = await cli.listeningUrl();
-  const remote = await TestClient.connect(url);
+  // Both on short liveness timings: the cleanup waits for the dead node's TTL, then a survivor's check.
+  const survivor = await startNode(t, redis, { brokerTuning: SHORT_TIMINGS });
+  const victim = await startNodeProcess(t, redis);
+  const remote = await TestClient.connect(victim.url);
   t.after(() => remote.close());
   const local = await connect(t, survivor);
   await subscribeAll([remote, local]);
   const remoteId = connectionId(remote);
-  const deadNode = remoteId.slice(0, remoteId.lastIndexOf('-')); // node ids may contain '-' themselves
-  assert.equal(deadNode.length, 8);
+  const deadNode = victim.nodeId;
+  assert.ok(remoteId.startsWith(`${deadNode}-`));
 
   assert.equal((await local.publish(CHANNEL, 'both nodes')).recipients_count, 2);
   await receivedAtLeast(remote, isMessage(CHANNEL, 'both nodes'));
   assert.equal(await redis.client.hget(keys.members(), remoteId), '');
   assert.ok((await redis.client.hkeys(keys.nodes())).includes(deadNode));
 
-  await cli.kill();
-  assert.equal(cli.running, false);
-  // The bound the spec states; the node's TTL (10 s) and the check interval (3 s) are the defaults.
+  await victim.kill();
   await until(async () => !(await redis.client.hexists(keys.members(), remoteId)), DEAD_NODE_CLEANUP_MS, 'the dead node\'s member to be removed');
 
   assert.deepEqual(Object.keys(await redis.client.hgetall(keys.members())), [connectionId(local)]);

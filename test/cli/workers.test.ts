@@ -22,7 +22,7 @@ import { test, type TestContext } from 'node:test';
 import type { ClientOptions } from 'ws';
 import { mintToken } from '../../src/auth/tokens.js';
 import { DEFAULTS } from '../../src/config/options.js';
-import { CloseCode } from '../../src/protocol/codes.js';
+import { CloseCode } from '../../src/codes.js';
 import { TestClient, eventually, isMessageOn, type Frame } from '../helpers/client.js';
 import {
   occupyPort,

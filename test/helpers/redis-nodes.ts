@@ -4,12 +4,14 @@
  * of redis-keys.ts. Not a test file (the runner takes only *.test.ts).
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import type { ClientOptions } from 'ws';
 import { mintToken } from '../../src/auth/tokens.js';
-import { RedisBroker } from '../../src/broker/redis.js';
+import { RedisBroker, type RedisBrokerTuning } from '../../src/broker/redis/redis-broker.js';
 import type { RedisOptions } from '../../src/config/options.js';
 import type { HandlerOptions } from '../../src/handler.js';
 import { TestClient, eventually, type Frame } from './client.js';
@@ -25,6 +27,12 @@ export const CHANNEL = 'chat.room.1';
 export const GENEROUS_MS = 20_000;
 /** How long to keep listening after the last expected frame before asserting nothing more came. */
 export const QUIET_MS = 300;
+
+/**
+ * Liveness timings for tests that wait on them (production: a 10 s TTL, checked every 3 s).
+ * Give them to a node as `{ brokerTuning: SHORT_TIMINGS }`.
+ */
+export const SHORT_TIMINGS: RedisBrokerTuning = { nodeTtlMs: 2000, checkIntervalMs: 300 };
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -166,7 +174,7 @@ export async function rawSubscriber(t: TestContext, redis: TestRedis, pubChannel
   subscriber.on('error', () => undefined);
   t.after(() => subscriber.disconnect());
   subscriber.on('message', (_channel: string, payload: string) => {
-    // `<node id><recipients JSON or nothing>\n<frame>` (redis.ts encode()).
+    // `<node id><recipients JSON or nothing>\n<frame>` (redis/fanout.ts encode()).
     const frame = JSON.parse(payload.slice(payload.indexOf('\n') + 1)) as { message: unknown };
     received.push(frame.message);
   });
@@ -224,3 +232,43 @@ export async function nodeWithOwnBroker(
     });
   return { node, lines, nextAttemptScheduled };
 }
+
+/** A node in a process of its own, on SHORT_TIMINGS: it can be SIGKILLed, as a crash would. */
+export interface NodeProcess {
+  readonly url: string;
+  readonly nodeId: string;
+  /** SIGKILL; resolves once it has exited. */
+  kill(): Promise<void>;
+}
+
+export async function startNodeProcess(t: TestContext, redis: TestRedis): Promise<NodeProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', NODE_PROCESS_SCRIPT], {
+    env: { ...process.env, SB_TEST_REDIS_PORT: String(redis.port), SB_TEST_PREFIX: PREFIX, SB_TEST_TIMINGS: JSON.stringify(SHORT_TIMINGS) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  let output = '';
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const started = await new Promise<{ url: string; nodeId: string }>((resolve, reject) => {
+    let text = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      const newline = text.indexOf('\n');
+      if (newline !== -1) resolve(JSON.parse(text.slice(0, newline)) as { url: string; nodeId: string });
+    });
+    child.once('exit', (code, signal) => reject(new Error(`the node process exited (${signal ?? code}) before listening: ${output}`)));
+  });
+  return {
+    ...started,
+    kill: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+const NODE_PROCESS_SCRIPT = fileURLToPath(new URL('../broker/fixtures/node-process.ts', import.meta.url));

@@ -8,7 +8,7 @@
  * or the cleaner flagged it), and it registers everything again.
  */
 import type { Logger } from 'pino';
-import type { NodeReport } from './broker.js';
+import type { NodeReport } from '../../views/cluster-view.js';
 import { parseNodeMemberEntry, type RedisKeys, type ScriptedRedis } from './redis-keys.js';
 
 const SCAN_BATCH = 500;

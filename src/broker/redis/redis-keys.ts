@@ -17,7 +17,7 @@
  *   Preply:{N}        pub/sub channel of the answers to node N's requests
  */
 import type { Redis } from 'ioredis';
-import type { ChannelName } from '../types.js';
+import type { ChannelName } from '../../types.js';
 
 export class RedisKeys {
   constructor(readonly prefix: string) {}

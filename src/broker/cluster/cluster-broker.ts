@@ -1,0 +1,185 @@
+/**
+ * The worker side of WS_WORKER_NUM > 1 without Redis (SPEC §6): local delivery at once,
+ * everything else through the primary's relay (cluster-relay.ts). A client on any worker
+ * reaches subscribers on every worker, `recipients_count` counts all of them, and the
+ * HTTP API's views answer for every worker, as with Redis.
+ */
+import type { Logger } from 'pino';
+import { ClusterUnavailableError, RequestTimeoutError } from '../../errors.js';
+import { newNodeId } from '../../ids.js';
+import { defaultLibraryLogger } from '../../logger.js';
+import { PendingRequests } from '../../rpc/pending-requests.js';
+import type { ChannelName, ConnectionId } from '../../types.js';
+import type { ChannelCount, DisconnectResult, DisconnectTarget, MemberInfo, NodeReport } from '../../views/cluster-view.js';
+import type { BrokerWithView, Delivery, LocalNode, Member } from '../broker.js';
+import { describeMessage, isSwitchboardMessage, parsePrimaryMessage, type PrimaryMessage, type Query, type WorkerMessage } from './messages.js';
+
+/** How long a worker waits for the primary's answer; longer than the relay's own wait for the workers (PARTS_WAIT_MS). */
+const REQUEST_TIMEOUT_MS = 5000;
+
+/** The channel to the primary: `process` in a worker. */
+export interface PrimaryChannel {
+  send?: ((message: WorkerMessage, sendHandle: undefined, options: undefined, callback: (error: Error | null) => void) => boolean) | undefined;
+  connected?: boolean;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+  off(event: 'message', listener: (message: unknown) => void): unknown;
+}
+
+export interface ClusterBrokerOptions {
+  /** This worker's node id; a handler given this broker uses it for its connection ids. @default random */
+  nodeId?: string;
+  logger?: Logger;
+  /** @default process */
+  primary?: PrimaryChannel;
+  /** How long a request to the primary may go unanswered. @default 5000 */
+  requestTimeoutMs?: number;
+}
+
+export class ClusterBroker implements BrokerWithView {
+  readonly kind = 'workers';
+  readonly nodeId: string;
+  private readonly logger: Logger;
+  private readonly primary: PrimaryChannel;
+  private local: LocalNode | null = null;
+  /** Requests to the primary: counts (publish, join) and query answers. */
+  private readonly requests: PendingRequests<unknown, never>;
+  private readonly listener = (message: unknown): void => this.onMessage(message);
+
+  constructor(options: ClusterBrokerOptions = {}) {
+    this.nodeId = options.nodeId ?? newNodeId();
+    this.logger = options.logger ?? defaultLibraryLogger();
+    this.primary = options.primary ?? process;
+    this.requests = new PendingRequests('a request to the primary process', options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS);
+  }
+
+  start(local: LocalNode): Promise<void> {
+    if (typeof this.primary.send !== 'function') return Promise.reject(new Error('ClusterBroker runs only in a worker process (no IPC channel to a primary)'));
+    this.local = local;
+    this.primary.on('message', this.listener);
+    this.post({ sb: 'hello', nodeId: this.nodeId });
+    return Promise.resolve();
+  }
+
+  async publish(delivery: Delivery): Promise<number> {
+    const localCount = this.node('publish').deliver(delivery);
+    const frame = typeof delivery.frame === 'string' ? Buffer.from(delivery.frame) : delivery.frame;
+    try {
+      const count = await this.ask((id) => ({ sb: 'publish', id, channel: delivery.channel, recipients: delivery.recipients, frame }));
+      return typeof count === 'number' ? count : localCount;
+    } catch (error) {
+      // The message reached this worker's subscribers; whether the relay passed it on is
+      // unknown, and a count is no reason to fail the publish.
+      if (error instanceof RequestTimeoutError) this.logger.warn({ err: error, channel: delivery.channel }, 'the primary did not count a publish in time; answering with the local count');
+      return localCount;
+    }
+  }
+
+  async join(channel: ChannelName, member: Member): Promise<void> {
+    // Answered once the primary knows, so that a message published on another worker
+    // right after the subscribe ack reaches this one.
+    await this.ask((id) => ({ sb: 'join', id, channel, connectionId: member.connectionId, userId: member.userId }));
+  }
+
+  leave(channel: ChannelName, connectionId: ConnectionId): Promise<void> {
+    this.post({ sb: 'leave', channel, connectionId });
+    return Promise.resolve();
+  }
+
+  // A worker whose primary is gone exits (node:cluster does that), so there is no other state.
+  notReadyReason(): string | null {
+    return null;
+  }
+
+  async nodes(): Promise<NodeReport[]> {
+    return asArray<NodeReport>(await this.query({ query: 'nodes' }));
+  }
+
+  async channels(): Promise<ChannelCount[]> {
+    return asArray<ChannelCount>(await this.query({ query: 'channels' }));
+  }
+
+  async members(channel: ChannelName): Promise<MemberInfo[]> {
+    return asArray<MemberInfo>(await this.query({ query: 'members', channel }));
+  }
+
+  async disconnect(target: DisconnectTarget): Promise<DisconnectResult> {
+    const local = this.node('disconnect').disconnect(target);
+    // A worker that misses the relay's wait still closes its connections when the request reaches it.
+    const others = (await this.query({ query: 'disconnect', target })) as Partial<DisconnectResult> | null;
+    return { disconnected: local + (others?.disconnected ?? 0), unanswered: others?.unanswered ?? [] };
+  }
+
+  close(): Promise<void> {
+    this.primary.off('message', this.listener);
+    this.local = null;
+    this.requests.close();
+    return Promise.resolve();
+  }
+
+  private node(method: string): LocalNode {
+    if (this.local === null) throw new Error(`ClusterBroker.${method}() called before start() or after close()`);
+    return this.local;
+  }
+
+  private query(query: Query): Promise<unknown> {
+    return this.ask((id) => ({ sb: 'query', id, ...query }));
+  }
+
+  /**
+   * Sends a request; resolves with the primary's answer (a count, or a query's data).
+   * Rejects with ClusterUnavailableError when the primary is gone, and with
+   * RequestTimeoutError when it does not answer in time (a lost reply must not stall the
+   * connection whose request waits for it).
+   */
+  private ask(build: (id: number) => WorkerMessage): Promise<unknown> {
+    return this.requests.request((id) => this.post(build(id)));
+  }
+
+  private post(message: WorkerMessage): boolean {
+    if (this.primary.connected === false || typeof this.primary.send !== 'function') return false;
+    try {
+      // false means "queued behind a backlog", not lost. A failure is reported to the
+      // callback (not as an 'error' event that would take the worker down); the worker
+      // exits with its primary anyway.
+      this.primary.send(message, undefined, undefined, () => undefined);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private onMessage(raw: unknown): void {
+    const message = parsePrimaryMessage(raw);
+    if (message === null) {
+      // Another listener's (/metrics, node:cluster's own) or a malformed one.
+      if (!isSwitchboardMessage(raw)) this.logger.debug({ message: describeMessage(raw) }, 'ignoring an unknown IPC message');
+      return;
+    }
+    this.handle(message);
+  }
+
+  private handle(message: PrimaryMessage): void {
+    switch (message.sb) {
+      case 'reply':
+        this.requests.answer(message.id, message.count);
+        return;
+      case 'answer':
+        this.requests.answer(message.id, message.data);
+        return;
+      case 'ask': {
+        if (this.local === null) return;
+        const part = message.query === 'report' ? this.local.report() : this.local.disconnect(message.target);
+        this.post({ sb: 'part', ask: message.ask, part });
+        return;
+      }
+      case 'deliver':
+        this.local?.deliver({ channel: message.channel, recipients: message.recipients, frame: message.frame });
+        return;
+    }
+  }
+}
+
+function asArray<T>(data: unknown): T[] {
+  if (!Array.isArray(data)) throw new ClusterUnavailableError('the primary process answered a cluster view with something else than a list');
+  return data as T[];
+}
