@@ -5,10 +5,10 @@
  * secret and `alg: none` is never accepted.
  */
 import { createPublicKey, webcrypto, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readConfigFile } from '../config/config-files.js';
 import { errors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import type { AuthOptions } from '../config/options.js';
-import { ErrorCode } from '../protocol/codes.js';
+import { ErrorCode } from '../codes.js';
 import type { UserId } from '../types.js';
 
 /** Who a valid token says the connection is. */
@@ -89,7 +89,7 @@ export class TokenVerifier {
 
   constructor(auth: AuthOptions) {
     this.secret = auth.secret === null ? null : new TextEncoder().encode(auth.secret);
-    this.publicKey = auth.publicKey === null ? null : createPublicKey(readFileSync(auth.publicKey));
+    this.publicKey = auth.publicKey === null ? null : createPublicKey(readConfigFile(auth.publicKey));
     const algorithms = [...(this.secret ? HMAC_ALGORITHMS : []), ...(this.publicKey ? publicKeyAlgorithms(this.publicKey) : [])];
     this.options = {
       algorithms,

@@ -3,7 +3,9 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { ConfigError } from '../errors.js';
-import { layerFromEnv, layerFromOptions, resolveOptions, type ConfigLayer, type SwitchboardConfig, type SwitchboardOptions } from './options.js';
+import { layerFromEnv, layerFromOptions, type ConfigLayer } from './fields.js';
+import type { SwitchboardConfig, SwitchboardOptions } from './options.js';
+import { resolveOptions } from './resolve.js';
 
 export interface LoadConfigInput {
   /** The process environment. @default process.env */

@@ -1,7 +1,8 @@
 /** WS_API_KEY (SPEC §7): the bearer key of the HTTP API. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { describeOptions, layerFromEnv, resolveOptions } from '../../src/config/options.js';
+import { layerFromEnv } from '../../src/config/fields.js';
+import { describeOptions, resolveOptions } from '../../src/config/resolve.js';
 import { ConfigError } from '../../src/errors.js';
 
 const fromEnv = (env: Record<string, string>) => resolveOptions(layerFromEnv(env));

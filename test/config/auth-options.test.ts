@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import type { ChannelRule } from '../../src/channels/rules.js';
-import { describeOptions, layerFromEnv, layerFromOptions, resolveOptions, type SwitchboardOptions } from '../../src/config/options.js';
+import { layerFromEnv, layerFromOptions } from '../../src/config/fields.js';
+import { type SwitchboardOptions } from '../../src/config/options.js';
+import { describeOptions, resolveOptions } from '../../src/config/resolve.js';
 import type { ConfigError } from '../../src/errors.js';
 import { configError } from '../helpers/config.js';
 

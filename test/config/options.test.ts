@@ -6,14 +6,9 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { loadConfig, readEnvFile } from '../../src/config/load.js';
-import {
-  DEFAULTS,
-  describeOptions,
-  layerFromEnv,
-  layerFromOptions,
-  resolveOptions,
-  type SwitchboardOptions,
-} from '../../src/config/options.js';
+import { layerFromEnv, layerFromOptions } from '../../src/config/fields.js';
+import { DEFAULTS, type SwitchboardOptions } from '../../src/config/options.js';
+import { describeOptions, resolveOptions } from '../../src/config/resolve.js';
 import { ConfigError } from '../../src/errors.js';
 
 /** SPEC §1's defaults, written out so that a wrong DEFAULTS object fails the test. */

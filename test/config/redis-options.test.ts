@@ -1,7 +1,9 @@
 /** The Redis options of SPEC §1: REDIS_* in the environment, GEMVC's `redis: {...}` in code. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { describeOptions, layerFromEnv, layerFromOptions, parseRedisUrl, resolveOptions } from '../../src/config/options.js';
+import { layerFromEnv, layerFromOptions } from '../../src/config/fields.js';
+import { describeOptions, resolveOptions } from '../../src/config/resolve.js';
+import { parseRedisUrl } from '../../src/config/values.js';
 import { configError } from '../helpers/config.js';
 
 const fromEnv = (env: Record<string, string>) => resolveOptions(layerFromEnv(env));

@@ -3,6 +3,8 @@
  * process, in a temp working directory with a controlled environment, and records what
  * it prints. Every process started here is killed in `t.after`, even when a test fails.
  */
+import { DEFAULTS } from '../../src/config/options.js';
+import { describeOptions } from '../../src/config/resolve.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -33,11 +35,18 @@ export function tempDir(t: TestContext): string {
   return dir;
 }
 
-/** process.env without any WS_* variable (nor daemon/test-runner markers), plus `overrides`. */
+/** Every environment variable the configuration reads (WS_*, TOKEN_SECRET, JWT_*, REDIS_*). */
+const CONFIG_VARIABLES = new Set(describeOptions(DEFAULTS).map((field) => field.env));
+
+/**
+ * process.env without any variable the configuration reads (a developer's own
+ * TOKEN_SECRET or REDIS_* must not leak into a test), nor daemon/test-runner markers,
+ * plus `overrides`.
+ */
 export function cliEnv(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const key of Object.keys(env)) {
-    if (key.startsWith('WS_')) delete env[key];
+    if (key.startsWith('WS_') || CONFIG_VARIABLES.has(key)) delete env[key];
   }
   delete env.SWITCHBOARD_DAEMON_CHILD;
   delete env.NODE_TEST_CONTEXT;

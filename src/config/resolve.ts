@@ -1,0 +1,83 @@
+/**
+ * One merge of the configuration's layers over DEFAULTS, each field checked by its own
+ * coercer whatever layer it came from; and the effective values as `check-config`
+ * prints them.
+ */
+import { ConfigError } from '../errors.js';
+import { FIELDS, oneLine, Problem, type ConfigLayer } from './fields.js';
+import { checkPublicKey, checkTlsFiles } from './file-checks.js';
+import { DEFAULTS, type ChannelRulesSource, type SwitchboardOptions } from './options.js';
+import { maskedRedisUrl, parseRedisUrl } from './values.js';
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const dot = path.indexOf('.');
+  if (dot === -1) {
+    target[path] = value;
+    return;
+  }
+  const head = path.slice(0, dot);
+  const nested = (target[head] ??= {}) as Record<string, unknown>;
+  nested[path.slice(dot + 1)] = value;
+}
+
+/**
+ * Merges layers (weakest first) over DEFAULTS and validates the result. Throws a
+ * ConfigError whose one-line message names the variable, the option and the problem.
+ */
+export function resolveOptions(...layers: ConfigLayer[]): SwitchboardOptions {
+  const merged: Record<string, unknown> = {};
+  for (const layer of layers) Object.assign(merged, layer);
+
+  const options = structuredClone(DEFAULTS) as unknown as Record<string, unknown>;
+  for (const field of FIELDS) {
+    if (!Object.hasOwn(merged, field.option)) continue;
+    try {
+      setPath(options, field.option, field.coerce(merged[field.option]));
+    } catch (error) {
+      if (!(error instanceof Problem)) throw error;
+      // A secret's value never goes into a message that may end up in logs.
+      // The coercers of secret fields never quote the value in their messages.
+      const problem = field.secret === true ? `${error.message} (value not shown)` : error.message;
+      throw new ConfigError(oneLine(`${field.env} (${field.option}): ${problem}`));
+    }
+  }
+  const resolved = options as unknown as SwitchboardOptions;
+
+  if (resolved.redis.url !== null) {
+    // redisUrl() accepted it, so it parses.
+    const { host, port, password, database } = parseRedisUrl(resolved.redis.url) as NonNullable<ReturnType<typeof parseRedisUrl>>;
+    Object.assign(resolved.redis, { host, port, password, database });
+  }
+
+  if (resolved.ssl.enabled) checkTlsFiles(resolved.ssl.cert, resolved.ssl.key);
+  if (resolved.auth.publicKey !== null) checkPublicKey(resolved.auth.publicKey);
+  if (!resolved.allowAnonymous && resolved.auth.secret === null && resolved.auth.publicKey === null) {
+    throw new ConfigError('WS_ALLOW_ANONYMOUS (allowAnonymous): false needs TOKEN_SECRET or JWT_PUBLIC_KEY, or no client could ever connect');
+  }
+  return resolved;
+}
+
+function describeRules({ source, rules }: ChannelRulesSource): string {
+  return `${source} (${rules.length} ${rules.length === 1 ? 'rule' : 'rules'})`;
+}
+
+/** The effective configuration as environment variables, for `switchboard check-config`. */
+export function describeOptions(options: SwitchboardOptions): Array<{ env: string; option: string; value: string }> {
+  return FIELDS.map((field) => {
+    let value: unknown = options;
+    for (const part of field.option.split('.')) value = (value as Record<string, unknown>)[part];
+    const shown =
+      value === null
+        ? '(unset)'
+        : field.secret === true
+          ? '(set, hidden)'
+          : field.option === 'channels'
+            ? describeRules(value as ChannelRulesSource)
+            : field.option === 'redis.url'
+              ? maskedRedisUrl(value as string)
+              : Array.isArray(value)
+              ? value.join(',')
+              : `${value as string | number | boolean}`;
+    return { env: field.env, option: field.option, value: shown };
+  });
+}
