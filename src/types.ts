@@ -4,6 +4,8 @@
 export type ConnectionId = string;
 /** A channel name that passed the grammar of SPEC §4. */
 export type ChannelName = string;
+/** A request's `id`, copied into its reply so that the client can match them. */
+export type RequestId = string | number;
 /** A user id taken from a token; compared as a string. */
 export type UserId = string | number;
 

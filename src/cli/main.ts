@@ -7,12 +7,14 @@ import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { mintToken, parseDuration } from '../auth/tokens.js';
-import { ClusterBroker } from '../broker/cluster.js';
+import { createBroker } from '../broker/factory.js';
 import { loadConfig } from '../config/load.js';
-import { DEFAULTS, describeOptions, type SwitchboardOptions } from '../config/options.js';
+import { DEFAULTS, type SwitchboardOptions } from '../config/options.js';
+import { describeOptions } from '../config/resolve.js';
 import { ConfigError } from '../errors.js';
 import { WebSocketHandler } from '../handler.js';
 import { SwitchboardServer } from '../http/server.js';
+import { newNodeId } from '../ids.js';
 import { createLogger } from '../logger.js';
 import { DAEMON_CHILD_ENV, DEFAULT_DAEMON_LOG, daemonize, removePidFile, reportToParent, stopDaemon, writePidFile } from './daemon.js';
 import { serveWorkerMetrics } from './worker-metrics.js';
@@ -107,8 +109,8 @@ async function start(args: string[], options: SwitchboardOptions): Promise<numbe
   const logger = createLogger(options.logLevel, logFile);
   if (options.workers > 1 && !isWorker) return startPrimary(options, logger, isDaemonChild);
   // Workers without Redis reach each other through the primary's relay.
-  const broker = isWorker && !options.redis.enabled ? new ClusterBroker() : undefined;
-  const handler = new WebSocketHandler({ ...options, logger, ...(broker !== undefined && { broker }) });
+  const broker = createBroker(options, { logger, nodeId: newNodeId(), inWorker: isWorker });
+  const handler = new WebSocketHandler({ ...options, logger, broker });
   const server = new SwitchboardServer(options, handler);
   // Workers share the port: a scrape reaching any of them answers for all.
   if (isWorker) serveWorkerMetrics(server);

@@ -3,8 +3,7 @@
  * the whole node, never one per connection: the heartbeat pings everyone, the sweep
  * closes the silent and the expired and cuts connections that did not finish closing.
  */
-import { CloseCode } from '../protocol/codes.js';
-import { pingFrame, TIMEOUT_FRAME } from '../protocol/outbound.js';
+import { CloseCode } from '../codes.js';
 import { PreparedFrame } from '../transport/prepared-frame.js';
 import type { Connection } from './connection.js';
 
@@ -17,6 +16,14 @@ export interface LivenessOptions {
   connectionTimeout: number;
 }
 
+/** What the protocol says on a heartbeat and before a timeout close: frames are the protocol's, not liveness's. */
+export interface LivenessFrames {
+  /** The heartbeat's data frame (sent beside a WebSocket ping), built once per beat for everyone. */
+  heartbeat(): string;
+  /** Sent to a connection just before it is closed for silence (4008). */
+  readonly timeout: string;
+}
+
 export class Liveness {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -24,6 +31,7 @@ export class Liveness {
   constructor(
     private readonly connections: ReadonlyMap<string, Connection>,
     private readonly options: LivenessOptions,
+    private readonly frames: LivenessFrames,
   ) {}
 
   start(): void {
@@ -45,7 +53,7 @@ export class Liveness {
   /** Sends the JSON ping (framed once for everyone) and a WebSocket ping control frame. */
   private heartbeat(): void {
     if (this.connections.size === 0) return;
-    const frame = new PreparedFrame(pingFrame());
+    const frame = new PreparedFrame(this.frames.heartbeat());
     for (const connection of this.connections.values()) {
       if (!connection.isOpen) continue;
       connection.sendPrepared(frame);
@@ -68,7 +76,7 @@ export class Liveness {
         // SPEC §5: an expired token closes the connection unless `auth` renewed it first.
         connection.close(CloseCode.TOKEN_EXPIRED);
       } else if (now - connection.lastSeen >= timeoutMs) {
-        connection.sendText(TIMEOUT_FRAME);
+        connection.sendText(this.frames.timeout);
         connection.close(CloseCode.TIMEOUT);
       }
     }

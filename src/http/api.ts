@@ -13,12 +13,11 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { DisconnectResult } from '../broker/broker.js';
-import { ClusterUnavailableError } from '../broker/redis.js';
 import { channelNameProblem } from '../channels/names.js';
-import { SwitchboardError } from '../errors.js';
+import { ClusterUnavailableError, SwitchboardError } from '../errors.js';
 import type { WebSocketHandler } from '../handler.js';
 import { parseRequest } from '../protocol/inbound.js';
+import type { DisconnectResult } from '../views/cluster-view.js';
 import { sendJson } from './json.js';
 
 
@@ -68,11 +67,6 @@ export class HttpApi {
           sendJson(response, 503, { error: error.message }, NO_STORE);
           return;
         }
-        if (isRedisFailure(error)) {
-          // Redis failed the query before the broker noticed it was down (a timeout, say).
-          sendJson(response, 503, { error: `the cluster view needs Redis, which failed: ${(error as Error).message}` }, NO_STORE);
-          return;
-        }
         this.handler.logger.error({ err: error, path }, 'API request failed');
         sendJson(response, 500, { error: 'internal error' }, NO_STORE);
       },
@@ -94,7 +88,7 @@ export class HttpApi {
     }
     if (path === '/api/stats') {
       allow(method, 'GET');
-      const stats = await this.handler.clusterStats();
+      const stats = await this.handler.cluster.stats();
       return {
         connections: stats.connections,
         channels: stats.channels,
@@ -116,7 +110,7 @@ export class HttpApi {
     }
     if (path === '/api/channels') {
       allow(method, 'GET');
-      return { channels: await this.handler.clusterChannels() };
+      return { channels: await this.handler.cluster.channels() };
     }
     if (path.startsWith('/api/channels/')) {
       allow(method, 'GET');
@@ -128,7 +122,7 @@ export class HttpApi {
       }
       const problem = channelNameProblem(channel);
       if (problem !== null) throw new ApiError(400, problem);
-      const members = await this.handler.channelMembers(channel);
+      const members = await this.handler.cluster.members(channel);
       return {
         channel,
         subscribers: members.length,
@@ -173,23 +167,11 @@ export class HttpApi {
       if (!(typeof userId === 'string' && userId !== '') && !(typeof userId === 'number' && Number.isFinite(userId))) {
         throw new ApiError(400, 'user_id must be a non-empty string or a number');
       }
-      return disconnectAnswer(await this.handler.disconnect({ userId: String(userId) }));
+      return disconnectAnswer(await this.handler.cluster.disconnect({ userId: String(userId) }));
     }
     if (typeof connectionId !== 'string' || connectionId === '') throw new ApiError(400, 'connection_id must be a non-empty string');
-    return disconnectAnswer(await this.handler.disconnect({ connectionId }));
+    return disconnectAnswer(await this.handler.cluster.disconnect({ connectionId }));
   }
-}
-
-/** An error from the Redis client (ioredis names its errors, or they carry a Redis reply). */
-function isRedisFailure(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  return (
-    error.name === 'ReplyError' ||
-    error.name === 'MaxRetriesPerRequestError' ||
-    error.message === 'Command timed out' ||
-    error.message.startsWith("Stream isn't writeable") ||
-    error.message === 'Connection is closed.'
-  );
 }
 
 /** `unanswered` only when some node did not answer in time: its matching connections may still be open. */

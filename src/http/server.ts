@@ -6,15 +6,18 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { readConfigFile } from '../config/config-files.js';
 import { loadConfig } from '../config/load.js';
-import type { SwitchboardConfig, SwitchboardOptions } from '../config/options.js';
+import { layerFromOptions } from '../config/fields.js';
+import { type SwitchboardConfig, type SwitchboardOptions } from '../config/options.js';
+import { resolveOptions } from '../config/resolve.js';
 import { ConfigError } from '../errors.js';
 import { WebSocketHandler, type HandlerOptions } from '../handler.js';
 import { createMetricsRegistry } from '../metrics/prometheus.js';
 import type { Registry } from 'prom-client';
 import { HttpApi } from './api.js';
 import { sendJson } from './json.js';
-import { requestPath } from './request-path.js';
+import { requestPath } from '../connection/request-path.js';
 
 export interface ListenAddress {
   host: string;
@@ -43,7 +46,7 @@ export class SwitchboardServer {
     const onRequest = (request: IncomingMessage, response: ServerResponse): void => this.onRequest(request, response);
     if (options.ssl.enabled) {
       // resolveOptions checked both files when ssl.enabled is set.
-      this.httpServer = createHttpsServer({ cert: readFileSync(options.ssl.cert as string), key: readFileSync(options.ssl.key as string) }, onRequest);
+      this.httpServer = createHttpsServer({ cert: readConfigFile(options.ssl.cert as string), key: readConfigFile(options.ssl.key as string) }, onRequest);
     } else {
       this.httpServer = createHttpServer(onRequest);
     }
@@ -186,19 +189,22 @@ function serveDashboard(request: IncomingMessage, response: ServerResponse): voi
 const LISTENER_OPTIONS = new Set(['host', 'port', 'path', 'ssl']);
 
 /**
- * Creates a server with its own HTTP(S) listener. Options come from defaults < `.env` <
- * environment < `options`. Pass a handler to share the hooks and actions registered on
- * it; `options` may then only set the listener (host, port, path, ssl), since the
- * connection limits are the handler's.
+ * Creates a server with its own HTTP(S) listener. Options are resolved here, once:
+ * defaults < `.env` < environment < `options`. Pass a handler to share the hooks and
+ * actions registered on it; `options` may then only set the listener (host, port, path,
+ * ssl) over the handler's own options, and nothing is read from the environment.
  */
 export function createServer(options: HandlerOptions = {}, handler?: WebSocketHandler): SwitchboardServer {
   if (handler === undefined) {
-    const created = new WebSocketHandler(options);
+    const { broker, logger, brokerTuning, ...config } = options;
+    const resolved = loadConfig({ options: config });
+    const created = new WebSocketHandler({ ...resolved, ...(broker !== undefined && { broker }), ...(logger !== undefined && { logger }), ...(brokerTuning !== undefined && { brokerTuning }) });
     return new SwitchboardServer(created.options, created);
   }
   const misplaced = Object.keys(options).filter((key) => !LISTENER_OPTIONS.has(key));
   if (misplaced.length > 0) {
     throw new ConfigError(`${misplaced.join(', ')}: pass these to the WebSocketHandler; with a handler, createServer() takes only ${[...LISTENER_OPTIONS].join(', ')}`);
   }
-  return new SwitchboardServer(loadConfig({ options: { ...handler.options, ...(options as SwitchboardConfig) } }), handler);
+  const listener = Object.keys(options).length === 0 ? handler.options : resolveOptions(layerFromOptions({ ...handler.options, ...(options as SwitchboardConfig) }));
+  return new SwitchboardServer(listener, handler);
 }

@@ -4,7 +4,7 @@
  * Every labelled count has a bounded set of labels: error codes and refusal reasons are
  * ours, and close codes other than the ones we know are counted as "other".
  */
-import { CloseCode, ErrorCode } from '../protocol/codes.js';
+import { CloseCode, ErrorCode } from '../codes.js';
 
 const KNOWN_CLOSE_CODES = new Set<number>([...Object.values(CloseCode), 1005, 1006]);
 // Applications may send error frames with codes of their own; those count as "other".

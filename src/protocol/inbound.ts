@@ -3,9 +3,9 @@
  * nothing of sockets, so every rule here is tested without a server.
  */
 import { channelNameProblem } from '../channels/names.js';
-import { ErrorCode, ErrorText } from './codes.js';
+import type { RequestId } from '../types.js';
+import { ErrorCode, ErrorText } from '../codes.js';
 
-export type RequestId = string | number;
 
 export type ClientRequest =
   | { action: 'subscribe'; id: RequestId | null; channel: string; since: number | null; epoch: string | null }

@@ -1,7 +1,6 @@
 /** Builders for every frame the server sends (SPEC §2, "Server frames"). */
-import type { ChannelMessage, ConnectionId, UserId } from '../types.js';
-import { ErrorText, type ErrorCode } from './codes.js';
-import type { RequestId } from './inbound.js';
+import type { ChannelMessage, ConnectionId, RequestId, UserId } from '../types.js';
+import { ErrorText, type ErrorCode } from '../codes.js';
 
 export interface WelcomeFrame {
   action: 'welcome';

@@ -8,7 +8,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { SignJWT, type JWTPayload } from 'jose';
 import { WebSocket, type ClientOptions } from 'ws';
 import type { HandlerOptions, WebSocketHandler } from '../../src/handler.js';
-import { CloseCode, ErrorCode } from '../../src/protocol/codes.js';
+import { CloseCode, ErrorCode } from '../../src/codes.js';
 import { TestClient, settle, type CloseInfo, type Frame } from '../helpers/client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 

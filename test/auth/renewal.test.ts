@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SignJWT } from 'jose';
-import { ErrorCode } from '../../src/protocol/codes.js';
+import { ErrorCode } from '../../src/codes.js';
 import { TestClient, isMessageOn, settle } from '../helpers/client.js';
 import { assertErrorBody, refusedHandshake } from '../helpers/http.js';
 import { startServer } from '../helpers/server.js';

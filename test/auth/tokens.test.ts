@@ -7,7 +7,7 @@ import { after, describe, test } from 'node:test';
 import { decodeJwt, decodeProtectedHeader, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { MAX_TOKEN_LENGTH, mintToken, parseDuration, TokenError, TokenVerifier, type Identity } from '../../src/auth/tokens.js';
 import type { AuthOptions } from '../../src/config/options.js';
-import { ErrorCode } from '../../src/protocol/codes.js';
+import { ErrorCode } from '../../src/codes.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-for-hs512-0123456789abcdef';
 

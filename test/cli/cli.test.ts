@@ -10,7 +10,7 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { ClientOptions } from 'ws';
-import { CloseCode } from '../../src/protocol/codes.js';
+import { CloseCode } from '../../src/codes.js';
 import { TestClient, isMessageOn } from '../helpers/client.js';
 import {
   occupyPort,

@@ -5,37 +5,26 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Broker, Delivery, LocalDelivery, Member } from '../../src/broker/broker.js';
+import type { Delivery, Member } from '../../src/broker/broker.js';
 import { MemoryBroker } from '../../src/broker/memory.js';
-import { ErrorCode, ErrorText } from '../../src/protocol/codes.js';
-import type { ChannelName, ConnectionId } from '../../src/types.js';
+import { ErrorCode, ErrorText } from '../../src/codes.js';
+import type { ChannelName } from '../../src/types.js';
 import { TestClient, isMessageOn } from '../helpers/client.js';
 import { startServer } from '../helpers/server.js';
 
 /** A MemoryBroker that fails on the channels and messages a test names. */
-class FlakyBroker implements Broker {
-  private readonly inner = new MemoryBroker();
-  constructor(private readonly failing: { channels?: ChannelName[]; messages?: unknown[] }) {}
-  start(local: LocalDelivery): Promise<void> {
-    return this.inner.start(local);
+class FlakyBroker extends MemoryBroker {
+  constructor(private readonly failing: { channels?: ChannelName[]; messages?: unknown[] }) {
+    super();
   }
-  publish(delivery: Delivery): Promise<number> {
+  override publish(delivery: Delivery): Promise<number> {
     const { message } = JSON.parse(delivery.frame.toString()) as { message: unknown };
     if (this.failing.messages?.includes(message)) return Promise.reject(new Error('broker is down'));
-    return this.inner.publish(delivery);
+    return super.publish(delivery);
   }
-  join(channel: ChannelName, member: Member): Promise<void> {
+  override join(channel: ChannelName, member: Member): Promise<void> {
     if (this.failing.channels?.includes(channel)) return Promise.reject(new Error('broker is down'));
-    return this.inner.join(channel, member);
-  }
-  leave(channel: ChannelName, connectionId: ConnectionId): Promise<void> {
-    return this.inner.leave(channel, connectionId);
-  }
-  notReadyReason(): string | null {
-    return null;
-  }
-  close(): Promise<void> {
-    return this.inner.close();
+    return super.join(channel, member);
   }
 }
 
@@ -52,8 +41,11 @@ test('a publish the broker fails answers INTERNAL_ERROR with the id, and the nex
   assert.equal(failed.error, ErrorText.INTERNAL_ERROR);
   assert.equal(failed.action, 'message');
 
+  assert.equal(server.handler.stats.messagesPublished, 0, 'a publish the broker failed is not counted as published');
+
   const ack = await publisher.publish('chat.room.1', 'delivered');
   assert.equal(ack.recipients_count, 2);
+  assert.equal(server.handler.stats.messagesPublished, 1);
   await subscriber.next((frame) => isMessageOn('chat.room.1')(frame) && frame.message === 'delivered');
   assert.deepEqual(
     subscriber.received(isMessageOn('chat.room.1')).map((frame) => frame.message),
@@ -74,4 +66,13 @@ test('a subscribe the broker fails answers INTERNAL_ERROR and leaves the connect
   const publish = await client.publish('broken', 'hello');
   assert.equal(publish.code, ErrorCode.NOT_SUBSCRIBED);
   assert.equal((await client.subscribe('fine')).success, true);
+});
+
+test('handler.publish() that the broker fails rejects and is not counted as published', async (t) => {
+  const server = await startServer({ broker: new FlakyBroker({ messages: ['lost'] }) });
+  t.after(() => server.close());
+  await assert.rejects(server.handler.publish('news', 'lost'), /broker is down/);
+  assert.equal(server.handler.stats.messagesPublished, 0);
+  assert.equal(await server.handler.publish('news', 'kept'), 0);
+  assert.equal(server.handler.stats.messagesPublished, 1);
 });

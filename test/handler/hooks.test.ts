@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { SwitchboardError } from '../../src/errors.js';
 import { WebSocketHandler, type HandlerOptions } from '../../src/handler.js';
-import { ErrorCode, ErrorText } from '../../src/protocol/codes.js';
+import { ErrorCode, ErrorText } from '../../src/codes.js';
 import { refusedHandshake } from '../helpers/http.js';
 import { TestClient, eventually, isMessageOn, settle, type Frame } from '../helpers/client.js';
 import { startServer, type TestServer } from '../helpers/server.js';

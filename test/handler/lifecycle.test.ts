@@ -4,14 +4,20 @@
  * handshakes whose client vanishes, and where options come from.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect as tcpConnect } from 'node:net';
 import { test } from 'node:test';
 import { pino } from 'pino';
+import { loadConfig } from '../../src/config/load.js';
+import { DEFAULTS } from '../../src/config/options.js';
 import { ConfigError, SwitchboardError } from '../../src/errors.js';
 import { createServer } from '../../src/http/server.js';
 import { WebSocketHandler } from '../../src/handler.js';
-import { CloseCode, ErrorCode } from '../../src/protocol/codes.js';
+import { CloseCode, ErrorCode } from '../../src/codes.js';
+import { MAX_RECIPIENTS } from '../../src/protocol/inbound.js';
 import { TestClient, eventually } from '../helpers/client.js';
 import { get } from '../helpers/http.js';
 import { startServer } from '../helpers/server.js';
@@ -139,16 +145,48 @@ test('handler.publish rejects a channel that is not a string', async (t) => {
   });
 });
 
-test('the library reads WS_* variables from the environment, and options in code override them', (t) => {
+test('handler.publish validates recipients as a client message does', async (t) => {
+  const server = await startServer();
+  t.after(() => server.close());
+  const invalid = (error: unknown): boolean => error instanceof SwitchboardError && error.code === ErrorCode.INVALID_MESSAGE && /recipients/.test(error.message);
+  await assert.rejects(server.handler.publish('news', 'x', { recipients: 'alice' as unknown as string[] }), invalid);
+  await assert.rejects(server.handler.publish('news', 'x', { recipients: [{ id: 1 }] as unknown as string[] }), invalid);
+  await assert.rejects(server.handler.publish('news', 'x', { recipients: Array.from({ length: MAX_RECIPIENTS + 1 }, (_, index) => index) }), invalid);
+  await assert.rejects(server.handler.publish('news', null), (error: unknown) => error instanceof SwitchboardError && error.code === ErrorCode.INVALID_MESSAGE);
+  assert.equal(server.handler.stats.messagesPublished, 0);
+  assert.equal(await server.handler.publish('news', 'x', { recipients: ['alice', 7] }), 0);
+  assert.equal(server.handler.stats.messagesPublished, 1);
+});
+
+test('a handler reads no environment: its options are defaults < options in code', (t) => {
   process.env.WS_MAX_PAYLOAD = '4096';
-  process.env.WS_HEARTBEAT_INTERVAL = '7';
   t.after(() => {
     delete process.env.WS_MAX_PAYLOAD;
-    delete process.env.WS_HEARTBEAT_INTERVAL;
   });
   const handler = new WebSocketHandler({ heartbeatInterval: 9, logger: silent });
+  assert.equal(handler.options.maxPayload, DEFAULTS.maxPayload);
+  assert.equal(handler.options.heartbeatInterval, 9);
+});
+
+test('loadConfig gives a handler defaults < .env < environment < options in code', (t) => {
+  const cwd = mkdtempSync(join(tmpdir(), 'switchboard-env-'));
+  t.after(() => rmSync(cwd, { recursive: true, force: true }));
+  writeFileSync(join(cwd, '.env'), 'WS_MAX_CHANNELS_PER_CONNECTION=7\nWS_HEARTBEAT_INTERVAL=5\n');
+  const handler = new WebSocketHandler({ ...loadConfig({ cwd, env: { WS_MAX_PAYLOAD: '4096', WS_HEARTBEAT_INTERVAL: '7' }, options: { heartbeatInterval: 9 } }), logger: silent });
+  assert.equal(handler.options.maxChannelsPerConnection, 7);
   assert.equal(handler.options.maxPayload, 4096);
   assert.equal(handler.options.heartbeatInterval, 9);
+});
+
+test('createServer without a handler reads the environment once, under options in code', (t) => {
+  process.env.WS_MAX_PAYLOAD = '4096';
+  t.after(() => {
+    delete process.env.WS_MAX_PAYLOAD;
+  });
+  const server = createServer({ host: '127.0.0.1', port: 0, shutdownTimeout: 1, logger: silent });
+  t.after(() => server.close());
+  assert.equal(server.handler.options.maxPayload, 4096);
+  assert.equal(server.options.maxPayload, 4096);
 });
 
 test('createServer with a handler refuses connection options, which belong to the handler', () => {

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { WebSocket, type RawData } from 'ws';
 import { WebSocketHandler } from '../../src/handler.js';
-import { CloseCode, ErrorCode, ErrorText } from '../../src/protocol/codes.js';
+import { CloseCode, ErrorCode, ErrorText } from '../../src/codes.js';
 import { assertErrorBody, refusedHandshake } from '../helpers/http.js';
 import { TestClient, eventually, isMessageOn, settle, type CloseInfo, type Frame } from '../helpers/client.js';
 import { RawWebSocket } from '../helpers/raw.js';

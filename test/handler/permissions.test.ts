@@ -15,7 +15,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { SignJWT } from 'jose';
 import type { ChannelRule } from '../../src/channels/rules.js';
 import type { HandlerOptions } from '../../src/handler.js';
-import { ErrorCode } from '../../src/protocol/codes.js';
+import { ErrorCode } from '../../src/codes.js';
 import { TestClient, isMessageOn, settle, type Frame } from '../helpers/client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 

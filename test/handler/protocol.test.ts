@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import type { HandlerOptions } from '../../src/handler.js';
 import { SwitchboardError } from '../../src/errors.js';
-import { ErrorCode, ErrorText } from '../../src/protocol/codes.js';
+import { ErrorCode, ErrorText } from '../../src/codes.js';
 import { TestClient, eventually, isMessageOn, settle, type Frame } from '../helpers/client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 

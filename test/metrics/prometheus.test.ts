@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ErrorCode } from '../../src/protocol/codes.js';
+import { ErrorCode } from '../../src/codes.js';
 import { TestClient, eventually, isMessageOn } from '../helpers/client.js';
 import { get, refusedHandshake } from '../helpers/http.js';
 import { startServer, type TestServer } from '../helpers/server.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { channelNameProblem } from '../../src/channels/names.js';
-import { ErrorCode, ErrorText } from '../../src/protocol/codes.js';
+import { ErrorCode, ErrorText } from '../../src/codes.js';
 import {
   MAX_RECIPIENTS,
   decodeJson,

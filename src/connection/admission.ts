@@ -3,8 +3,8 @@
  * WebSocket exists, and the per-address connection counts they rely on.
  */
 import type { IncomingMessage } from 'node:http';
-import { normalizeOrigin } from '../config/options.js';
-import { HandshakeRefusal } from '../protocol/codes.js';
+import { normalizeOrigin } from '../config/values.js';
+import { HandshakeRefusal } from '../codes.js';
 
 export interface AdmissionLimits {
   allowedOrigins: readonly string[] | null;

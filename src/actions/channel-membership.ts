@@ -1,0 +1,47 @@
+/**
+ * Subscribing and unsubscribing (SPEC §2, §4): the channel rules, the per-connection
+ * channel limit and the application's subscribe hooks, in that order.
+ */
+import type { Connection } from '../connection/connection.js';
+import { SwitchboardError } from '../errors.js';
+import { ErrorCode } from '../codes.js';
+import type { ChannelName } from '../types.js';
+import type { ActionScope } from './scope.js';
+
+/**
+ * Puts the connection in `channel`; subscribing twice is not an error and never
+ * duplicates delivery. Resolves true once subscribed cluster-wide, false when the
+ * connection closed meanwhile; throws a SwitchboardError when refused.
+ */
+export async function subscribe(scope: ActionScope, connection: Connection, channel: ChannelName): Promise<boolean> {
+  if (!scope.permissions.can('subscribe', channel, connection)) {
+    throw new SwitchboardError(ErrorCode.FORBIDDEN, `not allowed to subscribe to ${channel}`);
+  }
+  if (connection.channels.has(channel)) return true;
+  if (connection.channels.size >= scope.maxChannelsPerConnection) {
+    throw new SwitchboardError(ErrorCode.TOO_MANY_CHANNELS, `a connection may subscribe to at most ${scope.maxChannelsPerConnection} channels`);
+  }
+  await scope.hooks.checkSubscribe(connection, channel);
+  if (!connection.isOpen) return false;
+  await scope.hub.join(connection, channel);
+  return connection.isOpen;
+}
+
+/** Takes the connection out of `channel` (nothing happens when it was not in it). */
+export function unsubscribe(scope: ActionScope, connection: Connection, channel: ChannelName): void {
+  scope.hub.leave(connection, channel);
+}
+
+/**
+ * After a token renewal that may carry fewer roles: leaves the channels the connection
+ * may no longer read, and returns them so that the protocol can tell the client.
+ */
+export function leaveForbiddenChannels(scope: ActionScope, connection: Connection): ChannelName[] {
+  const left: ChannelName[] = [];
+  for (const channel of [...connection.channels]) {
+    if (scope.permissions.can('subscribe', channel, connection)) continue;
+    scope.hub.leave(connection, channel);
+    left.push(channel);
+  }
+  return left;
+}

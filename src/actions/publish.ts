@@ -1,0 +1,36 @@
+/**
+ * Publishing (SPEC §2): from a client, after the channel rules, the subscription check
+ * and the application's message hooks; from the application, as is. Either way the
+ * hub serializes the frame once for every subscriber on every node.
+ */
+import type { Connection } from '../connection/connection.js';
+import { SwitchboardError } from '../errors.js';
+import { ErrorCode, ErrorText } from '../codes.js';
+import type { ChannelName } from '../types.js';
+import type { ActionScope } from './scope.js';
+
+export interface Publication {
+  readonly channel: ChannelName;
+  readonly message: unknown;
+  readonly recipients: readonly string[] | null;
+}
+
+/** Publishes a client's message; resolves with the number of connections it was addressed to. */
+export async function publishFromClient(scope: ActionScope, connection: Connection, publication: Publication): Promise<number> {
+  const { channel, recipients } = publication;
+  if (!scope.permissions.can('publish', channel, connection)) throw new SwitchboardError(ErrorCode.FORBIDDEN, `not allowed to publish to ${channel}`);
+  if (!connection.channels.has(channel)) throw new SwitchboardError(ErrorCode.NOT_SUBSCRIBED, ErrorText.NOT_SUBSCRIBED);
+  const message = await scope.hooks.checkMessage(connection, publication);
+  return scope.hub.publish({ channel, message, sender: connection.id, userId: connection.userId, time: unixSeconds(), recipients });
+}
+
+/** Publishes the application's message (already validated), with `"sender": null`. */
+export function publishFromApplication(scope: Pick<ActionScope, 'hub'>, publication: Publication): Promise<number> {
+  const { channel, message, recipients } = publication;
+  return scope.hub.publish({ channel, message, sender: null, userId: null, time: unixSeconds(), recipients });
+}
+
+/** Unix time in whole seconds, as GEMVC's `time()`. */
+function unixSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}

@@ -1,0 +1,114 @@
+/**
+ * The way in: an HTTP upgrade request becomes a WebSocket, or is refused with a plain
+ * HTTP answer before any WebSocket exists (SPEC §3). Admission (origin, connection
+ * limits, shutdown) comes first, then the handshake's token (SPEC §5); what passes is
+ * handed over with its verified identity.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { WebSocketServer, type Server } from 'ws';
+import { BEARER_SUBPROTOCOL, tokenFromRequest } from '../auth/token-source.js';
+import { TokenError, type Identity, type TokenVerifier } from '../auth/tokens.js';
+import type { NodeStats } from '../metrics/stats.js';
+import { ErrorCode, HandshakeRefusal } from '../codes.js';
+import { SwitchboardSocket } from '../transport/switchboard-socket.js';
+import { Admission, type AdmissionLimits } from './admission.js';
+import { refuseUpgrade } from './refuse.js';
+
+const TOKEN_REQUIRED = 'a token is required';
+
+export interface UpgradeOptions extends AdmissionLimits {
+  readonly maxPayload: number;
+  readonly allowAnonymous: boolean;
+}
+
+/** Called with every WebSocket accepted; `release()` must be called once when it has closed. */
+export type Accepted = (socket: SwitchboardSocket, request: IncomingMessage, ip: string, identity: Identity | null, release: () => void) => void;
+
+export class UpgradeGate {
+  private readonly admission: Admission;
+  private readonly wss: Server<typeof SwitchboardSocket>;
+  private closing = false;
+
+  constructor(
+    private readonly options: UpgradeOptions,
+    private readonly verifier: TokenVerifier,
+    private readonly stats: NodeStats,
+    private readonly logger: Logger,
+    private readonly accepted: Accepted,
+  ) {
+    this.admission = new Admission(options);
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.maxPayload,
+      perMessageDeflate: false,
+      clientTracking: false,
+      // A browser sends its token as the subprotocols `bearer, <jwt>`; the server selects `bearer`.
+      handleProtocols: (protocols) => (protocols.has(BEARER_SUBPROTOCOL) ? BEARER_SUBPROTOCOL : false),
+      // Our subclass flushes a socket's queued frames before any close frame, ws's own included.
+      WebSocket: SwitchboardSocket,
+    });
+  }
+
+  /** From now on every handshake is refused with 503, also those whose token is being checked. */
+  refuseAll(): void {
+    this.closing = true;
+    this.admission.refuseAll();
+  }
+
+  /** Refuses the request with a plain HTTP answer, counted by reason. */
+  refuse(socket: Duplex, kind: HandshakeRefusal, message: string, ip = 'unknown'): void {
+    this.stats.handshakeRefused(kind.reason);
+    this.logger.debug({ ip, reason: kind.reason }, 'handshake refused');
+    refuseUpgrade(socket, kind.status, message);
+  }
+
+  /** Handles one upgrade request: refuses it, or hands the WebSocket to `accepted`. */
+  handle(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const ip = request.socket.remoteAddress ?? 'unknown';
+    const refusal = this.admission.admit(request, ip);
+    if (refusal !== null) {
+      this.refuse(socket, refusal.kind, refusal.message, ip);
+      return;
+    }
+    let accepted = false;
+    const release = (): void => this.admission.release(ip);
+    // The slot goes back when the socket closes before it became a WebSocket: a refusal
+    // below, a client that left during token verification, or a handshake ws rejected.
+    socket.once('close', () => {
+      if (!accepted) release();
+    });
+    this.identify(request).then(
+      (identity) => {
+        if (socket.destroyed) return;
+        if (this.closing) {
+          this.refuse(socket, HandshakeRefusal.SHUTTING_DOWN, 'server is shutting down', ip);
+          return;
+        }
+        this.wss.handleUpgrade(request, socket, head, (ws) => {
+          accepted = true;
+          this.accepted(ws, request, ip, identity, release);
+        });
+      },
+      (error: unknown) => {
+        if (!(error instanceof TokenError)) this.logger.error({ err: error }, 'token verification failed');
+        else this.logger.debug({ ip, reason: error.message }, 'token refused');
+        // The body says only what the client can act on; the detail stays in the log.
+        const message =
+          error instanceof TokenError ? (error.code === ErrorCode.TOKEN_EXPIRED ? 'token expired' : error.message === TOKEN_REQUIRED ? TOKEN_REQUIRED : 'invalid token') : 'authentication failed';
+        this.refuse(socket, HandshakeRefusal.UNAUTHORIZED, message, ip);
+      },
+    );
+  }
+
+  /** The identity of the handshake's token; null for an anonymous connection when those are allowed. */
+  private async identify(request: IncomingMessage): Promise<Identity | null> {
+    const token = tokenFromRequest(request);
+    if (token === null) {
+      if (this.options.allowAnonymous) return null;
+      throw new TokenError(ErrorCode.TOKEN_INVALID, TOKEN_REQUIRED);
+    }
+    return this.verifier.verify(token);
+  }
+}

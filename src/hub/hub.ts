@@ -1,0 +1,257 @@
+/**
+ * The hub: this node's open connections and its channel memberships, kept in step with
+ * the broker, and local delivery. Every protocol turns its frames into calls here; the
+ * hub knows no wire format but the frame a delivery already carries.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { RawData } from 'ws';
+import type { Identity } from '../auth/tokens.js';
+import type { Broker, Delivery, LocalNode } from '../broker/broker.js';
+import { fanOut } from './fanout.js';
+import { ChannelRegistry } from '../channels/registry.js';
+import { Connection, type ConnectionLimits } from '../connection/connection.js';
+import { connectionIds } from '../ids.js';
+import type { NodeStats } from '../metrics/stats.js';
+import { CloseCode } from '../codes.js';
+import type { FlushScheduler } from '../transport/flush-scheduler.js';
+import type { SwitchboardSocket } from '../transport/switchboard-socket.js';
+import type { ChannelMessage, ChannelName, ConnectionId } from '../types.js';
+import type { ChannelCount, DisconnectTarget, MemberInfo, NodeReport } from '../views/cluster-view.js';
+import { NodeRates } from './node-rates.js';
+
+/** The close code `ws` sends when it closes a connection itself, by the error it reports. */
+const WS_ERROR_CLOSE_CODES: Readonly<Record<string, number>> = {
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: CloseCode.MESSAGE_TOO_BIG,
+  WS_ERR_INVALID_UTF8: CloseCode.INVALID_PAYLOAD,
+};
+
+export interface HubOptions {
+  readonly nodeId: string;
+  readonly broker: Broker;
+  readonly logger: Logger;
+  readonly stats: NodeStats;
+  readonly limits: ConnectionLimits;
+  /** Writes every connection's frames at the end of the event-loop turn. */
+  readonly flushScheduler: FlushScheduler;
+  /** Serializes a channel message into the frame every subscriber receives (once per message). */
+  readonly encode: (message: ChannelMessage) => string;
+  /** Null while the node serves normally; otherwise why not (for its report). */
+  readonly notReadyReason: () => string | null;
+}
+
+/** What the protocol that owns a connection hears from the hub. */
+export interface ConnectionEvents {
+  /** A data frame arrived (a throw closes that connection with 1011, nothing else). */
+  frame(connection: Connection, data: RawData, isBinary: boolean): void;
+  /** The connection has closed; it is already out of every channel. */
+  closed(connection: Connection, close: { code: number; reason: string }): void;
+}
+
+export class Hub implements LocalNode {
+  readonly connections = new Map<ConnectionId, Connection>();
+  private readonly registry = new ChannelRegistry<Connection>();
+  private readonly nextConnectionId: () => ConnectionId;
+  private readonly rates: NodeRates;
+  private readonly broker: Broker;
+  private readonly logger: Logger;
+  private readonly stats: NodeStats;
+  private emptied: (() => void) | null = null;
+
+  constructor(private readonly options: HubOptions) {
+    this.broker = options.broker;
+    this.logger = options.logger;
+    this.stats = options.stats;
+    this.nextConnectionId = connectionIds(options.nodeId);
+    this.rates = new NodeRates(options.stats);
+  }
+
+  get nodeId(): string {
+    return this.options.nodeId;
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  get channelCount(): number {
+    return this.registry.channelCount;
+  }
+
+  start(): void {
+    this.rates.start();
+  }
+
+  /** After the last connection closed: the rates stop, and whatever is still queued is written. */
+  stop(): void {
+    this.rates.stop();
+    this.options.flushScheduler.stop();
+  }
+
+  // ---- connections ------------------------------------------------------------------
+
+  /** Takes an accepted WebSocket on: a Connection with its identity, wired to `events`. */
+  open(socket: SwitchboardSocket, request: { readonly url: string; readonly headers: IncomingHttpHeaders }, ip: string, identity: Identity | null, protocol: ConnectionEvents): Connection {
+    const id = this.nextConnectionId();
+    const events = { slowConsumer: (slow: Connection) => this.onSlowConsumer(slow), closing: (closing: Connection) => this.leaveAll(closing) };
+    const connection = new Connection(id, socket, ip, request, this.options.limits, this.logger, events, this.stats, this.options.flushScheduler);
+    if (identity !== null) connection.authenticate(identity);
+    this.connections.set(id, connection);
+
+    socket.on('message', (data, isBinary) => {
+      try {
+        protocol.frame(connection, data, isBinary);
+      } catch (error) {
+        // A bug, not the client's doing: this connection goes (1011), the process stays.
+        this.logger.error({ err: error, connection: id }, 'frame handling failed');
+        connection.close(CloseCode.INTERNAL_ERROR);
+      }
+    });
+    const alive = (): void => {
+      connection.lastSeen = Date.now();
+    };
+    socket.on('pong', alive);
+    socket.on('ping', alive);
+    socket.on('error', (error: Error & { code?: string }) => {
+      // ws closes the connection itself after a protocol error (1009 for an oversized frame).
+      this.logger.debug({ err: error, connection: id }, 'socket error');
+      connection.markClosing(WS_ERROR_CLOSE_CODES[error.code ?? ''] ?? CloseCode.PROTOCOL_ERROR);
+    });
+    socket.on('close', (code, reason) => {
+      if (!this.connections.delete(id)) return;
+      connection.markClosing(code);
+      const close = { code: connection.closeCode ?? code, reason: reason.toString() };
+      this.stats.closed(close.code);
+      this.logger.debug({ connection: id, code: close.code }, 'disconnected');
+      if (this.connections.size === 0) this.emptied?.();
+      protocol.closed(connection, close);
+    });
+    return connection;
+  }
+
+  /** Resolves once no connection is open here. */
+  whenEmpty(): Promise<void> {
+    if (this.connections.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.emptied = resolve;
+    });
+  }
+
+  private onSlowConsumer(connection: Connection): void {
+    if (connection.closeCode !== null) return;
+    this.logger.warn(
+      { connection: connection.id, bufferedBytes: connection.socket.bufferedAmount },
+      'closing a slow consumer: its outbound backlog passed maxBufferedBytes',
+    );
+    connection.dropUnsentFrames();
+    connection.close(CloseCode.SLOW_CONSUMER);
+  }
+
+  // ---- membership -------------------------------------------------------------------
+
+  /**
+   * Puts the connection in `channel`, here and cluster-wide. Resolves once messages
+   * published anywhere on the channel reach it; rejects (and takes it out again) when
+   * the broker refuses.
+   */
+  async join(connection: Connection, channel: ChannelName): Promise<void> {
+    this.registry.subscribe(connection, channel);
+    try {
+      await this.broker.join(channel, { connectionId: connection.id, userId: connection.userKey });
+    } catch (error) {
+      this.leave(connection, channel);
+      throw error;
+    }
+  }
+
+  /** Takes the connection out of `channel`, here and cluster-wide. */
+  leave(connection: Connection, channel: ChannelName): void {
+    if (!connection.channels.has(channel)) return;
+    this.registry.unsubscribe(connection, channel);
+    // Through a promise, so that a broker that throws instead of rejecting is logged too.
+    Promise.resolve()
+      .then(() => this.broker.leave(channel, connection.id))
+      .catch((error: unknown) => this.logger.error({ err: error, channel }, 'broker leave failed'));
+  }
+
+  /**
+   * Takes a connection out of every channel. Runs as soon as the connection starts
+   * closing, so that a peer given time to answer the close frame (or a dead one) is no
+   * longer delivered to nor counted meanwhile.
+   */
+  leaveAll(connection: Connection): void {
+    for (const channel of [...connection.channels]) this.leave(connection, channel);
+  }
+
+  /** Tells the broker the connection's (new) user id in each of its channels. */
+  rejoin(connection: Connection): void {
+    for (const channel of connection.channels) {
+      Promise.resolve()
+        .then(() => this.broker.join(channel, { connectionId: connection.id, userId: connection.userKey }))
+        .catch((error: unknown) => this.logger.error({ err: error, channel }, 'broker join failed'));
+    }
+  }
+
+  // ---- messages ---------------------------------------------------------------------
+
+  /**
+   * Publishes to every subscriber of the channel on every node, serialized once for all
+   * of them; resolves with the number of connections it was addressed to. Counted as
+   * published once the broker took it.
+   */
+  async publish(message: ChannelMessage): Promise<number> {
+    const recipients = message.recipients === null ? null : [...new Set(message.recipients)];
+    const count = await this.broker.publish({ channel: message.channel, recipients, frame: this.options.encode(message) });
+    this.stats.messagesPublished++;
+    return count;
+  }
+
+  /** LocalNode: the broker hands every message for this node's subscribers here. */
+  deliver(delivery: Delivery): number {
+    const addressed = fanOut(this.registry.subscribers(delivery.channel), delivery);
+    this.stats.deliveries += addressed;
+    return addressed;
+  }
+
+  // ---- this node's part of the cluster views ------------------------------------------
+
+  report(): NodeReport {
+    return {
+      id: this.nodeId,
+      host: hostname(),
+      pid: process.pid,
+      connections: this.connections.size,
+      channels: this.registry.channelCount,
+      messagesInPerSecond: this.rates.messagesInPerSecond(),
+      messagesOutPerSecond: this.rates.messagesOutPerSecond(),
+      uptime: Math.round((Date.now() - this.stats.startedAt) / 1000),
+      ready: this.options.notReadyReason() === null,
+    };
+  }
+
+  channels(): ChannelCount[] {
+    return [...this.registry.channelNames()].map((channel) => ({ channel, subscribers: this.registry.subscribers(channel)?.size ?? 0 }));
+  }
+
+  members(channel: ChannelName): MemberInfo[] {
+    return [...(this.registry.subscribers(channel) ?? [])].map((connection) => ({ connectionId: connection.id, userId: connection.userKey, node: this.nodeId }));
+  }
+
+  /** Closes this node's connections that match `target` with 1000 "disconnected by server". */
+  disconnect(target: DisconnectTarget): number {
+    if ('connectionId' in target) {
+      const connection = this.connections.get(target.connectionId);
+      if (connection === undefined || connection.closeCode !== null) return 0;
+      connection.close(CloseCode.NORMAL);
+      return 1;
+    }
+    let closed = 0;
+    for (const connection of this.connections.values()) {
+      if (connection.userKey !== target.userId || connection.closeCode !== null) continue;
+      connection.close(CloseCode.NORMAL);
+      closed++;
+    }
+    return closed;
+  }
+}

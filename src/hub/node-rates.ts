@@ -1,0 +1,42 @@
+/** Messages in and out per second on this node, sampled once a second from its counters. */
+import { RateMeter } from '../metrics/rate-meter.js';
+import type { NodeStats } from '../metrics/stats.js';
+
+export class NodeRates {
+  private readonly messagesIn: RateMeter;
+  private readonly messagesOut: RateMeter;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(stats: NodeStats) {
+    this.messagesIn = new RateMeter(() => stats.messagesPublished);
+    this.messagesOut = new RateMeter(() => stats.deliveries);
+  }
+
+  start(): void {
+    if (this.timer !== null) return;
+    this.timer = setInterval(() => {
+      this.messagesIn.sample();
+      this.messagesOut.sample();
+    }, 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Published on this node per second, to two decimals (what a dashboard shows). */
+  messagesInPerSecond(): number {
+    return round(this.messagesIn.perSecond());
+  }
+
+  /** Delivered to this node's subscribers per second, to two decimals. */
+  messagesOutPerSecond(): number {
+    return round(this.messagesOut.perSecond());
+  }
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}

@@ -1,0 +1,174 @@
+/**
+ * The native protocol (SPEC §2), GEMVC's superset: JSON text frames in, each decoded,
+ * rate-limited, validated and dispatched to a built-in action (actions/) or a custom
+ * one; acks, errors and notices out. A second protocol sits beside this file and calls
+ * the same actions.
+ */
+import type { Logger } from 'pino';
+import type { RawData } from 'ws';
+import { authenticate } from '../actions/authenticate.js';
+import { subscribe, unsubscribe } from '../actions/channel-membership.js';
+import { publishFromClient } from '../actions/publish.js';
+import type { ActionScope } from '../actions/scope.js';
+import type { Connection } from '../connection/connection.js';
+import { SwitchboardError } from '../errors.js';
+import type { NodeStats } from '../metrics/stats.js';
+import { CloseCode, ErrorCode, ErrorText } from '../codes.js';
+import { decodeJson, invalidJson, parseRequest, type ClientRequest, type ProtocolViolation } from './inbound.js';
+import { ack, errorFrame, unixSeconds, type WelcomeFrame } from './outbound.js';
+import type { RequestId } from '../types.js';
+
+export interface NativeProtocolOptions {
+  readonly heartbeatInterval: number;
+  readonly maxMessagesPerMinute: number;
+}
+
+type Request = Exclude<ClientRequest, { action: 'pong' }>;
+
+export class NativeProtocol {
+  constructor(
+    private readonly scope: ActionScope,
+    private readonly options: NativeProtocolOptions,
+    private readonly stats: NodeStats,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Greets a new connection, then runs the application's connect hooks before its first request. */
+  opened(connection: Connection): void {
+    const welcome: WelcomeFrame = {
+      action: 'welcome',
+      connection_id: connection.id,
+      heartbeat_interval: this.options.heartbeatInterval,
+      authenticated: connection.authenticated,
+      user_id: connection.userId,
+      role: connection.role,
+    };
+    connection.send(welcome);
+    if (!this.scope.hooks.hasConnectHooks) return;
+    connection.enqueue(async () => {
+      try {
+        await this.scope.hooks.connected(connection);
+      } catch (error) {
+        this.replyWithError(connection, error, null, null);
+      }
+    });
+  }
+
+  frame(connection: Connection, data: RawData, isBinary: boolean): void {
+    const now = Date.now();
+    connection.lastSeen = now;
+    this.stats.framesReceived++;
+    this.stats.bytesReceived += Array.isArray(data) ? data.reduce((sum, part) => sum + part.length, 0) : data.byteLength;
+    if (!connection.isOpen) return;
+    // The sweep closes expired connections within a second; no frame is served meanwhile.
+    if (connection.tokenExpiresAt !== null && now >= connection.tokenExpiresAt) {
+      connection.close(CloseCode.TOKEN_EXPIRED);
+      return;
+    }
+
+    if (isBinary) {
+      if (this.admit(connection, now, null, null)) {
+        this.reply(connection, { code: ErrorCode.INVALID_MESSAGE, error: 'binary frames are not supported; send JSON text frames', action: null, id: null });
+      }
+      return;
+    }
+
+    const frame = decodeJson((data as Buffer).toString('utf8'));
+    if (frame === undefined) {
+      if (this.admit(connection, now, null, null)) this.reply(connection, invalidJson());
+      return;
+    }
+
+    const parsed = parseRequest(frame, this.scope.hooks.actionNames);
+    if (!parsed.ok) {
+      if (this.admit(connection, now, parsed.violation.action, parsed.violation.id)) this.reply(connection, parsed.violation);
+      return;
+    }
+    const request = parsed.request;
+    if (request.action === 'pong') {
+      // Answers to our pings do not count against the rate limit (SPEC §3); pongs nobody
+      // asked for do, or they would be a way around it.
+      if (connection.unansweredPings > 0) connection.unansweredPings--;
+      else this.admit(connection, now, 'pong', request.id);
+      return;
+    }
+    if (!this.admit(connection, now, request.action === 'custom' ? request.name : request.action, request.id)) return;
+    connection.enqueue(() => this.dispatch(connection, request));
+  }
+
+  /** Applies the rate limit; replies RATE_LIMITED or closes 4029 and returns false when over it. */
+  private admit(connection: Connection, now: number, action: string | null, id: RequestId | null): boolean {
+    const waitMs = connection.rateLimiter.take(now);
+    if (waitMs === 0) return true;
+    this.stats.rateLimited++;
+    if (connection.rateLimiter.refusedSinceLastAccepted > this.options.maxMessagesPerMinute) {
+      this.logger.info({ connection: connection.id }, 'closing a connection that kept flooding');
+      connection.close(CloseCode.FLOODING);
+      return false;
+    }
+    const frame = errorFrame(ErrorCode.RATE_LIMITED, ErrorText.RATE_LIMITED, action, id, { retry_after: waitMs / 1000 });
+    connection.enqueue(() => connection.send(frame));
+    return false;
+  }
+
+  /**
+   * Answers a refused frame. The answer waits behind the connection's pending requests, so
+   * replies always come in the order the frames were sent (GEMVC clients send no ids).
+   */
+  private reply(connection: Connection, violation: ProtocolViolation): void {
+    connection.enqueue(() => connection.send(errorFrame(violation.code, violation.error, violation.action, violation.id)));
+  }
+
+  private async dispatch(connection: Connection, request: Request): Promise<void> {
+    const action = request.action === 'custom' ? request.name : request.action;
+    try {
+      switch (request.action) {
+        case 'ping':
+          // SPEC §2: the pong reply is not an ack and carries no `success` field.
+          connection.send(request.id === null ? { action: 'pong', time: unixSeconds() } : { action: 'pong', time: unixSeconds(), id: request.id });
+          return;
+        case 'auth': {
+          const result = await authenticate(this.scope, connection, request.token);
+          if (result === null) return;
+          const { identity, leftChannels } = result;
+          connection.send(ack({ action: 'auth', authenticated: true, user_id: identity.userId, role: identity.role }, request.id));
+          for (const channel of leftChannels) connection.send({ action: 'unsubscribe', channel, reason: 'forbidden' });
+          return;
+        }
+        case 'subscribe': {
+          if (!(await subscribe(this.scope, connection, request.channel))) return;
+          const body: Record<string, unknown> = { action: 'subscribe', channel: request.channel };
+          // No history is kept for any channel yet, so a resume point can never be honoured.
+          if (request.since !== null) body.recovered = false;
+          connection.send(ack(body, request.id));
+          return;
+        }
+        case 'unsubscribe':
+          unsubscribe(this.scope, connection, request.channel);
+          connection.send(ack({ action: 'unsubscribe', channel: request.channel }, request.id));
+          return;
+        case 'message': {
+          const count = await publishFromClient(this.scope, connection, request);
+          connection.send(ack({ action: 'message_sent', channel: request.channel, recipients_count: count }, request.id));
+          return;
+        }
+        case 'custom': {
+          const result = await this.scope.hooks.runAction(connection, request.name, request.data, request.id);
+          if (result !== undefined) connection.send(ack({ action: request.name, data: result }, request.id));
+          return;
+        }
+      }
+    } catch (error) {
+      this.replyWithError(connection, error, action, request.id);
+    }
+  }
+
+  private replyWithError(connection: Connection, error: unknown, action: string | null, id: RequestId | null): void {
+    if (error instanceof SwitchboardError) {
+      connection.send(errorFrame(error.code, error.message, action, id));
+      return;
+    }
+    this.logger.error({ err: error, connection: connection.id, action }, 'request failed');
+    connection.send(errorFrame(ErrorCode.INTERNAL_ERROR, ErrorText.INTERNAL_ERROR, action, id));
+  }
+}
