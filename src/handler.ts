@@ -17,7 +17,7 @@ import { createBroker, type RedisBrokerTuning } from './broker/factory.js';
 import { ChannelPermissions } from './channels/rules.js';
 import { layerFromOptions } from './config/fields.js';
 import { type SwitchboardConfig, type SwitchboardOptions } from './config/options.js';
-import { resolveOptions } from './config/resolve.js';
+import { alreadyResolved, resolveOptions } from './config/resolve.js';
 import { Liveness } from './connection/liveness.js';
 import { requestPath } from './connection/request-path.js';
 import { UpgradeGate } from './connection/upgrade.js';
@@ -78,6 +78,7 @@ export class WebSocketHandler {
   private readonly gate: UpgradeGate;
   private readonly protocol: NativeProtocol;
   private readonly liveness: Liveness;
+  private readonly flushScheduler: FlushScheduler;
   private started: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
   private readonly detachers: Array<() => void> = [];
@@ -91,7 +92,8 @@ export class WebSocketHandler {
    */
   constructor(options: HandlerOptions = {}) {
     const { broker, logger, brokerTuning, ...config } = options;
-    this.options = resolveOptions(layerFromOptions(config));
+    // Resolved by whoever started the process (the CLI, createServer, loadConfig) and not again.
+    this.options = alreadyResolved(config) ?? resolveOptions(layerFromOptions(config));
     this.logger = logger ?? defaultLibraryLogger();
     this.nodeId = broker?.nodeId ?? newNodeId();
     this.broker = broker ?? createBroker(this.options, { logger: this.logger, nodeId: this.nodeId, inWorker: false, ...(brokerTuning !== undefined && { tuning: brokerTuning }) });
@@ -101,6 +103,7 @@ export class WebSocketHandler {
       // RFC 7518 §3.2: an HMAC key shorter than the hash output can be brute-forced offline.
       this.logger.warn(`TOKEN_SECRET is shorter than ${MIN_SECRET_BYTES} bytes; anyone holding one token could guess it and forge others (try: openssl rand -base64 32)`);
     }
+    this.flushScheduler = new FlushScheduler(this.logger);
     this.hub = new Hub({
       nodeId: this.nodeId,
       broker: this.broker,
@@ -108,7 +111,7 @@ export class WebSocketHandler {
       stats: this.stats,
       limits: { maxMessagesPerMinute: this.options.maxMessagesPerMinute, maxBufferedBytes: this.options.maxBufferedBytes },
       notReadyReason: () => this.notReadyReason(),
-      flushScheduler: new FlushScheduler(this.logger),
+      flushScheduler: this.flushScheduler,
       encode: channelMessageFrame,
     });
     const scope: ActionScope = {
@@ -189,6 +192,11 @@ export class WebSocketHandler {
   /** Whether the broker reaches the rest of the cluster (always, for a single process). */
   brokerReady(): boolean {
     return this.broker.notReadyReason() === null;
+  }
+
+  /** Socket writes by path since start: `fast` (one writev straight to the TCP socket) or `fallback` (ws's send()). For /metrics. */
+  get socketWrites(): { fast: number; fallback: number } {
+    return { fast: this.flushScheduler.fastWrites, fallback: this.flushScheduler.fallbackWrites };
   }
 
   /** Whether this node scales out through Redis. */

@@ -16,16 +16,21 @@ export interface Authenticated {
   readonly leftChannels: ChannelName[];
 }
 
-/** Resolves with the new identity, or null when the connection closed during verification. */
-export async function authenticate(scope: ActionScope, connection: Connection, token: string): Promise<Authenticated | null> {
-  let identity: Identity;
+/** Verifies a token; a bad or expired one throws a SwitchboardError with its code. */
+export async function verifyToken(scope: ActionScope, token: string): Promise<Identity> {
   try {
-    identity = await scope.verifier.verify(token);
+    return await scope.verifier.verify(token);
   } catch (error) {
     if (error instanceof TokenError) throw new SwitchboardError(error.code, error.message);
     throw error;
   }
-  if (!connection.isOpen) return null;
+}
+
+/**
+ * Gives the connection a verified identity. Synchronous, so that the protocol can send
+ * its ack and notices in the same turn, before any delivery or close can come between.
+ */
+export function applyIdentity(scope: ActionScope, connection: Connection, identity: Identity): Authenticated {
   if (connection.authenticated && connection.userKey !== String(identity.userId)) {
     throw new SwitchboardError(ErrorCode.FORBIDDEN, 'a connection cannot change its user; reconnect to sign in as another user');
   }

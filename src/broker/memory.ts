@@ -1,4 +1,5 @@
 /** The embedded broker of a single process: publishing is local delivery, and the node is the whole cluster. */
+import { ClusterUnavailableError } from '../errors.js';
 import type { ChannelName, ConnectionId } from '../types.js';
 import type { ChannelCount, DisconnectResult, DisconnectTarget, MemberInfo, NodeReport } from '../views/cluster-view.js';
 import type { BrokerWithView, Delivery, LocalNode, Member } from './broker.js';
@@ -50,9 +51,9 @@ export class MemoryBroker implements BrokerWithView {
     return Promise.resolve();
   }
 
-  /** What `read` makes of the node, or a rejection before start() and after close(). */
+  /** What `read` makes of the node; before start() and after close() a ClusterUnavailableError (the API's 503). */
   private fromNode<T>(method: string, read: (node: LocalNode) => T): Promise<T> {
-    if (this.local === null) return Promise.reject(new Error(`MemoryBroker.${method}() called before start() or after close()`));
+    if (this.local === null) return Promise.reject(new ClusterUnavailableError(`the server is not running (MemoryBroker.${method}() before start() or after close())`));
     try {
       return Promise.resolve(read(this.local));
     } catch (error) {

@@ -34,7 +34,7 @@ export function serveWorkerMetrics(server: SwitchboardServer): void {
         .catch(() => undefined);
     }
   });
-  // Without the primary's answer, /metrics has no figures to show (it answers 503).
+  // Without the primary's answer (null), /metrics answers with this worker's own figures.
   server.gatherMetrics(() => requests.request((id) => send({ sb: 'metrics-request', id })).catch(() => null));
 }
 

@@ -54,7 +54,24 @@ export function resolveOptions(...layers: ConfigLayer[]): SwitchboardOptions {
   if (!resolved.allowAnonymous && resolved.auth.secret === null && resolved.auth.publicKey === null) {
     throw new ConfigError('WS_ALLOW_ANONYMOUS (allowAnonymous): false needs TOKEN_SECRET or JWT_PUBLIC_KEY, or no client could ever connect');
   }
+  resolutions.set(resolved.ssl, JSON.stringify(resolved));
   return resolved;
+}
+
+/** Every resolution as it was checked, known by its `ssl` object, which a shallow copy (`{ ...options, logger }`) keeps. */
+const resolutions = new WeakMap<object, string>();
+
+/**
+ * `options` when they are what resolveOptions() returned, or a shallow copy of it,
+ * unchanged since (the CLI and createServer hand their resolved options on so): then they
+ * need not be resolved, nor their files read, again. Otherwise null: changed options are
+ * resolved and checked like any others.
+ */
+export function alreadyResolved(options: object): SwitchboardOptions | null {
+  const ssl = (options as { ssl?: unknown }).ssl;
+  if (typeof ssl !== 'object' || ssl === null) return null;
+  const checked = resolutions.get(ssl);
+  return checked !== undefined && JSON.stringify(options) === checked ? (options as SwitchboardOptions) : null;
 }
 
 function describeRules({ source, rules }: ChannelRulesSource): string {

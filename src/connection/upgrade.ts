@@ -16,7 +16,6 @@ import { SwitchboardSocket } from '../transport/switchboard-socket.js';
 import { Admission, type AdmissionLimits } from './admission.js';
 import { refuseUpgrade } from './refuse.js';
 
-const TOKEN_REQUIRED = 'a token is required';
 
 export interface UpgradeOptions extends AdmissionLimits {
   readonly maxPayload: number;
@@ -25,6 +24,13 @@ export interface UpgradeOptions extends AdmissionLimits {
 
 /** Called with every WebSocket accepted; `release()` must be called once when it has closed. */
 export type Accepted = (socket: SwitchboardSocket, request: IncomingMessage, ip: string, identity: Identity | null, release: () => void) => void;
+
+/** A handshake without a token where anonymous connections are not allowed: the one refusal whose text says why. */
+class MissingToken extends TokenError {
+  constructor() {
+    super(ErrorCode.TOKEN_INVALID, 'a token is required');
+  }
+}
 
 export class UpgradeGate {
   private readonly admission: Admission;
@@ -95,8 +101,7 @@ export class UpgradeGate {
         if (!(error instanceof TokenError)) this.logger.error({ err: error }, 'token verification failed');
         else this.logger.debug({ ip, reason: error.message }, 'token refused');
         // The body says only what the client can act on; the detail stays in the log.
-        const message =
-          error instanceof TokenError ? (error.code === ErrorCode.TOKEN_EXPIRED ? 'token expired' : error.message === TOKEN_REQUIRED ? TOKEN_REQUIRED : 'invalid token') : 'authentication failed';
+        const message = error instanceof MissingToken ? error.message : error instanceof TokenError ? (error.code === ErrorCode.TOKEN_EXPIRED ? 'token expired' : 'invalid token') : 'authentication failed';
         this.refuse(socket, HandshakeRefusal.UNAUTHORIZED, message, ip);
       },
     );
@@ -107,7 +112,7 @@ export class UpgradeGate {
     const token = tokenFromRequest(request);
     if (token === null) {
       if (this.options.allowAnonymous) return null;
-      throw new TokenError(ErrorCode.TOKEN_INVALID, TOKEN_REQUIRED);
+      throw new MissingToken();
     }
     return this.verifier.verify(token);
   }

@@ -17,6 +17,8 @@ export interface MetricsSource {
   brokerReady(): boolean;
   /** Whether the node uses Redis at all. */
   readonly usesRedis: boolean;
+  /** Socket writes by path: straight to the TCP socket (`fast`), or through ws's send() (`fallback`). */
+  readonly socketWrites: { readonly fast: number; readonly fallback: number };
 }
 
 /** How a gauge sums over worker processes (counters are summed). */
@@ -76,6 +78,14 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
   counterOf(registry, 'switchboard_rate_limited_total', 'Frames refused with RATE_LIMITED', () => stats.rateLimited);
   labelledCounterOf(registry, 'switchboard_errors_total', 'Error frames sent to clients, by error code', 'code', () => stats.errors);
   labelledCounterOf(registry, 'switchboard_handshake_refusals_total', 'WebSocket handshakes refused, by reason', 'reason', () => stats.refusals);
+  // A ws update that broke the fast path would show only as lower throughput; here it shows by name.
+  labelledCounterOf(registry, 'switchboard_socket_writes_total', 'Socket writes of queued frames, by path: fast (one writev to the TCP socket) or fallback (ws send() per frame)', 'path', () => {
+    const { fast, fallback } = source.socketWrites;
+    return new Map([
+      ['fast', fast],
+      ['fallback', fallback],
+    ]);
+  });
   labelledCounterOf(registry, 'switchboard_closes_total', 'Connections closed, by close code (unknown codes as "other")', 'code', () => stats.closes);
   gaugeOf(registry, 'switchboard_ready', '1 while the node is ready (/readyz answers 200), else 0', () => (source.notReadyReason() === null ? 1 : 0), 'min');
   if (source.usesRedis) {

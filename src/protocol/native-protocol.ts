@@ -6,12 +6,12 @@
  */
 import type { Logger } from 'pino';
 import type { RawData } from 'ws';
-import { authenticate } from '../actions/authenticate.js';
+import { applyIdentity, verifyToken } from '../actions/authenticate.js';
 import { subscribe, unsubscribe } from '../actions/channel-membership.js';
 import { publishFromClient } from '../actions/publish.js';
 import type { ActionScope } from '../actions/scope.js';
 import type { Connection } from '../connection/connection.js';
-import { SwitchboardError } from '../errors.js';
+import { ClusterUnavailableError, SwitchboardError } from '../errors.js';
 import type { NodeStats } from '../metrics/stats.js';
 import { CloseCode, ErrorCode, ErrorText } from '../codes.js';
 import { decodeJson, invalidJson, parseRequest, type ClientRequest, type ProtocolViolation } from './inbound.js';
@@ -128,9 +128,9 @@ export class NativeProtocol {
           connection.send(request.id === null ? { action: 'pong', time: unixSeconds() } : { action: 'pong', time: unixSeconds(), id: request.id });
           return;
         case 'auth': {
-          const result = await authenticate(this.scope, connection, request.token);
-          if (result === null) return;
-          const { identity, leftChannels } = result;
+          const verified = await verifyToken(this.scope, request.token);
+          if (!connection.isOpen) return;
+          const { identity, leftChannels } = applyIdentity(this.scope, connection, verified);
           connection.send(ack({ action: 'auth', authenticated: true, user_id: identity.userId, role: identity.role }, request.id));
           for (const channel of leftChannels) connection.send({ action: 'unsubscribe', channel, reason: 'forbidden' });
           return;
@@ -168,7 +168,10 @@ export class NativeProtocol {
       connection.send(errorFrame(error.code, error.message, action, id));
       return;
     }
-    this.logger.error({ err: error, connection: connection.id, action }, 'request failed');
+    // The cluster out of reach (Redis, the primary) is an outage, logged where it is
+    // detected; a bug is logged here.
+    if (error instanceof ClusterUnavailableError) this.logger.warn({ err: error, connection: connection.id, action }, 'request failed: the cluster is out of reach');
+    else this.logger.error({ err: error, connection: connection.id, action }, 'request failed');
     connection.send(errorFrame(ErrorCode.INTERNAL_ERROR, ErrorText.INTERNAL_ERROR, action, id));
   }
 }

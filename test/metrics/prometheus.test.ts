@@ -41,6 +41,7 @@ test('GET /metrics answers Prometheus text with the node\'s metrics and Node\'s 
     'switchboard_errors_total',
     'switchboard_handshake_refusals_total',
     'switchboard_closes_total',
+    'switchboard_socket_writes_total',
     'switchboard_ready',
     'nodejs_eventloop_lag_seconds',
   ]) {
@@ -73,6 +74,9 @@ test('connections, channels, frames, publishes and deliveries follow what client
   assert.ok((samples.get('switchboard_sent_bytes_total') ?? 0) > 15 * 20);
   assert.ok((samples.get('switchboard_received_bytes_total') ?? 0) > 5 * 20);
   assert.equal(samples.get('switchboard_ready'), 1);
+  // Every write of a plain (uncompressed) connection takes the fast path.
+  assert.ok((samples.get('switchboard_socket_writes_total{path="fast"}') ?? 0) > 0);
+  assert.equal(samples.get('switchboard_socket_writes_total{path="fallback"}'), 0);
 });
 
 test('error frames are counted by code, and rate-limited frames on their own', async (t) => {

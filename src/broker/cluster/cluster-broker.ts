@@ -44,6 +44,8 @@ export class ClusterBroker implements BrokerWithView {
   /** Requests to the primary: counts (publish, join) and query answers. */
   private readonly requests: PendingRequests<unknown, never>;
   private readonly listener = (message: unknown): void => this.onMessage(message);
+  private lateCountWarnedAt = 0;
+  private lateCounts = 0;
 
   constructor(options: ClusterBrokerOptions = {}) {
     this.nodeId = options.nodeId ?? newNodeId();
@@ -69,7 +71,7 @@ export class ClusterBroker implements BrokerWithView {
     } catch (error) {
       // The message reached this worker's subscribers; whether the relay passed it on is
       // unknown, and a count is no reason to fail the publish.
-      if (error instanceof RequestTimeoutError) this.logger.warn({ err: error, channel: delivery.channel }, 'the primary did not count a publish in time; answering with the local count');
+      if (error instanceof RequestTimeoutError) this.warnLateCount(error);
       return localCount;
     }
   }
@@ -105,7 +107,14 @@ export class ClusterBroker implements BrokerWithView {
   async disconnect(target: DisconnectTarget): Promise<DisconnectResult> {
     const local = this.node('disconnect').disconnect(target);
     // A worker that misses the relay's wait still closes its connections when the request reaches it.
-    const others = (await this.query({ query: 'disconnect', target })) as Partial<DisconnectResult> | null;
+    let others: Partial<DisconnectResult> | null;
+    try {
+      others = (await this.query({ query: 'disconnect', target })) as Partial<DisconnectResult> | null;
+    } catch (error) {
+      // This worker's connections are closed already: say so, and that the rest is unknown.
+      if (error instanceof ClusterUnavailableError) return { disconnected: local, unanswered: ['primary'] };
+      throw error;
+    }
     return { disconnected: local + (others?.disconnected ?? 0), unanswered: others?.unanswered ?? [] };
   }
 
@@ -116,8 +125,18 @@ export class ClusterBroker implements BrokerWithView {
     return Promise.resolve();
   }
 
+  /** Once per 10 s at most: a backlogged primary would otherwise bring a warning per message. */
+  private warnLateCount(error: RequestTimeoutError): void {
+    const now = Date.now();
+    this.lateCounts++;
+    if (now - this.lateCountWarnedAt < 10_000) return;
+    this.logger.warn({ err: error, publishes: this.lateCounts }, 'the primary did not count publishes in time; answered with the local count');
+    this.lateCountWarnedAt = now;
+    this.lateCounts = 0;
+  }
+
   private node(method: string): LocalNode {
-    if (this.local === null) throw new Error(`ClusterBroker.${method}() called before start() or after close()`);
+    if (this.local === null) throw new ClusterUnavailableError(`the server is not running (ClusterBroker.${method}() before start() or after close())`);
     return this.local;
   }
 
