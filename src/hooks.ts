@@ -3,7 +3,7 @@
  * and message, and custom actions. Kept apart from the protocols that run them, so
  * that every protocol applies the same rules the same way.
  */
-import type { ConnectionInfo } from './connection/connection.js';
+import type { ConnectionInfo } from './connection/connection-info.js';
 import { SwitchboardError } from './errors.js';
 import { ErrorCode, ErrorText } from './codes.js';
 import type { ChannelName, RequestId } from './types.js';

@@ -12,30 +12,9 @@ import { PreparedFrame } from '../transport/prepared-frame.js';
 import type { SwitchboardSocket } from '../transport/switchboard-socket.js';
 import type { ChannelName, ConnectionId, UserId } from '../types.js';
 import type { Identity } from '../auth/tokens.js';
+import type { ConnectionInfo } from './connection-info.js';
 import { RateLimiter } from './rate-limiter.js';
 
-/** What applications see of a connection in hooks and custom actions. */
-export interface ConnectionInfo {
-  readonly id: ConnectionId;
-  /** Remote address of the client socket. */
-  readonly ip: string;
-  readonly userId: UserId | null;
-  readonly role: string | null;
-  /** Role names from the token's `role` and `roles` claims. */
-  readonly roles: readonly string[];
-  readonly authenticated: boolean;
-  /** When the connection's token expires (ms since the epoch), or null without a token. */
-  readonly tokenExpiresAt: number | null;
-  readonly channels: ReadonlySet<ChannelName>;
-  /** The handshake request's URL and headers. */
-  readonly request: { readonly url: string; readonly headers: IncomingHttpHeaders };
-  /** Free-form state for the application. */
-  readonly data: Record<string, unknown>;
-  /** Sends one JSON frame to this client. */
-  send(frame: object): void;
-  /** Closes the connection (default 1000). */
-  close(code?: number, reason?: string): void;
-}
 
 export interface ConnectionLimits {
   maxMessagesPerMinute: number;
