@@ -1,8 +1,8 @@
 /**
- * createServer: an HTTP(S) server on one port serving WebSocket upgrades, `/healthz`,
- * `/readyz`, and plain JSON answers for everything else (SPEC §7).
+ * createServer: an HTTP(S) server on one port serving WebSocket upgrades and, through
+ * HttpEndpoints, `/healthz`, `/readyz`, `/metrics`, `/api/*`, `/dashboard`, and plain
+ * JSON answers for everything else (SPEC §7).
  */
-import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -13,11 +13,7 @@ import { type SwitchboardConfig, type SwitchboardOptions } from '../config/optio
 import { resolveOptions } from '../config/resolve.js';
 import { ConfigError } from '../errors.js';
 import { WebSocketHandler, type HandlerOptions } from '../handler.js';
-import { createMetricsRegistry } from '../metrics/prometheus.js';
-import type { Registry } from 'prom-client';
-import { HttpApi } from './api.js';
-import { sendJson } from './json.js';
-import { requestPath } from '../connection/request-path.js';
+import { HttpEndpoints } from './endpoints.js';
 
 export interface ListenAddress {
   host: string;
@@ -31,11 +27,7 @@ export class SwitchboardServer {
   readonly httpServer: HttpServer | HttpsServer;
   readonly options: SwitchboardOptions;
   private listening: ListenAddress | null = null;
-  /** Made at the first scrape: a server nobody scrapes pays nothing for it. */
-  private metrics: Registry | null = null;
-  private readonly api: HttpApi;
-  /** With worker processes: the metrics of all workers, or null when they cannot be had. */
-  private gathered: (() => Promise<string | null>) | null = null;
+  private readonly endpoints: HttpEndpoints;
   private closing: Promise<void> | null = null;
 
   constructor(
@@ -43,7 +35,8 @@ export class SwitchboardServer {
     readonly handler: WebSocketHandler,
   ) {
     this.options = options;
-    const onRequest = (request: IncomingMessage, response: ServerResponse): void => this.onRequest(request, response);
+    this.endpoints = new HttpEndpoints(handler, { websocketPath: options.path }, () => (this.closing !== null ? 'shutting down' : handler.notReadyReason()));
+    const onRequest = (request: IncomingMessage, response: ServerResponse): void => this.endpoints.handle(request, response);
     if (options.ssl.enabled) {
       // resolveOptions checked both files when ssl.enabled is set.
       this.httpServer = createHttpsServer({ cert: readConfigFile(options.ssl.cert as string), key: readConfigFile(options.ssl.key as string) }, onRequest);
@@ -65,8 +58,6 @@ export class SwitchboardServer {
       const body = `{"error":"${status === 400 ? 'malformed HTTP request' : text.toLowerCase()}"}`;
       socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
     });
-    // The request body limit is the WebSocket frame limit: a publish is as large either way.
-    this.api = new HttpApi(handler, handler.options.apiKey, handler.options.maxPayload);
   }
 
   /** Starts listening; resolves with the bound address (the real port when `port` is 0). */
@@ -90,13 +81,12 @@ export class SwitchboardServer {
 
   /** This process's metrics as prom-client JSON, for a primary to sum over its workers. */
   metricsJson(): Promise<object[]> {
-    this.metrics ??= createMetricsRegistry(this.handler);
-    return this.metrics.getMetricsAsJSON();
+    return this.endpoints.metricsJson();
   }
 
   /** Makes /metrics answer with `gather()` (all workers' figures), or this process's when it gives null. */
   gatherMetrics(gather: () => Promise<string | null>): void {
-    this.gathered = gather;
+    this.endpoints.gatherMetrics(gather);
   }
 
   get address(): ListenAddress | null {
@@ -116,73 +106,6 @@ export class SwitchboardServer {
     })();
     return this.closing;
   }
-
-  private onRequest(request: IncomingMessage, response: ServerResponse): void {
-    const path = requestPath(request.url);
-    if (path === '/healthz' && (request.method === 'GET' || request.method === 'HEAD')) {
-      sendJson(response, 200, { status: 'ok' });
-      return;
-    }
-    if (path === '/readyz' && (request.method === 'GET' || request.method === 'HEAD')) {
-      // Ready means: a client connecting here is served with the whole cluster behind it.
-      const reason = this.closing !== null ? 'shutting down' : this.handler.notReadyReason();
-      if (reason === null) sendJson(response, 200, { status: 'ready' });
-      else sendJson(response, 503, { status: 'not_ready', reason });
-      return;
-    }
-    if (path === '/metrics' && (request.method === 'GET' || request.method === 'HEAD')) {
-      this.metrics ??= createMetricsRegistry(this.handler);
-      const registry = this.metrics;
-      const gathered = this.gathered;
-      (gathered === null ? registry.metrics() : gathered().then((text) => text ?? registry.metrics())).then(
-        (text) => {
-          response.writeHead(200, { 'Content-Type': registry.contentType, 'Content-Length': Buffer.byteLength(text) });
-          response.end(request.method === 'HEAD' ? undefined : text);
-        },
-        (error: unknown) => {
-          this.handler.logger.error({ err: error }, 'collecting metrics failed');
-          sendJson(response, 500, { error: 'collecting metrics failed' });
-        },
-      );
-      return;
-    }
-    if (path === '/api' || path.startsWith('/api/')) {
-      this.api.handle(request, response, path);
-      return;
-    }
-    if (path === '/dashboard' && (request.method === 'GET' || request.method === 'HEAD')) {
-      serveDashboard(request, response);
-      return;
-    }
-    if (path === this.options.path) {
-      response.setHeader('Upgrade', 'websocket');
-      sendJson(response, 426, { error: 'this endpoint speaks WebSocket; send an Upgrade request' });
-      return;
-    }
-    sendJson(response, 404, { error: 'not found' });
-  }
-}
-
-/** dashboard/index.html, shipped as is (no build); read once. */
-let dashboardPage: Buffer | null = null;
-
-function serveDashboard(request: IncomingMessage, response: ServerResponse): void {
-  try {
-    dashboardPage ??= readFileSync(new URL('../../dashboard/index.html', import.meta.url));
-  } catch {
-    sendJson(response, 404, { error: 'the dashboard is not installed (dashboard/index.html is missing)' });
-    return;
-  }
-  response.writeHead(200, {
-    'Content-Type': 'text/html; charset=utf-8',
-    'Content-Length': dashboardPage.length,
-    'Cache-Control': 'no-cache',
-    // The page talks only to this server, and runs only its own inline script.
-    'Content-Security-Policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-    'X-Content-Type-Options': 'nosniff',
-    'Referrer-Policy': 'no-referrer',
-  });
-  response.end(request.method === 'HEAD' ? undefined : dashboardPage);
 }
 
 /** The options that belong to the listener; everything else configures the handler. */

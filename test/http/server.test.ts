@@ -1,15 +1,23 @@
 /**
  * SPEC §7 and §1 over real sockets: the plain HTTP answers on the WebSocket port, the
- * WebSocket path, and TLS (wss:// and https://).
+ * WebSocket path, TLS (wss:// and https://), and the same answers from
+ * createRequestListener in a plain node:http server of the application's.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
+import { pino } from 'pino';
+import { ConfigError } from '../../src/errors.js';
+import { WebSocketHandler, type HandlerOptions } from '../../src/handler.js';
+import { createRequestListener, type RequestListenerOptions } from '../../src/http/endpoints.js';
 import { TestClient, isMessageOn } from '../helpers/client.js';
-import { assertErrorBody, assertJson, get, refusedHandshake } from '../helpers/http.js';
+import { apiRequest, assertErrorBody, assertJson, get, refusedHandshake, request } from '../helpers/http.js';
 import { startServer } from '../helpers/server.js';
 
 /** A hung handshake or request fails its test instead of the whole run. */
@@ -163,5 +171,98 @@ void describe('TLS (ssl.enabled)', SUITE, () => {
     t.after(() => server.close());
     const client = new TestClient(`ws://127.0.0.1:${server.port}/`);
     await assert.rejects(client.opened);
+  });
+});
+
+/**
+ * A node:http server of the application's whose requests go to createRequestListener;
+ * with `fallback`, as the listener's `next` (requests Switchboard leaves to the app).
+ */
+async function listenerServer(
+  t: TestContext,
+  options: RequestListenerOptions,
+  fallback?: (request: IncomingMessage, response: ServerResponse) => void,
+  handlerOptions: HandlerOptions = {},
+): Promise<{ base: string; handler: WebSocketHandler }> {
+  const handler = new WebSocketHandler({ shutdownTimeout: 1, logger: pino({ level: 'silent' }), ...handlerOptions });
+  const listener = createRequestListener(handler, options);
+  const server = createHttpServer((request, response) => {
+    if (fallback === undefined) listener(request, response);
+    else listener(request, response, () => fallback(request, response));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  handler.attach(server);
+  t.after(async () => {
+    await handler.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, handler };
+}
+
+const fromTheApp = (_request: IncomingMessage, response: ServerResponse): void => {
+  response.writeHead(200, { 'Content-Type': 'text/plain' });
+  response.end('the app');
+};
+
+void describe('createRequestListener in a node:http server', SUITE, () => {
+  void test('under a prefix: the endpoints answer below it, and every other path below it is a JSON 404', async (t) => {
+    const { base } = await listenerServer(t, { prefix: '/sb' }, undefined, { apiKey: 'listener-test-key' });
+    assert.deepEqual(assertJson(await get(`${base}/sb/healthz`), 200), { status: 'ok' });
+    assert.deepEqual(assertJson(await get(`${base}/sb/readyz?probe=1`), 200), { status: 'ready' });
+    assert.match((await get(`${base}/sb/metrics`)).body, /^switchboard_connections 0$/m);
+    assert.equal(assertJson(await apiRequest(`${base}/sb/api/stats`, 'listener-test-key', 'GET'), 200).connections, 0);
+    assertErrorBody(await apiRequest(`${base}/sb/api/nope`, 'listener-test-key', 'GET'), 404);
+    assert.equal((await get(`${base}/sb/dashboard`)).status, 200);
+    const head = await request(`${base}/sb/dashboard`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.body, '');
+    assertErrorBody(await get(`${base}/sb/nope`), 404);
+    assertErrorBody(await get(`${base}/sb`), 404);
+    assertErrorBody(await request(`${base}/sb/healthz`, { method: 'POST' }), 404);
+    // Without `next`, paths outside the prefix get the same JSON 404, the root's included.
+    assertErrorBody(await get(`${base}/healthz`), 404);
+    assertErrorBody(await get(`${base}/sbx/healthz`), 404);
+  });
+
+  void test('under a prefix with next: paths outside it go to next, paths below it stay Switchboard\'s', async (t) => {
+    const { base } = await listenerServer(t, { prefix: '/sb/' }, fromTheApp);
+    assert.deepEqual(assertJson(await get(`${base}/sb/healthz`), 200), { status: 'ok' });
+    assertErrorBody(await get(`${base}/sb/nope`), 404);
+    for (const path of ['/', '/healthz', '/sbx/healthz', '/other']) {
+      const answer = await get(`${base}${path}`);
+      assert.equal(answer.body, 'the app', path);
+    }
+  });
+
+  void test('at the root with next: only Switchboard\'s own paths (and methods) are its', async (t) => {
+    const { base } = await listenerServer(t, {}, fromTheApp);
+    assert.deepEqual(assertJson(await get(`${base}/healthz`), 200), { status: 'ok' });
+    // The API (off here: no key) owns all of /api.
+    assertErrorBody(await get(`${base}/api/stats`), 404);
+    assert.equal((await get(`${base}/other`)).body, 'the app');
+    assert.equal((await request(`${base}/healthz`, { method: 'POST' })).body, 'the app');
+  });
+
+  void test('websocketPath: a plain GET there answers 426, wherever the prefix is', async (t) => {
+    const { base } = await listenerServer(t, { prefix: '/sb', websocketPath: '/' }, fromTheApp);
+    const answer = await get(`${base}/`);
+    assertErrorBody(answer, 426);
+    assert.equal(answer.headers.upgrade, 'websocket');
+    assert.equal((await get(`${base}/other`)).body, 'the app');
+  });
+
+  void test('readiness follows the handler: 503 once it is closing', async (t) => {
+    const { base, handler } = await listenerServer(t, { prefix: '/sb' });
+    await handler.close();
+    assert.deepEqual(assertJson(await get(`${base}/sb/readyz`), 503), { status: 'not_ready', reason: 'shutting down' });
+  });
+
+  void test('a prefix that is not a path is refused; a trailing slash is dropped', () => {
+    const handler = new WebSocketHandler({ logger: pino({ level: 'silent' }) });
+    assert.throws(() => createRequestListener(handler, { prefix: 'switchboard' }), ConfigError);
+    assert.throws(() => createRequestListener(handler, { prefix: '/sb?x=1' }), ConfigError);
+    assert.doesNotThrow(() => createRequestListener(handler, { prefix: '/' }));
+    assert.doesNotThrow(() => createRequestListener(handler, { prefix: '/a/b/' }));
   });
 });

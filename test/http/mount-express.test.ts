@@ -1,0 +1,170 @@
+/**
+ * Switchboard inside an Express 5 application, as the README shows it: the app keeps its
+ * own routes and 404s, the WebSocket lives at /ws on the app's server, and the HTTP
+ * endpoints answer under /switchboard, over real sockets.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, describe, test, type TestContext } from 'node:test';
+import express, { type Express } from 'express';
+import { pino } from 'pino';
+import { WebSocketHandler } from '../../src/handler.js';
+import { createRequestListener } from '../../src/http/endpoints.js';
+import { closeBrowser, openPage } from '../helpers/browser.js';
+import { TestClient, isMessageOn } from '../helpers/client.js';
+import { apiRequest, assertErrorBody, assertJson, get, request } from '../helpers/http.js';
+
+const SUITE = { timeout: 60_000 };
+/** The dashboard polls every 2 s; generous for a noisy machine. */
+const GENEROUS_MS = 20_000;
+
+/** What the page-side functions use: the project compiles without lib "dom". */
+declare const document: { querySelector(selector: string): { textContent: string | null } | null };
+
+after(closeBrowser);
+const API_KEY = 'mount-express-test-key';
+
+interface App {
+  handler: WebSocketHandler;
+  /** http://127.0.0.1:PORT */
+  base: string;
+  ws: string;
+}
+
+/** `mount` puts Switchboard's endpoints into the app; the app's own routes come before and after. */
+async function startApp(t: TestContext, mount: (app: Express, handler: WebSocketHandler) => void): Promise<App> {
+  const handler = new WebSocketHandler({ apiKey: API_KEY, shutdownTimeout: 1, logger: pino({ level: 'silent' }) });
+  const app = express();
+  app.get('/hello', (_request, response) => {
+    response.json({ hello: 'from the app' });
+  });
+  mount(app, handler);
+  // After Switchboard: a body parser before it would consume the bodies the API reads.
+  app.use(express.json());
+  app.post('/echo', (request, response) => {
+    response.json(request.body as unknown);
+  });
+  const server: Server = app.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  handler.attach(server, { path: '/ws' });
+  t.after(async () => {
+    await handler.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  const { port } = server.address() as AddressInfo;
+  return { handler, base: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}/ws` };
+}
+
+const MOUNTS: Array<[string, (app: Express, handler: WebSocketHandler) => void]> = [
+  ["app.use('/switchboard', listener)", (app, handler) => app.use('/switchboard', createRequestListener(handler, { prefix: '/switchboard' }))],
+  ['app.use(listener) with the prefix', (app, handler) => app.use(createRequestListener(handler, { prefix: '/switchboard', websocketPath: '/ws' }))],
+];
+
+for (const [name, mount] of MOUNTS) {
+  void describe(`Express: ${name}`, SUITE, () => {
+    void test('the app answers its own routes, its own 404s and its own body-parsed POSTs', async (t) => {
+      const app = await startApp(t, mount);
+      assert.deepEqual(assertJson(await get(`${app.base}/hello`), 200), { hello: 'from the app' });
+      const missing = await get(`${app.base}/other`);
+      assert.equal(missing.status, 404);
+      assert.match(missing.headers['content-type'] ?? '', /^text\/html\b/, 'Express answers its own 404');
+      const echoed = await request(`${app.base}/echo`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"a":1}' });
+      assert.deepEqual(assertJson(echoed, 200), { a: 1 });
+    });
+
+    void test('WebSocket clients on /ws subscribe, publish and receive', async (t) => {
+      const app = await startApp(t, mount);
+      const alice = await TestClient.connect(app.ws);
+      const bob = await TestClient.connect(app.ws);
+      t.after(() => {
+        alice.close();
+        bob.close();
+      });
+      await alice.subscribe('chat.room.1');
+      await bob.subscribe('chat.room.1');
+      const delivered = bob.next(isMessageOn('chat.room.1'));
+      assert.equal((await alice.publish('chat.room.1', { text: 'inside express' })).recipients_count, 2);
+      assert.deepEqual((await delivered).message, { text: 'inside express' });
+      // The API, through Express, reaches the same clients.
+      const fromApi = alice.next(isMessageOn('chat.room.1'));
+      const published = await apiRequest(`${app.base}/switchboard/api/publish`, API_KEY, 'POST', { channel: 'chat.room.1', message: 'from the API' });
+      assert.deepEqual(assertJson(published, 200), { success: true, recipients_count: 2 });
+      assert.equal((await fromApi).message, 'from the API');
+      const stats = assertJson(await apiRequest(`${app.base}/switchboard/api/stats`, API_KEY, 'GET'), 200);
+      assert.equal(stats.connections, 2);
+    });
+
+    void test('health, readiness, metrics, the API and the dashboard answer under /switchboard', async (t) => {
+      const app = await startApp(t, mount);
+      assert.deepEqual(assertJson(await get(`${app.base}/switchboard/healthz`), 200), { status: 'ok' });
+      assert.deepEqual(assertJson(await get(`${app.base}/switchboard/readyz`), 200), { status: 'ready' });
+      const metrics = await get(`${app.base}/switchboard/metrics`);
+      assert.equal(metrics.status, 200);
+      assert.match(metrics.headers['content-type'] ?? '', /^text\/plain\b/);
+      assert.match(metrics.body, /^switchboard_connections 0$/m);
+      const stats = assertJson(await apiRequest(`${app.base}/switchboard/api/stats`, API_KEY, 'GET'), 200);
+      assert.equal(stats.connections, 0);
+      assertErrorBody(await apiRequest(`${app.base}/switchboard/api/stats`, null, 'GET'), 401);
+      const dashboard = await get(`${app.base}/switchboard/dashboard`);
+      assert.equal(dashboard.status, 200);
+      assert.match(dashboard.headers['content-type'] ?? '', /^text\/html\b/);
+      assert.match(dashboard.body, /<html/i);
+      const head = await request(`${app.base}/switchboard/healthz`, { method: 'HEAD' });
+      assert.equal(head.status, 200);
+      assert.equal(head.body, '');
+      // Below the prefix every path is Switchboard's: its own JSON 404.
+      assertErrorBody(await get(`${app.base}/switchboard/nope`), 404);
+      // Outside it, Switchboard's paths are the app's.
+      assert.equal((await get(`${app.base}/healthz`)).status, 404);
+      assert.match((await get(`${app.base}/healthz`)).headers['content-type'] ?? '', /^text\/html\b/);
+    });
+
+    void test('once the handler is closing, /switchboard/readyz answers 503', async (t) => {
+      const app = await startApp(t, mount);
+      await app.handler.close();
+      assert.deepEqual(assertJson(await get(`${app.base}/switchboard/readyz`), 503), { status: 'not_ready', reason: 'shutting down' });
+    });
+  });
+}
+
+void describe('Express: mounting details', SUITE, () => {
+  void test('mounted with app.use(listener), a plain GET on the WebSocket path answers 426', async (t) => {
+    const app = await startApp(t, (mounting, handler) => mounting.use(createRequestListener(handler, { prefix: '/switchboard', websocketPath: '/ws' })));
+    const answer = await get(`${app.base}/ws`);
+    assertErrorBody(answer, 426);
+    assert.equal(answer.headers.upgrade, 'websocket');
+  });
+
+  void test('a body parser mounted before Switchboard gets a 500 that says so, not a hung request', async (t) => {
+    const app = await startApp(t, (parsing, handler) => {
+      parsing.use(express.json());
+      parsing.use('/switchboard', createRequestListener(handler, { prefix: '/switchboard' }));
+    });
+    const answer = await apiRequest(`${app.base}/switchboard/api/publish`, API_KEY, 'POST', { channel: 'chat.room.1', message: 'x' });
+    assertErrorBody(answer, 500);
+    assert.match(answer.body, /before any body parser/);
+  });
+});
+
+void describe('Express: the dashboard under /switchboard, in a real browser', SUITE, () => {
+  void test('the page reads the API below its own prefix', async (t) => {
+    const app = await startApp(t, (mounting, handler) => mounting.use('/switchboard', createRequestListener(handler, { prefix: '/switchboard' })));
+    const client = await TestClient.connect(app.ws);
+    t.after(() => client.close());
+    await client.subscribe('chat.room.9');
+    const page = await openPage(t);
+    if (!page) return;
+    const fetched: string[] = [];
+    page.on('request', (outgoing) => fetched.push(new URL(outgoing.url()).pathname));
+    await page.goto(`${app.base}/switchboard/dashboard`);
+    await page.fill('#api-key', API_KEY);
+    await page.click('#key-form button[type="submit"]');
+    await page.waitForSelector('#dashboard', { state: 'visible', timeout: GENEROUS_MS });
+    await page.waitForFunction(() => (document.querySelector('#channels-table tbody')?.textContent ?? '').includes('chat.room.9'), undefined, { timeout: GENEROUS_MS });
+    assert.equal(await page.textContent('#connections'), '1');
+    assert.ok(fetched.includes('/switchboard/api/stats'), fetched.join(', '));
+    assert.ok(fetched.every((path) => path.startsWith('/switchboard/')), fetched.join(', '));
+  });
+});
