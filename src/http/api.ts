@@ -6,6 +6,7 @@
  *   GET  /api/channels           channels with subscriber counts
  *   GET  /api/channels/NAME      one channel's members
  *   POST /api/disconnect         {"user_id"} or {"connection_id"} → closes them with 1000
+ *   GET  /api/openapi.json       all of the above as an OpenAPI 3.1 document (openapi.ts)
  *
  * Cluster-wide when Redis is on. `Authorization: Bearer <WS_API_KEY>`: 404 for every
  * /api path when no key is configured, 401 for a wrong key (compared in constant time),
@@ -19,6 +20,7 @@ import type { WebSocketHandler } from '../handler.js';
 import { parseRequest } from '../protocol/inbound.js';
 import type { DisconnectResult } from '../views/cluster-view.js';
 import { sendJson } from './json.js';
+import { openApiDocument } from './openapi.js';
 
 
 /** A request the API refuses: status and the message of its `{"error"}` body. */
@@ -78,6 +80,12 @@ export class HttpApi {
     this.authorize(request);
     if (this.handler.isClosing) throw new ApiError(503, 'the server is shutting down');
     const method = request.method ?? 'GET';
+    // Behind the key like every /api path: it is of use only to whoever may call the API,
+    // and it names the version.
+    if (path === '/api/openapi.json') {
+      allow(method, 'GET');
+      return openApiDocument;
+    }
     if (path === '/api/publish') {
       allow(method, 'POST');
       return this.publish(await readJson(request, this.maxBodyBytes));
