@@ -6,7 +6,10 @@ export type ConnectionId = string;
 export type ChannelName = string;
 /** A request's `id`, copied into its reply so that the client can match them. */
 export type RequestId = string | number;
-/** A user id taken from a token; compared as a string. */
+/**
+ * A user id taken from a token, of the token's own JSON type: frames and the HTTP API show
+ * it as the token has it. `recipients` (and every other match) compare it as a string.
+ */
 export type UserId = string | number;
 
 /** A message on its way from a publisher to the subscribers of one channel. */

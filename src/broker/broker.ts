@@ -8,7 +8,7 @@
  * What the HTTP API asks of the cluster is a separate interface (views/cluster-view.ts);
  * every broker Switchboard ships implements both (`BrokerWithView`).
  */
-import type { ChannelName, ConnectionId } from '../types.js';
+import type { ChannelName, ConnectionId, UserId } from '../types.js';
 import type { ClusterView, LocalView } from '../views/cluster-view.js';
 
 /**
@@ -26,8 +26,11 @@ export interface Delivery {
 /** A connection as the cluster sees it. */
 export interface Member {
   readonly connectionId: ConnectionId;
-  /** The user id the connection is authenticated as (as a string), or null when anonymous. */
-  readonly userId: string | null;
+  /**
+   * The user id the connection is authenticated as, of the token's type (42 and "42" are
+   * shown apart), or null when anonymous. Recipients match it as `String(userId)`.
+   */
+  readonly userId: UserId | null;
 }
 
 /** What the node offers its broker: delivery to its own subscribers, and its own part of every view. */

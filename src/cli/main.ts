@@ -45,32 +45,54 @@ function version(): string {
   return pkg.version;
 }
 
+const OPTIONS = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  'env-file': { type: 'string' },
+  workers: { type: 'string' },
+  daemon: { type: 'boolean' },
+  'pid-file': { type: 'string' },
+  user: { type: 'string' },
+  role: { type: 'string' },
+  ttl: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
+
+/** What each option's value looks like, for the line that says one is missing. */
+const VALUE_HINTS: Readonly<Record<string, string>> = {
+  port: 'N',
+  host: 'H',
+  'env-file': 'F',
+  workers: 'N',
+  'pid-file': 'F',
+  user: 'ID',
+  role: 'R',
+  ttl: '1h',
+};
+
+/**
+ * The command and its options. parseArgs runs lenient and the tokens are checked here:
+ * its own errors are several lines long and quote unevenly, and a usage error is one line.
+ */
 function parse(argv: string[]): { command: string | undefined; values: Record<string, string | boolean | undefined> } {
-  try {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        port: { type: 'string' },
-        host: { type: 'string' },
-        'env-file': { type: 'string' },
-        workers: { type: 'string' },
-        daemon: { type: 'boolean' },
-        'pid-file': { type: 'string' },
-        user: { type: 'string' },
-        role: { type: 'string' },
-        ttl: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-    });
-    if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
-    return { command: positionals[0], values };
-  } catch (error) {
-    if (error instanceof UsageError) throw error;
-    throw new UsageError((error as Error).message.split('\n')[0] ?? 'bad arguments');
+  const { values, positionals, tokens } = parseArgs({ args: argv, allowPositionals: true, strict: false, tokens: true, options: OPTIONS });
+  for (const token of tokens) {
+    if (token.kind !== 'option') continue;
+    if (!Object.hasOwn(OPTIONS, token.name)) throw new UsageError(`unknown option '${token.rawName}' (try: switchboard --help)`);
+    const option = OPTIONS[token.name as keyof typeof OPTIONS];
+    if (option.type === 'boolean') {
+      if (token.value !== undefined) throw new UsageError(`option '${token.rawName}' takes no value`);
+      continue;
+    }
+    // Lenient parsing takes the next argument as the value even when it is another option
+    // (`--port --host x`); strict parsing refuses that too.
+    if (token.value === undefined || (token.inlineValue === false && token.value.startsWith('-'))) {
+      throw new UsageError(`option '${token.rawName}' needs a value (${token.rawName} ${VALUE_HINTS[token.name] ?? 'VALUE'})`);
+    }
   }
+  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
+  return { command: positionals[0], values };
 }
 
 function configFrom(values: Record<string, string | boolean | undefined>): SwitchboardOptions {
@@ -129,10 +151,19 @@ async function start(args: string[], options: SwitchboardOptions): Promise<numbe
       await handler.close();
       process.exit(1);
     }
-    logger.error(message);
-    logger.flush();
-    if (isDaemonChild) reportToParent({ type: 'failed', message, exitCode: 1 });
-    else process.stderr.write(`switchboard: ${message}\n`);
+    if (isDaemonChild) {
+      logger.error(message);
+      logger.flush();
+      reportToParent({ type: 'failed', message, exitCode: 1 });
+    } else {
+      // In the foreground the plain line on stderr is the one report: a log line too would
+      // say it twice (on stdout, unless the log goes to a file).
+      if (logFile !== null) {
+        logger.error(message);
+        logger.flush();
+      }
+      process.stderr.write(`switchboard: ${message}\n`);
+    }
     return 1;
   }
 

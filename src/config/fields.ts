@@ -60,7 +60,7 @@ function boolean(value: unknown): boolean {
     if (TRUE_WORDS.has(word)) return true;
     if (FALSE_WORDS.has(word)) return false;
   }
-  throw new Problem(`${show(value)} is not a boolean (true or false)`);
+  throw new Problem(`${show(value)} is not a boolean: use true, false, yes, no, on, off, 1 or 0`);
 }
 
 function nonEmptyString(value: unknown): string {

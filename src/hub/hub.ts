@@ -158,7 +158,7 @@ export class Hub implements LocalNode {
   async join(connection: Connection, channel: ChannelName): Promise<void> {
     this.registry.subscribe(connection, channel);
     try {
-      await this.broker.join(channel, { connectionId: connection.id, userId: connection.userKey });
+      await this.broker.join(channel, { connectionId: connection.id, userId: connection.userId });
     } catch (error) {
       this.leave(connection, channel);
       throw error;
@@ -188,7 +188,7 @@ export class Hub implements LocalNode {
   rejoin(connection: Connection): void {
     for (const channel of connection.channels) {
       Promise.resolve()
-        .then(() => this.broker.join(channel, { connectionId: connection.id, userId: connection.userKey }))
+        .then(() => this.broker.join(channel, { connectionId: connection.id, userId: connection.userId }))
         .catch((error: unknown) => this.logger.error({ err: error, channel }, 'broker join failed'));
     }
   }
@@ -235,7 +235,7 @@ export class Hub implements LocalNode {
   }
 
   members(channel: ChannelName): MemberInfo[] {
-    return [...(this.registry.subscribers(channel) ?? [])].map((connection) => ({ connectionId: connection.id, userId: connection.userKey, node: this.nodeId }));
+    return [...(this.registry.subscribers(channel) ?? [])].map((connection) => ({ connectionId: connection.id, userId: connection.userId, node: this.nodeId }));
   }
 
   /** Closes this node's connections that match `target` with 1000 "disconnected by server". */

@@ -4,7 +4,7 @@
  * seam (fan-out and membership), so that a broker is not shaped by the API; every
  * broker Switchboard ships implements both, the in-memory one from its own node alone.
  */
-import type { ChannelName, ConnectionId } from '../types.js';
+import type { ChannelName, ConnectionId, UserId } from '../types.js';
 
 /** What a node's figures look like to the cluster (GET /api/stats). */
 export interface NodeReport {
@@ -34,7 +34,8 @@ export interface DisconnectResult {
 /** A channel member as the cluster sees it (GET /api/channels/NAME). */
 export interface MemberInfo {
   readonly connectionId: ConnectionId;
-  readonly userId: string | null;
+  /** As the member's token carries it: a number stays a number (null when anonymous). */
+  readonly userId: UserId | null;
   readonly node: string;
 }
 

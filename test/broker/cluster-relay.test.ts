@@ -20,7 +20,7 @@ function relayWithInboxes(): { relay: ClusterRelay; inbox: Map<number, PrimaryMe
   return { relay, inbox, gone };
 }
 
-const join = (id: number, channel: string, connectionId: string, userId: string | null = null) => ({ sb: 'join', id, channel, connectionId, userId });
+const join = (id: number, channel: string, connectionId: string, userId: string | number | null = null) => ({ sb: 'join', id, channel, connectionId, userId });
 const frame = (id: number): Buffer => Buffer.from(`{"n":${id}}`);
 const publish = (id: number, channel: string, recipients: string[] | null = null) => ({ sb: 'publish', id, channel, recipients, frame: frame(id) });
 const deliveries = (messages: PrimaryMessage[] | undefined) => (messages ?? []).filter((message) => message.sb === 'deliver');
@@ -53,6 +53,27 @@ test('recipients_count counts the listed users\' connections on every worker, an
   relay.handle(3, join(1, 'room', 'c-1', null));
   relay.handle(3, publish(2, 'room', ['7', '9']));
   assert.deepEqual(replies(inbox.get(3)).at(-1), { sb: 'reply', id: 2, count: 2 });
+});
+
+test('members keep the type of their user id (42 and "42" apart), while recipients match both as the string "42"', () => {
+  const { relay, inbox } = relayWithInboxes();
+  relay.handle(1, join(1, 'room', 'a-1', 42));
+  relay.handle(2, join(1, 'room', 'b-1', '42'));
+  relay.handle(2, join(2, 'room', 'b-2', null));
+  relay.handle(1, { sb: 'query', id: 2, query: 'members', channel: 'room' });
+  assert.deepEqual(inbox.get(1)?.at(-1), {
+    sb: 'answer',
+    id: 2,
+    data: [
+      { connectionId: 'a-1', userId: 42, node: 'a' },
+      { connectionId: 'b-1', userId: '42', node: 'b' },
+      { connectionId: 'b-2', userId: null, node: 'b' },
+    ],
+  });
+  relay.handle(1, publish(3, 'room', ['42']));
+  assert.deepEqual(replies(inbox.get(1)).at(-1), { sb: 'reply', id: 3, count: 2 });
+  // A user id that is neither a string nor a finite number is not a join.
+  assert.equal(relay.handle(1, join(4, 'room', 'a-2', Number.NaN)), false);
 });
 
 test('joining twice counts once; a user id change replaces the old one', () => {

@@ -149,6 +149,29 @@ test('GET /api/stats on node A counts the connections and channels of both nodes
   assert.equal(fromB.channels, 3);
 });
 
+/**
+ * How soon after a node is ready another node's /api/stats must show it ready: generous
+ * for a slow machine, yet well short of the production check interval (3 s), at which the
+ * node would report anyway.
+ */
+const READY_REPORT_MS = 2000;
+
+test('GET /api/stats on node B shows node A ready right after A becomes ready, with the production check interval', async (t) => {
+  const redis = await startRedis(t);
+  if (!redis) return;
+  const b = await startNode(t, redis, { apiKey: KEY });
+  const a = await startNode(t, redis, { apiKey: KEY });
+  assert.equal(a.handler.notReadyReason(), null, 'node A is ready once started');
+
+  const deadline = Date.now() + READY_REPORT_MS;
+  for (;;) {
+    const stats = (await ok(api(b, 'GET', '/api/stats'))) as unknown as Stats;
+    if (stats.nodes.some((node) => node.id === a.handler.nodeId && node.ready)) break;
+    assert.ok(Date.now() < deadline, `node B did not show node A ready within ${READY_REPORT_MS} ms; last answer: ${JSON.stringify(stats)}`);
+    await sleep(50);
+  }
+});
+
 test('GET /api/stats lists a third node once it runs, and forgets it once it has left', async (t) => {
   const redis = await startRedis(t);
   if (!redis) return;
@@ -206,7 +229,7 @@ test("GET /api/channels/NAME on node A lists the members on B with B's node id a
     [
       { connection_id: connectionId(anonymousOnA), user_id: null, node: a.handler.nodeId },
       { connection_id: connectionId(aliceOnB), user_id: 'alice', node: b.handler.nodeId },
-      { connection_id: connectionId(numericOnB), user_id: '42', node: b.handler.nodeId },
+      { connection_id: connectionId(numericOnB), user_id: 42, node: b.handler.nodeId },
     ].sort(byId),
   );
   assert.deepEqual(await ok(api(a, 'GET', '/api/channels/never.used')), { channel: 'never.used', subscribers: 0, members: [] });

@@ -111,7 +111,7 @@ test('after Redis restarts empty, every node re-registers its memberships and re
   const onA = [await connect(t, a), await connect(t, a, 'alice')];
   const onB = [await connect(t, b, 'bob')];
   await subscribeAll([...onA, ...onB]);
-  const expectedMembers = { [connectionId(onA[0]!)]: '', [connectionId(onA[1]!)]: 'alice', [connectionId(onB[0]!)]: 'bob' };
+  const expectedMembers = { [connectionId(onA[0]!)]: '', [connectionId(onA[1]!)]: '"alice"', [connectionId(onB[0]!)]: '"bob"' };
   assert.deepEqual(await redis.client.hgetall(keys.members()), expectedMembers);
 
   await redis.stop();
@@ -151,8 +151,8 @@ test('subscriptions made and ended during an outage are registered and removed i
   await redis.start();
   await waitUntilReady(a, b);
 
-  assert.deepEqual(await redis.client.hgetall(keys.members()), { [connectionId(staying)]: '', [connectionId(joining)]: 'carol', [connectionId(onB)]: '' });
-  assert.deepEqual(await redis.client.hgetall(keys.members('chat.room.2')), { [connectionId(joining)]: 'carol' });
+  assert.deepEqual(await redis.client.hgetall(keys.members()), { [connectionId(staying)]: '', [connectionId(joining)]: '"carol"', [connectionId(onB)]: '' });
+  assert.deepEqual(await redis.client.hgetall(keys.members('chat.room.2')), { [connectionId(joining)]: '"carol"' });
   assert.equal(await numsub(redis, keys.pub('chat.room.2')), 1);
   assert.equal((await onB.publish(CHANNEL, 'to carol', { recipients: ['carol', 'alice'] })).recipients_count, 1);
   await receivedAtLeast(joining, isMessage(CHANNEL, 'to carol'));
@@ -303,7 +303,7 @@ test('a node started while Redis is unreachable listens, serves its clients loca
 
   await redis.start();
   await waitUntilReady(a);
-  assert.deepEqual(await redis.client.hgetall(keys.members()), { [connectionId(clients[0]!)]: '', [connectionId(clients[1]!)]: 'alice' });
+  assert.deepEqual(await redis.client.hgetall(keys.members()), { [connectionId(clients[0]!)]: '', [connectionId(clients[1]!)]: '"alice"' });
   const b = await startNode(t, redis);
   const onB = await connect(t, b);
   await subscribeAll([onB]);

@@ -253,7 +253,7 @@ test('a node holds one Redis subscription per channel, whatever its number of lo
   assert.deepEqual(((await redis.client.pubsub('CHANNELS', `${PREFIX}*`)) as string[]).sort(), [`${PREFIX}control`, `${PREFIX}reply:{${a.handler.nodeId}}`, `${PREFIX}reply:{${b.handler.nodeId}}`].sort());
 });
 
-test('the members hash holds each subscribed connection with its user id (empty when anonymous), and leaving removes it', async (t) => {
+test('the members hash holds each subscribed connection with its user id as JSON (empty when anonymous), and leaving removes it', async (t) => {
   const redis = await startRedis(t);
   if (!redis) return;
   const a = await startNode(t, redis);
@@ -266,8 +266,8 @@ test('the members hash holds each subscribed connection with its user id (empty 
 
   assert.deepEqual(await redis.client.hgetall(keys.members()), {
     [connectionId(anonymous)]: '',
-    [connectionId(aliceOnA)]: 'alice',
-    [connectionId(aliceOnB)]: 'alice',
+    [connectionId(aliceOnA)]: '"alice"',
+    [connectionId(aliceOnB)]: '"alice"',
     [connectionId(bob)]: '42',
   });
   assert.deepEqual(await redis.client.hgetall(keys.users()), { alice: '2', '42': '1' });
@@ -276,7 +276,7 @@ test('the members hash holds each subscribed connection with its user id (empty 
   await until(async () => !(await redis.client.hexists(keys.members(), connectionId(aliceOnA))), GENEROUS_MS, 'the unsubscribed member to leave the hash');
   bob.close();
   await until(async () => !(await redis.client.hexists(keys.members(), connectionId(bob))), GENEROUS_MS, 'the disconnected member to leave the hash');
-  assert.deepEqual(await redis.client.hgetall(keys.members()), { [connectionId(anonymous)]: '', [connectionId(aliceOnB)]: 'alice' });
+  assert.deepEqual(await redis.client.hgetall(keys.members()), { [connectionId(anonymous)]: '', [connectionId(aliceOnB)]: '"alice"' });
   assert.deepEqual(await redis.client.hgetall(keys.users()), { alice: '1' });
 
   anonymous.close();
@@ -298,7 +298,7 @@ test('an anonymous subscriber that authenticates later shows its user id in Redi
   const token = await mintToken(a.handler.options.auth, { userId: 'dave', role: 'user', ttlSeconds: 3600 });
   const auth = await dave.request('auth', { token });
   assert.equal(auth.authenticated, true);
-  await until(async () => (await redis.client.hget(keys.members(), connectionId(dave))) === 'dave', GENEROUS_MS, 'the member to carry its user id');
+  await until(async () => (await redis.client.hget(keys.members(), connectionId(dave))) === '"dave"', GENEROUS_MS, 'the member to carry its user id');
   assert.deepEqual(await redis.client.hgetall(keys.users()), { dave: '1' });
 
   assert.equal((await publisher.publish(CHANNEL, 'after auth', { recipients: ['dave'] })).recipients_count, 1);

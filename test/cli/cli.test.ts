@@ -152,6 +152,35 @@ test('an unknown flag stops start-up with exit 2 and one line naming the flag', 
   await assertStartRefused(t, { args: ['--no-such-flag'] }, '--no-such-flag');
 });
 
+test('a misspelt flag with a value after it (start --prot 9000) is one plain usage line, quotes balanced, exit 2', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const result = await assertStartRefused(t, { args: ['--prot', '9000'] }, '--prot');
+  assert.equal(result.stderr, "switchboard: unknown option '--prot' (try: switchboard --help)\n");
+  assert.equal(result.stdout, '');
+});
+
+test('a flag that needs a value given none stops start-up with exit 2 and one line naming the flag', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  for (const args of [['--port'], ['--port', '--host', '127.0.0.1']]) {
+    const result = await assertStartRefused(t, { args }, '--port');
+    assert.equal(result.stderr, "switchboard: option '--port' needs a value (--port N)\n", `for ${args.join(' ')}`);
+  }
+  const token = await runCli(t, ['token', '--user'], { cwd: tempDir(t), env: cliEnv({ TOKEN_SECRET: 'a-token-secret-of-at-least-32-bytes-long' }) });
+  assert.equal(token.code, EXIT_BAD_CONFIG);
+  assertOneCleanLine(token.stderr, "'--user' needs a value");
+  assert.equal(token.stdout, '');
+});
+
+test('a value given to a flag that takes none (--daemon=yes) stops start-up with exit 2 and one line', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const result = await assertStartRefused(t, { args: ['--daemon=yes'] }, "'--daemon' takes no value");
+  assert.match(result.stderr, /^switchboard: /);
+});
+
+test('a bad boolean stops start-up with exit 2 and one line naming the variable and every accepted word', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const result = await assertStartRefused(t, { env: { WS_ALLOW_ANONYMOUS: 'maybe' } }, 'WS_ALLOW_ANONYMOUS');
+  assert.match(result.stderr, /^switchboard: /);
+  for (const word of ['true', 'false', 'yes', 'no', 'on', 'off', '1', '0']) assert.match(result.stderr, new RegExp(`\\b${word}\\b`), `names '${word}': ${result.stderr}`);
+  assert.doesNotMatch(result.stderr, /\(true or false\)/);
+});
+
 test('a bad --port flag value stops start-up with exit 2 and one line naming the port', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   await assertStartRefused(t, { args: ['--port', 'abc'] }, /port/);
 });
@@ -319,13 +348,13 @@ test('a second SIGTERM during shutdown does not kill the process: it still exits
 // Port in use
 // ---------------------------------------------------------------------------------------
 
-test('a port already in use exits non-zero with one line on stderr saying the port is in use', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+test('a port already in use exits 1 with exactly one plain line on stderr saying the port is in use, and nothing on stdout', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const port = await occupyPort(t);
   const result = await runCli(t, ['start'], { cwd: tempDir(t), env: serverEnv({ WS_PORT: String(port) }) });
-  assert.notEqual(result.code, 0);
-  assert.notEqual(result.code, null, 'the process must exit, not die by a signal');
+  assert.equal(result.code, 1, `exit code (stderr: ${result.stderr})`);
   assertOneCleanLine(result.stderr, /in use/i);
-  assert.ok(result.stderr.includes(String(port)), `stderr names the port: ${result.stderr}`);
+  assert.match(result.stderr, new RegExp(`^switchboard: cannot listen on 127\\.0\\.0\\.1:${port}: the port is already in use `));
+  assert.equal(result.stdout, '', 'no log line repeats it on stdout');
 });
 
 // ---------------------------------------------------------------------------------------

@@ -626,9 +626,9 @@ test('with 3 workers and no Redis, the HTTP API answers for every worker: stats,
     assert.equal((stats.nodes as unknown[]).length, 3);
     assert.deepEqual(await api('/api/channels'), { channels: [{ channel: 'chat.api', subscribers: total }] });
   }
-  const members = (await api('/api/channels/chat.api')).members as Array<{ connection_id: string; user_id: string | null; node: string }>;
+  const members = (await api('/api/channels/chat.api')).members as Array<{ connection_id: string; user_id: string | number | null; node: string }>;
   assert.deepEqual(members.map((member) => member.connection_id).sort(), [...users, ...anonymous].map((client) => String(client.welcome.connection_id)).sort());
-  assert.equal(members.filter((member) => member.user_id === '42').length, users.length);
+  assert.equal(members.filter((member) => member.user_id === 42).length, users.length);
 
   assert.deepEqual(await api('/api/publish', { channel: 'chat.api', message: 'from the backend' }), { success: true, recipients_count: total });
   for (const client of [...users, ...anonymous]) await client.next((frame) => frame.action === 'message' && frame.message === 'from the backend');
@@ -640,6 +640,31 @@ test('with 3 workers and no Redis, the HTTP API answers for every worker: stats,
     assert.equal(close.reason, 'disconnected by server');
   }
   assert.ok(anonymous.every(isOpen), 'the other connections stay open');
+});
+
+test('with 2 workers and no Redis, a numeric user id and a string one of the same digits show as 42 and "42" in welcome and in /api/channels/NAME on every worker', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const secret = 'workers-user-id-secret-of-at-least-32-bytes';
+  const auth = { secret, publicKey: null, issuer: null, audience: null };
+  const key = 'workers-user-id-key';
+  const { url } = await startCluster(t, serverEnv({ WS_WORKER_NUM: '2', TOKEN_SECRET: secret, WS_API_KEY: key }));
+  const as = async (userId: string | number): Promise<ClientOptions> => ({ headers: { Authorization: `Bearer ${await mintToken(auth, { userId, role: 'user', ttlSeconds: 3600 })}` } });
+  // Each user on both workers: whichever worker answers, the other's members come through the relay.
+  const numeric = await connectAcross(t, url, 2, await as(42));
+  const text = await connectAcross(t, url, 2, await as('42'));
+  for (const client of numeric) assert.equal(client.welcome.user_id, 42);
+  for (const client of text) assert.equal(client.welcome.user_id, '42');
+  await subscribeAll([...numeric, ...text], 'chat.ids');
+
+  const expected = [...numeric.map((client) => [client.welcome.connection_id, 42]), ...text.map((client) => [client.welcome.connection_id, '42'])].sort();
+  for (let round = 0; round < 4; round++) {
+    const response = await fetch(`${httpBase(url).replace(/\/$/, '')}/api/channels/chat.ids`, { headers: { Authorization: `Bearer ${key}` } });
+    assert.equal(response.status, 200);
+    const { members } = (await response.json()) as { members: Array<{ connection_id: string; user_id: unknown }> };
+    assert.deepEqual(members.map((member) => [member.connection_id, member.user_id]).sort(), expected, `round ${round}`);
+  }
+  // Recipients still compare as strings: '42' addresses both users' connections on both workers.
+  const ack = await publish(text[0]!, 'chat.ids', 'to 42', { recipients: ['42'] });
+  assert.equal(ack.recipients_count, numeric.length + text.length);
 });
 
 test('with 3 workers, /metrics on the shared port answers for all workers on every scrape', { timeout: TEST_TIMEOUT_MS }, async (t) => {

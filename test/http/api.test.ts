@@ -486,7 +486,7 @@ interface ChannelList {
 interface ChannelMembers {
   channel: string;
   subscribers: number;
-  members: Array<{ connection_id: string; user_id: string | null; node: string }>;
+  members: Array<{ connection_id: string; user_id: string | number | null; node: string }>;
 }
 
 const channelList = async (server: TestServer): Promise<ChannelList> => (await ok(api(server, 'GET', '/api/channels'))) as unknown as ChannelList;
@@ -531,7 +531,7 @@ void describe('GET /api/channels and /api/channels/NAME', SUITE, () => {
     assert.deepEqual(await members(server, 'left'), { channel: 'left', subscribers: 0, members: [] });
   });
 
-  void test("one channel's members: connection ids as in the welcome frames, user ids as strings (null when anonymous), this node's id", async (t) => {
+  void test("one channel's members: connection ids as in the welcome frames, user ids of the token's type (null when anonymous), this node's id", async (t) => {
     const server = await start(t);
     const anonymous = await connect(t, server);
     const alice = await connect(t, server, 'alice');
@@ -549,9 +549,30 @@ void describe('GET /api/channels and /api/channels/NAME', SUITE, () => {
       [
         { connection_id: connectionId(anonymous), user_id: null, node },
         { connection_id: connectionId(alice), user_id: 'alice', node },
-        { connection_id: connectionId(numeric), user_id: '42', node },
+        { connection_id: connectionId(numeric), user_id: 42, node },
       ].sort(byId),
     );
+  });
+
+  void test('a numeric user id and a string one of the same digits show as 42 and "42", in welcome and in the member list; recipients match both', async (t) => {
+    const server = await start(t);
+    const numeric = await connect(t, server, 42);
+    const text = await connect(t, server, '42');
+    assert.equal(numeric.welcome.user_id, 42);
+    assert.equal(text.welcome.user_id, '42');
+    await subscribe([numeric, text]);
+
+    const node = server.handler.nodeId;
+    assert.deepEqual(
+      [...(await members(server, CHANNEL)).members].sort(byId),
+      [
+        { connection_id: connectionId(numeric), user_id: 42, node },
+        { connection_id: connectionId(text), user_id: '42', node },
+      ].sort(byId),
+    );
+    // Recipients compare user ids as strings (SPEC): one '42' addresses both.
+    assert.deepEqual(await ok(api(server, 'POST', '/api/publish', { channel: CHANNEL, message: 'to 42', recipients: ['42'] })), { success: true, recipients_count: 2 });
+    for (const client of [numeric, text]) await client.next(isMessageOn(CHANNEL));
   });
 
   void test('a URL-encoded channel name is decoded, and the plain form of the same name works too', async (t) => {

@@ -5,7 +5,7 @@
  */
 import { nodeOfConnection } from '../../ids.js';
 import { PendingRequests } from '../../rpc/pending-requests.js';
-import type { ChannelName, ConnectionId } from '../../types.js';
+import type { ChannelName, ConnectionId, UserId } from '../../types.js';
 import type { DisconnectResult, DisconnectTarget, MemberInfo, NodeReport } from '../../views/cluster-view.js';
 import { parseWorkerMessage, type PrimaryMessage, type WorkerMessage } from './messages.js';
 
@@ -13,8 +13,11 @@ import { parseWorkerMessage, type PrimaryMessage, type WorkerMessage } from './m
 const PARTS_WAIT_MS = 1000;
 
 export class ClusterRelay {
-  /** channel → connection id → its worker and user id ('' when anonymous) */
-  private readonly channels = new Map<ChannelName, Map<ConnectionId, { worker: number; userId: string }>>();
+  /**
+   * channel → connection id → its worker, its user id as the token has it (for the views),
+   * and that id as a string (what `recipients` match; '' when anonymous)
+   */
+  private readonly channels = new Map<ChannelName, Map<ConnectionId, { worker: number; userId: UserId | null; key: string }>>();
   /** worker → channel → its connections in it */
   private readonly workerChannels = new Map<number, Map<ChannelName, number>>();
   /** worker → its node id, from its hello: who did not answer, as the API names nodes. */
@@ -43,7 +46,7 @@ export class ClusterRelay {
         this.sendTo(worker, { sb: 'reply', id: request.id, count: this.relay(worker, request) });
         break;
       case 'join':
-        this.join(worker, request.channel, request.connectionId, request.userId ?? '');
+        this.join(worker, request.channel, request.connectionId, request.userId);
         this.sendTo(worker, { sb: 'reply', id: request.id, count: 0 });
         break;
       case 'leave':
@@ -70,7 +73,7 @@ export class ClusterRelay {
       case 'members':
         reply(
           [...(this.channels.get(request.channel) ?? [])].map(
-            ([connectionId, member]): MemberInfo => ({ connectionId, userId: member.userId === '' ? null : member.userId, node: nodeOfConnection(connectionId) }),
+            ([connectionId, member]): MemberInfo => ({ connectionId, userId: member.userId, node: nodeOfConnection(connectionId) }),
           ),
         );
         return;
@@ -136,18 +139,18 @@ export class ClusterRelay {
     if (message.recipients === null) return members.size;
     const recipients = new Set(message.recipients);
     let count = 0;
-    for (const member of members.values()) if (member.userId !== '' && recipients.has(member.userId)) count++;
+    for (const member of members.values()) if (member.key !== '' && recipients.has(member.key)) count++;
     return count;
   }
 
-  private join(worker: number, channel: ChannelName, connectionId: ConnectionId, userId: string): void {
+  private join(worker: number, channel: ChannelName, connectionId: ConnectionId, userId: UserId | null): void {
     let members = this.channels.get(channel);
     if (members === undefined) {
       members = new Map();
       this.channels.set(channel, members);
     }
     const known = members.has(connectionId);
-    members.set(connectionId, { worker, userId });
+    members.set(connectionId, { worker, userId, key: userId === null ? '' : String(userId) });
     if (known) return;
     let channels = this.workerChannels.get(worker);
     if (channels === undefined) {

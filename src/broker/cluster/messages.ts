@@ -7,7 +7,7 @@
  * listens to one IPC channel for several purposes (the relay, /metrics, start-up), and a
  * message meant for one of them must never be taken for another's.
  */
-import type { ChannelName, ConnectionId } from '../../types.js';
+import type { ChannelName, ConnectionId, UserId } from '../../types.js';
 import type { DisconnectTarget, NodeReport } from '../../views/cluster-view.js';
 
 /** A cluster-wide view a worker asks the primary for. */
@@ -18,7 +18,7 @@ export type WorkerMessage =
   /** The worker's node id, sent once at start: the relay names the workers that did not answer by it. */
   | { sb: 'hello'; nodeId: string }
   | { sb: 'publish'; id: number; channel: ChannelName; recipients: readonly string[] | null; frame: Buffer }
-  | { sb: 'join'; id: number; channel: ChannelName; connectionId: ConnectionId; userId: string | null }
+  | { sb: 'join'; id: number; channel: ChannelName; connectionId: ConnectionId; userId: UserId | null }
   | { sb: 'leave'; channel: ChannelName; connectionId: ConnectionId }
   | ({ sb: 'query'; id: number } & Query)
   /** A worker's part of a question the primary put to every worker (`ask`). */
@@ -67,6 +67,7 @@ export function isSwitchboardMessage(message: unknown): boolean {
 
 const isId = (value: unknown): value is number => Number.isSafeInteger(value);
 const isString = (value: unknown): value is string => typeof value === 'string';
+const isUserId = (value: unknown): value is UserId | null => value === null || isString(value) || (typeof value === 'number' && Number.isFinite(value));
 const isRecipients = (value: unknown): value is readonly string[] | null => value === null || (Array.isArray(value) && value.every(isString));
 
 function isTarget(value: unknown): value is DisconnectTarget {
@@ -99,7 +100,7 @@ export function parseWorkerMessage(message: unknown): WorkerMessage | null {
     case 'publish':
       return isId(fields.id) && isString(fields.channel) && isRecipients(fields.recipients) && Buffer.isBuffer(fields.frame) ? (fields as WorkerMessage) : null;
     case 'join':
-      return isId(fields.id) && isString(fields.channel) && isString(fields.connectionId) && (fields.userId === null || isString(fields.userId)) ? (fields as WorkerMessage) : null;
+      return isId(fields.id) && isString(fields.channel) && isString(fields.connectionId) && isUserId(fields.userId) ? (fields as WorkerMessage) : null;
     case 'leave':
       return isString(fields.channel) && isString(fields.connectionId) ? (fields as WorkerMessage) : null;
     case 'query':

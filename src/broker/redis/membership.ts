@@ -13,13 +13,13 @@ import type { Logger } from 'pino';
 import type { ChannelName, ConnectionId } from '../../types.js';
 import type { Member } from '../broker.js';
 import type { RedisConnections } from './connections.js';
-import { nodeMemberEntry, parseNodeMemberEntry, type RedisKeys } from './redis-keys.js';
+import { encodeUserId, nodeMemberEntry, parseNodeMemberEntry, type RedisKeys } from './redis-keys.js';
 
 /** Commands pipelined at a time in bulk work (resync, shutdown, scans). */
 export const BATCH = 500;
 
 interface LocalChannel {
-  /** connection id → user id ('' when anonymous) */
+  /** connection id → its user id as the members hash holds it (encodeUserId) */
   readonly members: Map<ConnectionId, string>;
   /** The SUBSCRIBE for this channel, once sent. */
   subscribed: Promise<unknown>;
@@ -60,10 +60,10 @@ export class Membership {
       this.byPubChannel.set(this.keys.messages(channel), channel);
       if (subscriber.status === 'ready') entry.subscribed = subscriber.subscribe(this.keys.messages(channel));
     }
-    const userId = member.userId ?? '';
-    entry.members.set(member.connectionId, userId);
+    const storedUserId = encodeUserId(member.userId);
+    entry.members.set(member.connectionId, storedUserId);
     const work: Array<Promise<unknown>> = [entry.subscribed];
-    if (commands.status === 'ready') work.push(this.register(channel, member.connectionId, userId));
+    if (commands.status === 'ready') work.push(this.register(channel, member.connectionId, storedUserId));
     try {
       await Promise.all(work);
     } catch (error) {
@@ -112,8 +112,8 @@ export class Membership {
     // (or will be) unregistered by leave(), after this.
     const members = this.all();
     failures += await inBatches(members, ([channel, connectionId]) => {
-      const userId = this.localChannels.get(channel)?.members.get(connectionId);
-      return userId === undefined ? Promise.resolve() : this.register(channel, connectionId, userId);
+      const storedUserId = this.localChannels.get(channel)?.members.get(connectionId);
+      return storedUserId === undefined ? Promise.resolve() : this.register(channel, connectionId, storedUserId);
     });
     const pubChannels = [...this.byPubChannel.keys()];
     for (let index = 0; index < pubChannels.length; index += BATCH) {
@@ -159,10 +159,10 @@ export class Membership {
     if (this.connections.bothReady()) this.refused();
   }
 
-  private register(channel: ChannelName, connectionId: ConnectionId, userId: string): Promise<unknown> {
+  private register(channel: ChannelName, connectionId: ConnectionId, storedUserId: string): Promise<unknown> {
     const { commands } = this.connections;
     return Promise.all([
-      commands.switchboardJoin(this.keys.members(channel), this.keys.users(channel), connectionId, userId),
+      commands.switchboardJoin(this.keys.members(channel), this.keys.users(channel), connectionId, storedUserId),
       commands.sadd(this.keys.nodeMembers(this.nodeId), nodeMemberEntry(channel, connectionId)),
     ]);
   }

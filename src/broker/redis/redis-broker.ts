@@ -94,6 +94,9 @@ export class RedisBroker implements BrokerWithView {
     this.state = new SyncState(this.connections, nodeId, this.logger, {
       resync: (current) => this.resync(current),
       lost: () => this.fanout.hold(),
+      // The beat during the resync reported the node not ready yet; without another one now,
+      // the other nodes would show it not ready until the next check interval.
+      ready: () => this.heartbeat(false),
     });
     this.membership = new Membership(this.connections, keys, nodeId, this.logger, () => this.state.resyncSoon());
     this.view = new RedisClusterView({
@@ -178,7 +181,12 @@ export class RedisBroker implements BrokerWithView {
   private tick(): void {
     if (this.state.isClosing) return;
     this.connections.watch((problem) => this.state.silent(problem));
-    if (this.connections.commands.status !== 'ready') return;
+    this.heartbeat(true);
+  }
+
+  /** Refreshes the liveness key and this node's report; registers again when its entries were removed. */
+  private heartbeat(checkOthers: boolean): void {
+    if (this.state.isClosing || this.connections.commands.status !== 'ready') return;
     this.liveness
       .beat()
       .then(async (intact) => {
@@ -186,7 +194,7 @@ export class RedisBroker implements BrokerWithView {
           if (this.state.synced) this.logger.warn(`this node's entries in Redis were removed while it ran (it was silent for longer than ${this.nodeTtlMs / 1000}s); registering again`);
           this.state.sync();
         }
-        if (this.state.synced && !this.state.isClosing) await this.liveness.checkOthers();
+        if (checkOthers && this.state.synced && !this.state.isClosing) await this.liveness.checkOthers();
       })
       .catch((error: unknown) => this.logger.debug({ err: error }, 'heartbeat failed'));
   }

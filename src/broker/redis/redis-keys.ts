@@ -5,7 +5,7 @@
  * slot and the scripts that touch a group stay valid there.
  *
  *   P{C}:pub          pub/sub channel carrying C's messages between nodes
- *   P{C}:members      hash  connection id → user id ('' when anonymous): who is in C
+ *   P{C}:members      hash  connection id → user id as JSON (42, "42"; '' when anonymous): who is in C
  *   P{C}:users        hash  user id → number of its connections in C (presence, recipients_count)
  *   P{C}:history      stream of C's recent messages (reserved for history)
  *   Pnodes            hash  node id → JSON {pid, host, started}: the nodes of the cluster
@@ -17,7 +17,7 @@
  *   Preply:{N}        pub/sub channel of the answers to node N's requests
  */
 import type { Redis } from 'ioredis';
-import type { ChannelName } from '../../types.js';
+import type { ChannelName, UserId } from '../../types.js';
 
 export class RedisKeys {
   constructor(readonly prefix: string) {}
@@ -79,27 +79,70 @@ export function parseNodeMemberEntry(entry: string): { channel: ChannelName; con
 }
 
 /**
- * Adds a member to a channel, or changes its user id. KEYS: members, users.
- * ARGV: connection id, user id ('' when anonymous). Keeps `users` equal to the count of
- * each user's connections in `members`.
+ * A member's user id as the members hash holds it: JSON, so that a number and a string of
+ * the same digits stay apart (42, "42"), and '' when anonymous (never valid JSON).
  */
-export const JOIN_SCRIPT = `
+export function encodeUserId(userId: UserId | null): string {
+  return userId === null ? '' : JSON.stringify(userId);
+}
+
+/**
+ * The user id of a members-hash value. A node of an older version wrote user ids as plain
+ * strings: a value that is not JSON (or not a JSON string or number) is that string.
+ */
+export function decodeUserId(stored: string): UserId | null {
+  if (stored === '') return null;
+  try {
+    const value: unknown = JSON.parse(stored);
+    if (typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value))) return value;
+  } catch {
+    // an older node's plain string
+  }
+  return stored;
+}
+
+/**
+ * The key of a members-hash value in the users hash: the user id as a string, which is
+ * what `recipients` match. A JSON number's text is already JavaScript's String() of it;
+ * a JSON string decodes to itself; an older node's plain string is its own key. Defined
+ * in Lua so that a node cleaning out another (whatever format it wrote) counts its users
+ * down exactly as they were counted up.
+ */
+const USER_KEY_LUA = `
+local function userKey(stored)
+  if stored == '' then return nil end
+  if string.sub(stored, 1, 1) == '"' then
+    local ok, decoded = pcall(cjson.decode, stored)
+    if ok and type(decoded) == 'string' then return decoded end
+  end
+  return stored
+end`;
+
+/**
+ * Adds a member to a channel, or changes its user id. KEYS: members, users.
+ * ARGV: connection id, user id as encodeUserId() gives it. Keeps `users` equal to the
+ * count of each user's connections in `members`.
+ */
+export const JOIN_SCRIPT = `${USER_KEY_LUA}
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if old == ARGV[2] then return 0 end
-if old and old ~= '' then
-  if redis.call('HINCRBY', KEYS[2], old, -1) <= 0 then redis.call('HDEL', KEYS[2], old) end
+local oldKey = old and userKey(old)
+if oldKey then
+  if redis.call('HINCRBY', KEYS[2], oldKey, -1) <= 0 then redis.call('HDEL', KEYS[2], oldKey) end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if ARGV[2] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[2], 1) end
+local newKey = userKey(ARGV[2])
+if newKey then redis.call('HINCRBY', KEYS[2], newKey, 1) end
 return 1`;
 
 /** Removes a member from a channel; a no-op when it is not there. KEYS: members, users. ARGV: connection id. */
-export const LEAVE_SCRIPT = `
+export const LEAVE_SCRIPT = `${USER_KEY_LUA}
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if not old then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
-if old ~= '' then
-  if redis.call('HINCRBY', KEYS[2], old, -1) <= 0 then redis.call('HDEL', KEYS[2], old) end
+local oldKey = userKey(old)
+if oldKey then
+  if redis.call('HINCRBY', KEYS[2], oldKey, -1) <= 0 then redis.call('HDEL', KEYS[2], oldKey) end
 end
 return 1`;
 
@@ -145,7 +188,7 @@ return 1`;
 
 /** Redis with the scripts above defined as commands. */
 export interface ScriptedRedis extends Redis {
-  switchboardJoin(members: string, users: string, connectionId: string, userId: string): Promise<number>;
+  switchboardJoin(members: string, users: string, connectionId: string, storedUserId: string): Promise<number>;
   switchboardLeave(members: string, users: string, connectionId: string): Promise<number>;
   switchboardPublish(members: string, users: string, pubChannel: string, payload: string | Buffer, ...recipients: string[]): Promise<number>;
   switchboardHeartbeat(alive: string, resyncFlag: string, value: string, ttlMs: number): Promise<number>;

@@ -22,6 +22,8 @@ export interface SyncSteps {
   resync(current: () => boolean): Promise<SyncSummary>;
   /** A connection dropped: publishes are held again. */
   lost(): void;
+  /** A resync succeeded and the node is ready (again). */
+  ready(): void;
 }
 
 const FIRST_RESYNC_DELAY_MS = 500;
@@ -123,6 +125,7 @@ export class SyncState {
         }
         this.synced = true;
         this.reportUp(summary);
+        this.steps.ready();
         this.settleFirstOutcome();
         if (this.resyncAgain) this.sync();
       },
