@@ -239,9 +239,15 @@ export class WebSocketHandler {
   }
 
   /**
-   * Accepts WebSocket upgrades on `server` at `path`. Upgrades on other paths are left to
-   * other listeners, or answered 404 when nobody else listens. Returns a function that
-   * detaches again.
+   * Accepts WebSocket upgrades on `server` (an application's own node:http or https
+   * server: Express's `app.listen()`, Fastify's `fastify.server`) at `path`, and starts
+   * the handler. Upgrades on other paths are left to other listeners, or answered 404
+   * when nobody else listens. Plain HTTP requests stay the application's: mount
+   * createRequestListener(handler) for /healthz, /readyz, /metrics, /api and /dashboard.
+   *
+   * Returns `detach()`: it removes the upgrade listener, so new handshakes on `path` are no
+   * longer accepted; connections already open stay open and the handler keeps running
+   * (close() closes them, and detaches every server itself).
    */
   attach(server: HttpServer | HttpsServer, options: AttachOptions = {}): () => void {
     const path = options.path ?? this.options.path;

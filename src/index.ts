@@ -15,6 +15,8 @@ export type {
 } from './handler.js';
 export { createServer, SwitchboardServer } from './http/server.js';
 export type { ListenAddress } from './http/server.js';
+export { createRequestListener } from './http/endpoints.js';
+export type { RequestListenerOptions, SwitchboardRequestListener } from './http/endpoints.js';
 export type { Broker, BrokerWithView, Delivery, LocalNode, Member } from './broker/broker.js';
 export type { ChannelCount, ClusterView, DisconnectResult, DisconnectTarget, LocalView, MemberInfo, NodeReport } from './views/cluster-view.js';
 export type { ClusterStats, ClusterStatus } from './views/cluster-status.js';
@@ -26,7 +28,7 @@ export type { RedisBrokerOptions } from './broker/redis/redis-broker.js';
 export { ClusterBroker } from './broker/cluster/cluster-broker.js';
 export type { ClusterBrokerOptions } from './broker/cluster/cluster-broker.js';
 export { ClusterRelay } from './broker/cluster/cluster-relay.js';
-export type { ConnectionInfo } from './connection/connection.js';
+export type { ConnectionInfo } from './connection/connection-info.js';
 export { DEFAULTS } from './config/options.js';
 export { resolveOptions } from './config/resolve.js';
 export type { SwitchboardConfig, SwitchboardOptions, SslOptions, AuthOptions, RedisOptions, LogLevelName } from './config/options.js';
