@@ -13,8 +13,9 @@ import { pino } from 'pino';
 import { WebSocketHandler } from '../../src/handler.js';
 import { createRequestListener } from '../../src/http/endpoints.js';
 import { closeBrowser, openPage } from '../helpers/browser.js';
-import { TestClient, isMessageOn } from '../helpers/client.js';
+import { TestClient } from '../helpers/client.js';
 import { apiRequest, assertErrorBody, assertJson, get, request } from '../helpers/http.js';
+import { assertClientsAndApi, assertEndpointsUnderPrefix, assertNotReadyWhenClosing, type MountedApp } from '../helpers/mounted-app.js';
 
 const SUITE = { timeout: 60_000 };
 /** The dashboard polls every 2 s; generous for a noisy machine. */
@@ -26,15 +27,8 @@ declare const document: { querySelector(selector: string): { textContent: string
 after(closeBrowser);
 const API_KEY = 'mount-express-test-key';
 
-interface App {
-  handler: WebSocketHandler;
-  /** http://127.0.0.1:PORT */
-  base: string;
-  ws: string;
-}
-
 /** `mount` puts Switchboard's endpoints into the app; the app's own routes come before and after. */
-async function startApp(t: TestContext, mount: (app: Express, handler: WebSocketHandler) => void): Promise<App> {
+async function startApp(t: TestContext, mount: (app: Express, handler: WebSocketHandler) => void): Promise<MountedApp> {
   const handler = new WebSocketHandler({ apiKey: API_KEY, shutdownTimeout: 1, logger: pino({ level: 'silent' }) });
   const app = express();
   app.get('/hello', (_request, response) => {
@@ -54,7 +48,7 @@ async function startApp(t: TestContext, mount: (app: Express, handler: WebSocket
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
   const { port } = server.address() as AddressInfo;
-  return { handler, base: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}/ws` };
+  return { handler, base: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}/ws`, apiKey: API_KEY };
 }
 
 const MOUNTS: Array<[string, (app: Express, handler: WebSocketHandler) => void]> = [
@@ -74,57 +68,21 @@ for (const [name, mount] of MOUNTS) {
       assert.deepEqual(assertJson(echoed, 200), { a: 1 });
     });
 
-    void test('WebSocket clients on /ws subscribe, publish and receive', async (t) => {
-      const app = await startApp(t, mount);
-      const alice = await TestClient.connect(app.ws);
-      const bob = await TestClient.connect(app.ws);
-      t.after(() => {
-        alice.close();
-        bob.close();
-      });
-      await alice.subscribe('chat.room.1');
-      await bob.subscribe('chat.room.1');
-      const delivered = bob.next(isMessageOn('chat.room.1'));
-      assert.equal((await alice.publish('chat.room.1', { text: 'inside express' })).recipients_count, 2);
-      assert.deepEqual((await delivered).message, { text: 'inside express' });
-      // The API, through Express, reaches the same clients.
-      const fromApi = alice.next(isMessageOn('chat.room.1'));
-      const published = await apiRequest(`${app.base}/switchboard/api/publish`, API_KEY, 'POST', { channel: 'chat.room.1', message: 'from the API' });
-      assert.deepEqual(assertJson(published, 200), { success: true, recipients_count: 2 });
-      assert.equal((await fromApi).message, 'from the API');
-      const stats = assertJson(await apiRequest(`${app.base}/switchboard/api/stats`, API_KEY, 'GET'), 200);
-      assert.equal(stats.connections, 2);
+    void test('WebSocket clients on /ws subscribe, publish and receive, and the API reaches them', async (t) => {
+      await assertClientsAndApi(await startApp(t, mount), 'express');
     });
 
     void test('health, readiness, metrics, the API and the dashboard answer under /switchboard', async (t) => {
       const app = await startApp(t, mount);
-      assert.deepEqual(assertJson(await get(`${app.base}/switchboard/healthz`), 200), { status: 'ok' });
-      assert.deepEqual(assertJson(await get(`${app.base}/switchboard/readyz`), 200), { status: 'ready' });
-      const metrics = await get(`${app.base}/switchboard/metrics`);
-      assert.equal(metrics.status, 200);
-      assert.match(metrics.headers['content-type'] ?? '', /^text\/plain\b/);
-      assert.match(metrics.body, /^switchboard_connections 0$/m);
-      const stats = assertJson(await apiRequest(`${app.base}/switchboard/api/stats`, API_KEY, 'GET'), 200);
-      assert.equal(stats.connections, 0);
-      assertErrorBody(await apiRequest(`${app.base}/switchboard/api/stats`, null, 'GET'), 401);
-      const dashboard = await get(`${app.base}/switchboard/dashboard`);
-      assert.equal(dashboard.status, 200);
-      assert.match(dashboard.headers['content-type'] ?? '', /^text\/html\b/);
-      assert.match(dashboard.body, /<html/i);
-      const head = await request(`${app.base}/switchboard/healthz`, { method: 'HEAD' });
-      assert.equal(head.status, 200);
-      assert.equal(head.body, '');
-      // Below the prefix every path is Switchboard's: its own JSON 404.
-      assertErrorBody(await get(`${app.base}/switchboard/nope`), 404);
-      // Outside it, Switchboard's paths are the app's.
-      assert.equal((await get(`${app.base}/healthz`)).status, 404);
-      assert.match((await get(`${app.base}/healthz`)).headers['content-type'] ?? '', /^text\/html\b/);
+      await assertEndpointsUnderPrefix(app);
+      // Outside the prefix, Switchboard's paths are the app's: Express's own HTML 404.
+      const outside = await get(`${app.base}/healthz`);
+      assert.equal(outside.status, 404);
+      assert.match(outside.headers['content-type'] ?? '', /^text\/html\b/);
     });
 
     void test('once the handler is closing, /switchboard/readyz answers 503', async (t) => {
-      const app = await startApp(t, mount);
-      await app.handler.close();
-      assert.deepEqual(assertJson(await get(`${app.base}/switchboard/readyz`), 503), { status: 'not_ready', reason: 'shutting down' });
+      await assertNotReadyWhenClosing(await startApp(t, mount));
     });
   });
 }
