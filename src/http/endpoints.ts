@@ -130,7 +130,8 @@ export class HttpEndpoints {
       this.api.handle(request, response, path);
       return true;
     }
-    if (path === '/dashboard' && read) {
+    // The page finds the API next to itself under each of these (dashboard/index.html).
+    if ((path === '/dashboard' || path === '/dashboard/' || path === '/dashboard/index.html') && read) {
       serveDashboard(request, response);
       return true;
     }

@@ -214,6 +214,8 @@ void describe('createRequestListener in a node:http server', SUITE, () => {
     assert.equal(assertJson(await apiRequest(`${base}/sb/api/stats`, 'listener-test-key', 'GET'), 200).connections, 0);
     assertErrorBody(await apiRequest(`${base}/sb/api/nope`, 'listener-test-key', 'GET'), 404);
     assert.equal((await get(`${base}/sb/dashboard`)).status, 200);
+    assert.equal((await get(`${base}/sb/dashboard/`)).status, 200, 'with a trailing slash too');
+    assert.equal((await get(`${base}/sb/dashboard/index.html`)).status, 200);
     const head = await request(`${base}/sb/dashboard`, { method: 'HEAD' });
     assert.equal(head.status, 200);
     assert.equal(head.body, '');

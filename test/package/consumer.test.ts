@@ -288,7 +288,7 @@ void describe('the packed package in a fresh app', { timeout: INSTALL_TIMEOUT_MS
   });
 
   void test('it ships what a user needs, and every source map resolves inside it', () => {
-    for (const file of ['README.md', 'CHANGELOG.md', 'dashboard/index.html', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'src/index.ts']) {
+    for (const file of ['README.md', 'CHANGELOG.md', 'LICENSE', 'dashboard/index.html', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'src/index.ts']) {
       assert.ok(existsSync(join(installed, file)), `the package ships ${file}`);
     }
     assert.ok(!existsSync(join(installed, 'test')), 'the tests are not shipped');
