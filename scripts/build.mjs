@@ -4,7 +4,8 @@
 // Not as `prepare`: npm 11 counts a package's `prepare` among the install scripts an app must
 // approve when it installs the package from a tarball or git (it does not even run it for a
 // tarball), and under --strict-allow-scripts refuses the install. npm runs `preprepare` for
-// the project being installed only, never for a dependency, and packing needs `prepack`.
+// the project being installed only (a git dependency is installed so too, and builds), and
+// packing needs `prepack`. A directory or workspace link gets only `prepare`: build the clone first.
 //
 // dist/ is emptied first: tsc only writes, so the output of a module that was moved or
 // deleted would otherwise stay in dist/ and be published with the package.

@@ -23,6 +23,13 @@ import { sendJson } from './json.js';
 import { openApiDocument } from './openapi.js';
 
 
+/** The API's own paths: at the root of an application's server, other /api paths stay the application's. */
+export function isApiEndpoint(path: string): boolean {
+  return API_PATHS.has(path) || (path.startsWith('/api/channels/') && path.length > '/api/channels/'.length);
+}
+
+const API_PATHS: ReadonlySet<string> = new Set(['/api/publish', '/api/stats', '/api/channels', '/api/disconnect', '/api/openapi.json']);
+
 /** A request the API refuses: status and the message of its `{"error"}` body. */
 class ApiError extends Error {
   constructor(
@@ -46,6 +53,8 @@ export class HttpApi {
     apiKey: string | null,
     /** Largest request body, in bytes. */
     private readonly maxBodyBytes: number,
+    /** Where the endpoints are mounted ('' at the root), for the OpenAPI document's server URL. */
+    private readonly prefix = '',
   ) {
     this.keyDigest = apiKey === null ? null : digest(apiKey);
   }
@@ -84,7 +93,7 @@ export class HttpApi {
     // and it names the version.
     if (path === '/api/openapi.json') {
       allow(method, 'GET');
-      return openApiDocument;
+      return openApiDocument(this.prefix);
     }
     if (path === '/api/publish') {
       allow(method, 'POST');

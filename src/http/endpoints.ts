@@ -11,7 +11,7 @@ import { requestPath } from '../connection/request-path.js';
 import { ConfigError } from '../errors.js';
 import type { WebSocketHandler } from '../handler.js';
 import { createMetricsRegistry } from '../metrics/prometheus.js';
-import { HttpApi } from './api.js';
+import { HttpApi, isApiEndpoint } from './api.js';
 import { sendJson } from './json.js';
 
 export interface RequestListenerOptions {
@@ -66,13 +66,16 @@ export class HttpEndpoints {
     this.prefix = normalizedPrefix(options.prefix ?? '');
     this.websocketPath = options.websocketPath ?? null;
     // The request body limit is the WebSocket frame limit: a publish is as large either way.
-    this.api = new HttpApi(handler, handler.options.apiKey, handler.options.maxPayload);
+    this.api = new HttpApi(handler, handler.options.apiKey, handler.options.maxPayload, this.prefix);
   }
 
   handle(request: IncomingMessage, response: ServerResponse, next?: (error?: unknown) => void): void {
     const path = requestPath(publicUrl(request));
     const local = this.below(path);
-    if (local !== null && this.serve(request, response, local)) return;
+    // At the root of an application's server (a next() to hand misses to), only the API's own
+    // paths are Switchboard's: the application keeps the rest of /api.
+    const claimsAllOfApi = this.prefix !== '' || next === undefined;
+    if (local !== null && this.serve(request, response, local, claimsAllOfApi)) return;
     if (path === this.websocketPath) {
       response.setHeader('Upgrade', 'websocket');
       sendJson(response, 426, { error: 'this endpoint speaks WebSocket; send an Upgrade request' });
@@ -104,7 +107,7 @@ export class HttpEndpoints {
   }
 
   /** Answers a request for `path` (below the prefix); false when it is none of Switchboard's. */
-  private serve(request: IncomingMessage, response: ServerResponse, path: string): boolean {
+  private serve(request: IncomingMessage, response: ServerResponse, path: string, claimsAllOfApi: boolean): boolean {
     const read = request.method === 'GET' || request.method === 'HEAD';
     if (path === '/healthz' && read) {
       sendJson(response, 200, { status: 'ok' });
@@ -121,10 +124,10 @@ export class HttpEndpoints {
       this.serveMetrics(request, response);
       return true;
     }
-    if (path === '/api' || path.startsWith('/api/')) {
+    if ((path === '/api' || path.startsWith('/api/')) && (claimsAllOfApi || isApiEndpoint(path))) {
       if (request.readableDidRead) {
         // The API reads the body itself; one already consumed would never end, and the request would hang.
-        sendJson(response, 500, { error: 'the request body was read before Switchboard saw it: mount Switchboard before any body parser' });
+        sendJson(response, 500, { error: 'the request body was read before Switchboard saw it: mount Switchboard before any body parser' }, { 'Cache-Control': 'no-store' });
         return true;
       }
       this.api.handle(request, response, path);

@@ -47,7 +47,7 @@ const document = {
     title: 'Switchboard HTTP API',
     version: packageVersion(),
     description: [
-      'For backends and operators, on the WebSocket port. It is on only when `WS_API_KEY` is set:',
+      'For backends and operators, on the WebSocket port (or under the prefix where an application mounts it). It is on only when `WS_API_KEY` is set:',
       'otherwise every /api path, this document\'s included, answers 404. Every call sends',
       '`Authorization: Bearer <WS_API_KEY>`. With Redis, every answer covers the whole cluster,',
       'whichever node is asked. Request bodies are JSON of at most `WS_MAX_PAYLOAD` bytes. GET',
@@ -55,9 +55,6 @@ const document = {
     ].join(' '),
     license: { name: 'MIT', identifier: 'MIT' },
   },
-  // Relative to where this document is served (OpenAPI 3.1 §4.8.5), so the paths stay right
-  // when the endpoints are mounted under a prefix (createRequestListener's `prefix`).
-  servers: [{ url: '..', description: 'the server (and mount prefix) this document was fetched from' }],
   security: [{ bearer: [] }],
   paths: {
     '/api/publish': {
@@ -225,7 +222,7 @@ const document = {
         properties: {
           id: { type: 'string', minLength: 1, description: 'The node id: the prefix of its connection ids.' },
           host: { type: 'string', description: 'The host name of its machine.' },
-          pid: { type: 'integer', minimum: 1 },
+          pid: { type: 'integer', minimum: 0 },
           connections: count('Open connections on the node.'),
           channels: count('Channels with subscribers on the node.'),
           messages_in_per_second: rate('Messages published on the node per second.'),
@@ -320,8 +317,20 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** One document per mount prefix, built at its first request. */
+const documents = new Map<string, object>();
+
 /**
- * Built once at load. Frozen because every request is answered with this same object,
- * and shared objects (the refs) appear in several places in it.
+ * The document for endpoints mounted under `prefix` ('' at the root): its server URL is
+ * that path, so that a client generated from it, or a saved copy, calls the right paths.
+ * Frozen because every request is answered with this same object, and shared objects (the
+ * refs) appear in several places in it.
  */
-export const openApiDocument: object = deepFreeze(document);
+export function openApiDocument(prefix: string): object {
+  let built = documents.get(prefix);
+  if (built === undefined) {
+    built = deepFreeze({ ...document, servers: [{ url: prefix === '' ? '/' : prefix, description: 'where the endpoints are mounted, on the server this document was fetched from' }] });
+    documents.set(prefix, built);
+  }
+  return built;
+}

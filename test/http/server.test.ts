@@ -238,10 +238,12 @@ void describe('createRequestListener in a node:http server', SUITE, () => {
   });
 
   void test('at the root with next: only Switchboard\'s own paths (and methods) are its', async (t) => {
-    const { base } = await listenerServer(t, {}, fromTheApp);
+    const { base } = await listenerServer(t, {}, fromTheApp, { apiKey: 'listener-test-key' });
     assert.deepEqual(assertJson(await get(`${base}/healthz`), 200), { status: 'ok' });
-    // The API (off here: no key) owns all of /api.
-    assertErrorBody(await get(`${base}/api/stats`), 404);
+    // The API's own paths are Switchboard's; the application keeps the rest of /api.
+    assert.equal(assertJson(await apiRequest(`${base}/api/stats`, 'listener-test-key', 'GET'), 200).connections, 0);
+    assertErrorBody(await apiRequest(`${base}/api/channels/news`, null, 'GET'), 401);
+    for (const path of ['/api/users', '/api', '/api/channels/', '/apix']) assert.equal((await get(`${base}${path}`)).body, 'the app', path);
     assert.equal((await get(`${base}/other`)).body, 'the app');
     assert.equal((await request(`${base}/healthz`, { method: 'POST' })).body, 'the app');
   });
@@ -252,6 +254,15 @@ void describe('createRequestListener in a node:http server', SUITE, () => {
     assertErrorBody(answer, 426);
     assert.equal(answer.headers.upgrade, 'websocket');
     assert.equal((await get(`${base}/other`)).body, 'the app');
+  });
+
+  void test('the OpenAPI document names where the endpoints are mounted as its server', async (t) => {
+    const mounted = await listenerServer(t, { prefix: '/sb' }, undefined, { apiKey: 'listener-test-key' });
+    const underPrefix = assertJson(await apiRequest(`${mounted.base}/sb/api/openapi.json`, 'listener-test-key', 'GET'), 200);
+    assert.deepEqual((underPrefix.servers as Array<{ url: string }>).map((server) => server.url), ['/sb']);
+    const root = await listenerServer(t, {}, undefined, { apiKey: 'listener-test-key' });
+    const atRoot = assertJson(await apiRequest(`${root.base}/api/openapi.json`, 'listener-test-key', 'GET'), 200);
+    assert.deepEqual((atRoot.servers as Array<{ url: string }>).map((server) => server.url), ['/']);
   });
 
   void test('readiness follows the handler: 503 once it is closing', async (t) => {
