@@ -46,7 +46,10 @@ async function startApp(t: TestContext, mount: (app: Express, handler: WebSocket
   handler.attach(server, { path: '/ws' });
   t.after(async () => {
     await handler.close();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    // A browser polling the dashboard keeps its keep-alive connections busy: close() alone would wait for them.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeAllConnections();
+    await closed;
   });
   const { port } = server.address() as AddressInfo;
   return { handler, base: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}/ws`, apiKey: API_KEY };
