@@ -91,7 +91,11 @@ function parse(argv: string[]): { command: string | undefined; values: Record<st
       throw new UsageError(`option '${token.rawName}' needs a value (${token.rawName} ${VALUE_HINTS[token.name] ?? 'VALUE'})`);
     }
   }
-  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
+  if (positionals.length > 1) {
+    // `npm start --port 9000` hands npm the flag and us its value: say where flags go.
+    const npmHint = process.env.npm_lifecycle_event !== undefined ? ' (with npm, options go after --: npm start -- --port 9000)' : '';
+    throw new UsageError(`unexpected argument '${positionals[1]}'${npmHint}`);
+  }
   return { command: positionals[0], values };
 }
 

@@ -158,6 +158,13 @@ test('a misspelt flag with a value after it (start --prot 9000) is one plain usa
   assert.equal(result.stdout, '');
 });
 
+test('an argument too many is one usage line; under npm (npm start --port 9000) it says where flags go', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const plain = await assertStartRefused(t, { args: ['9000'] }, "unexpected argument '9000'");
+  assert.equal(plain.stderr, "switchboard: unexpected argument '9000'\n");
+  const underNpm = await assertStartRefused(t, { args: ['9000'], env: { npm_lifecycle_event: 'start' } }, "unexpected argument '9000'");
+  assert.equal(underNpm.stderr, "switchboard: unexpected argument '9000' (with npm, options go after --: npm start -- --port 9000)\n");
+});
+
 test('a flag that needs a value given none stops start-up with exit 2 and one line naming the flag', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   for (const args of [['--port'], ['--port', '--host', '127.0.0.1']]) {
     const result = await assertStartRefused(t, { args }, '--port');

@@ -50,6 +50,8 @@ export function cliEnv(overrides: Record<string, string> = {}): NodeJS.ProcessEn
   }
   delete env.SWITCHBOARD_DAEMON_CHILD;
   delete env.NODE_TEST_CONTEXT;
+  // Set by npm for the script it runs (npm test): the CLI's hints for npm users depend on it.
+  delete env.npm_lifecycle_event;
   return { ...env, ...overrides };
 }
 
