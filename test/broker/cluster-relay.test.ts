@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ClusterRelay } from '../../src/broker/cluster/cluster-relay.js';
 import type { PrimaryMessage } from '../../src/broker/cluster/messages.js';
+import { eventually } from '../helpers/client.js';
 
 function relayWithInboxes(): { relay: ClusterRelay; inbox: Map<number, PrimaryMessage[]>; gone: Set<number> } {
   const inbox = new Map<number, PrimaryMessage[]>();
@@ -194,7 +195,3 @@ test('a disconnect asks every other worker, sums their counts, and names a worke
   await eventually(() => answers(inbox.get(1)).length === 1);
   assert.deepEqual(answers(inbox.get(1))[0], { sb: 'answer', id: 9, data: { disconnected: 2, unanswered: ['nodeCCCC', 'nodeDDDD'] } });
 });
-
-async function eventually(check: () => boolean): Promise<void> {
-  while (!check()) await new Promise((resolve) => setImmediate(resolve));
-}

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isMessageOn } from '../helpers/client.js';
 import { get } from '../helpers/http.js';
+import { memoryLogger, type LogLine } from '../helpers/memory-logger.js';
 import { startRedis, until } from '../helpers/redis.js';
 import {
   CHANNEL,
@@ -20,7 +21,6 @@ import {
   isReady,
   keys,
   killConnectionsOf,
-  memoryLogger,
   messagesOn,
   nodeWithOwnBroker,
   numsub,
@@ -32,7 +32,6 @@ import {
   subscribeAll,
   waitUntilDown,
   waitUntilReady,
-  type LogLine,
 } from '../helpers/redis-nodes.js';
 
 const ERROR = 50;

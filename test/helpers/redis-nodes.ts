@@ -8,7 +8,6 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import { Redis } from 'ioredis';
-import { pino, type Logger } from 'pino';
 import type { ClientOptions } from 'ws';
 import { mintToken } from '../../src/auth/tokens.js';
 import { RedisBroker, type RedisBrokerTuning } from '../../src/broker/redis/redis-broker.js';
@@ -16,6 +15,7 @@ import type { RedisOptions } from '../../src/config/options.js';
 import type { HandlerOptions } from '../../src/handler.js';
 import { TestClient, eventually, type Frame } from './client.js';
 import { get } from './http.js';
+import { memoryLogger } from './memory-logger.js';
 import { until, type TestRedis } from './redis.js';
 import { startServer, type TestServer } from './server.js';
 
@@ -103,21 +103,6 @@ export async function readyz(node: TestServer): Promise<Readiness> {
   return { status: answer.status, body: JSON.parse(answer.body) as Record<string, unknown> };
 }
 
-export type LogLine = Record<string, unknown> & { level: number; msg?: string };
-
-/** A pino logger (info and up) that keeps every line in memory, parsed. */
-export function memoryLogger(): { logger: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const logger = pino(
-    { level: 'info' },
-    {
-      write(line: string) {
-        lines.push(JSON.parse(line) as LogLine);
-      },
-    },
-  );
-  return { logger, lines };
-}
 
 /** The keys of redis-keys.ts, written out here so that a change of layout fails these tests. */
 export const keys = {

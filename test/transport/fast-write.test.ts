@@ -9,7 +9,8 @@ import { Connection } from '../../src/connection/connection.js';
 import { NodeStats } from '../../src/metrics/stats.js';
 import { FlushScheduler } from '../../src/transport/flush-scheduler.js';
 import { PreparedFrame } from '../../src/transport/prepared-frame.js';
-import { pair, silentLogger, until, type PairOptions, type SocketPair } from './socket-pair.js';
+import { eventually } from '../helpers/client.js';
+import { pair, silentLogger, type PairOptions, type SocketPair } from './socket-pair.js';
 
 async function connected(t: TestContext, options: PairOptions = {}): Promise<SocketPair & { connection: Connection; scheduler: FlushScheduler }> {
   const sockets = await pair(t, options);
@@ -44,7 +45,7 @@ async function sendMixed(connection: Connection, turns: number): Promise<string[
 test('without an extension every write goes straight to the TCP socket, never through ws.send', async (t) => {
   const { connection, scheduler, received } = await connected(t);
   const expected = await sendMixed(connection, 5);
-  await until(() => received.length === expected.length);
+  await eventually(() => received.length === expected.length);
   assert.deepEqual(received, expected);
   assert.equal(scheduler.fastWrites, 5, 'one write per turn, each by the fast path');
   assert.equal(scheduler.fallbackWrites, 0);
@@ -54,7 +55,7 @@ test('with permessage-deflate negotiated every write falls back to ws.send and f
   const { server, connection, scheduler, received } = await connected(t, { perMessageDeflate: true });
   assert.notEqual(server.extensions, '', 'permessage-deflate was negotiated');
   const expected = await sendMixed(connection, 5);
-  await until(() => received.length === expected.length);
+  await eventually(() => received.length === expected.length);
   assert.deepEqual(received, expected);
   assert.equal(scheduler.fallbackWrites, 5);
   assert.equal(scheduler.fastWrites, 0);

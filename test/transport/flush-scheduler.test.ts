@@ -10,7 +10,9 @@ import { FLUSH_CHUNK, FlushScheduler } from '../../src/transport/flush-scheduler
 import { FrameBatch } from '../../src/transport/frame-batch.js';
 import { PreparedFrame } from '../../src/transport/prepared-frame.js';
 import type { SwitchboardSocket } from '../../src/transport/switchboard-socket.js';
-import { memoryLogger, silentLogger, until } from './socket-pair.js';
+import { eventually } from '../helpers/client.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
+import { silentLogger } from './socket-pair.js';
 
 /** An open socket without ws internals: writes to it take the public fallback (send). */
 function standIn(send: (payload: Buffer) => void): SwitchboardSocket {
@@ -29,7 +31,7 @@ test('a write-out to more sockets than FLUSH_CHUNK is spread over several event-
   for (const socket of sockets) new FrameBatch(socket, scheduler).push(frame);
   await nextTurn();
   assert.equal(written.length, FLUSH_CHUNK, 'the first turn writes one chunk');
-  await until(() => written.length === sockets.length);
+  await eventually(() => written.length === sockets.length);
   assert.deepEqual(written, sockets.map((_, index) => index), 'in the order they were queued');
   assert.equal(scheduler.fallbackWrites, sockets.length, 'one write per socket, counted by the path it took');
   assert.equal(scheduler.fastWrites, 0);

@@ -11,7 +11,8 @@ import { FlushScheduler } from '../../src/transport/flush-scheduler.js';
 import { FrameBatch } from '../../src/transport/frame-batch.js';
 import { PreparedFrame } from '../../src/transport/prepared-frame.js';
 import type { SwitchboardSocket } from '../../src/transport/switchboard-socket.js';
-import { pair, silentLogger, until } from './socket-pair.js';
+import { eventually } from '../helpers/client.js';
+import { pair, silentLogger } from './socket-pair.js';
 
 test('a reading client is not taken for a slow consumer when one turn queues more than the backlog limit', async (t) => {
   const { server, received } = await pair(t);
@@ -20,7 +21,7 @@ test('a reading client is not taken for a slow consumer when one turn queues mor
   for (let index = 0; index < 5; index++) batch.push(new PreparedFrame('x'.repeat(100)));
   assert.equal(server.bufferedAmount, 0, '5 × 102 bytes wait for the end of the turn');
   for (let index = 0; index < 5; index++) batch.push(new PreparedFrame('y'.repeat(100)));
-  await until(() => received.length === 10);
+  await eventually(() => received.length === 10);
   assert.equal(overflows, 0, 'a client that reads is not a slow consumer');
 });
 

@@ -7,14 +7,15 @@ import { test } from 'node:test';
 import { FlushScheduler } from '../../src/transport/flush-scheduler.js';
 import { FrameBatch } from '../../src/transport/frame-batch.js';
 import { PreparedFrame } from '../../src/transport/prepared-frame.js';
-import { pair, silentLogger, until } from './socket-pair.js';
+import { eventually } from '../helpers/client.js';
+import { pair, silentLogger } from './socket-pair.js';
 
 test('frames of every length class (7-bit, 16-bit and 64-bit lengths, multi-byte UTF-8) arrive intact and in order', async (t) => {
   const { server, received } = await pair(t);
   const batch = new FrameBatch(server, new FlushScheduler(silentLogger));
   const texts = ['', 'x', 'a'.repeat(125), 'b'.repeat(126), 'é'.repeat(40_000), 'c'.repeat(65_535), 'd'.repeat(65_536), 'e'.repeat(200_000)];
   for (const text of texts) assert.equal(batch.push(new PreparedFrame(text)), true);
-  await until(() => received.length === texts.length);
+  await eventually(() => received.length === texts.length);
   assert.deepEqual(received, texts);
 });
 
@@ -32,6 +33,6 @@ test('one frame shared by several sockets reaches each of them', async (t) => {
   const frame = new PreparedFrame('{"shared":true}');
   new FrameBatch(first.server, scheduler).push(frame);
   new FrameBatch(second.server, scheduler).push(frame);
-  await until(() => first.received.length === 1 && second.received.length === 1);
+  await eventually(() => first.received.length === 1 && second.received.length === 1);
   assert.deepEqual([first.received, second.received], [['{"shared":true}'], ['{"shared":true}']]);
 });

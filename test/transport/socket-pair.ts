@@ -41,27 +41,6 @@ export async function pair(t: TestContext, options: PairOptions = {}): Promise<S
   return { server, client, received };
 }
 
-export async function until(condition: () => boolean): Promise<void> {
-  for (let waited = 0; !condition(); waited += 5) {
-    if (waited > 5000) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
-export type LogLine = Record<string, unknown> & { level: number; msg?: string };
-
-/** A pino logger that keeps every line in memory, parsed. */
-export function memoryLogger(): { logger: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const logger = pino(
-    { level: 'debug' },
-    {
-      write(line: string) {
-        lines.push(JSON.parse(line) as LogLine);
-      },
-    },
-  );
-  return { logger, lines };
-}
 
 export const silentLogger: Logger = pino({ level: 'silent' });
