@@ -6,17 +6,12 @@
 import type { Connection } from '../connection/connection.js';
 import { SwitchboardError } from '../errors.js';
 import { ErrorCode, ErrorText } from '../codes.js';
-import type { ChannelName } from '../types.js';
+import { unixSeconds } from '../clock.js';
+import type { OutgoingMessage } from '../hooks.js';
 import type { ActionScope } from './scope.js';
 
-export interface Publication {
-  readonly channel: ChannelName;
-  readonly message: unknown;
-  readonly recipients: readonly string[] | null;
-}
-
 /** Publishes a client's message; resolves with the number of connections it was addressed to. */
-export async function publishFromClient(scope: ActionScope, connection: Connection, publication: Publication): Promise<number> {
+export async function publishFromClient(scope: ActionScope, connection: Connection, publication: OutgoingMessage): Promise<number> {
   const { channel, recipients } = publication;
   if (!scope.permissions.can('publish', channel, connection)) throw new SwitchboardError(ErrorCode.FORBIDDEN, `not allowed to publish to ${channel}`);
   if (!connection.channels.has(channel)) throw new SwitchboardError(ErrorCode.NOT_SUBSCRIBED, ErrorText.NOT_SUBSCRIBED);
@@ -25,12 +20,7 @@ export async function publishFromClient(scope: ActionScope, connection: Connecti
 }
 
 /** Publishes the application's message (already validated), with `"sender": null`. */
-export function publishFromApplication(scope: Pick<ActionScope, 'hub'>, publication: Publication): Promise<number> {
+export function publishFromApplication(scope: Pick<ActionScope, 'hub'>, publication: OutgoingMessage): Promise<number> {
   const { channel, message, recipients } = publication;
   return scope.hub.publish({ channel, message, sender: null, userId: null, time: unixSeconds(), recipients });
-}
-
-/** Unix time in whole seconds, as GEMVC's `time()`. */
-function unixSeconds(): number {
-  return Math.floor(Date.now() / 1000);
 }

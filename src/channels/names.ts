@@ -3,7 +3,7 @@ import type { ChannelName } from '../types.js';
 export const MAX_CHANNEL_LENGTH = 128;
 
 // Segments of A-Z a-z 0-9 _ - : @ = joined by single dots (SPEC §4).
-const CHANNEL_PATTERN = /^[A-Za-z0-9_\-:@=]+(?:\.[A-Za-z0-9_\-:@=]+)*$/;
+export const CHANNEL_PATTERN = /^[A-Za-z0-9_\-:@=]+(?:\.[A-Za-z0-9_\-:@=]+)*$/;
 
 /** Returns why `name` is not a valid channel name, or null when it is valid. */
 export function channelNameProblem(name: string): string | null {

@@ -4,7 +4,6 @@
  * port in use) print one line and exit non-zero; never a stack trace.
  */
 import cluster from 'node:cluster';
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { mintToken, parseDuration } from '../auth/tokens.js';
 import { createBroker } from '../broker/factory.js';
@@ -16,6 +15,7 @@ import { WebSocketHandler } from '../handler.js';
 import { SwitchboardServer } from '../http/server.js';
 import { newNodeId } from '../ids.js';
 import { createLogger } from '../logger.js';
+import { packageVersion } from '../version.js';
 import { DAEMON_CHILD_ENV, DEFAULT_DAEMON_LOG, daemonize, removePidFile, reportToParent, stopDaemon, writePidFile } from './daemon.js';
 import { serveWorkerMetrics } from './worker-metrics.js';
 import { runPrimary, type StartFailure } from './workers.js';
@@ -40,10 +40,6 @@ Configuration comes from defaults < .env < environment < flags; see the README.
 
 class UsageError extends Error {}
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 const OPTIONS = {
   port: { type: 'string' },
@@ -280,7 +276,7 @@ function checkConfig(options: SwitchboardOptions): number {
 async function main(argv: string[]): Promise<number> {
   const { command, values } = parse(argv);
   if (values.version === true) {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`${packageVersion()}\n`);
     return 0;
   }
   if (values.help === true || command === undefined || command === 'help') {

@@ -4,19 +4,10 @@
  * be exact (required fields, `additionalProperties: false`) so that client generators
  * get precise types and test/http/openapi.test.ts can hold every real answer to them.
  */
-import { readFileSync } from 'node:fs';
-import { MAX_CHANNEL_LENGTH } from '../channels/names.js';
+import { CHANNEL_PATTERN, MAX_CHANNEL_LENGTH } from '../channels/names.js';
 import { MAX_RECIPIENTS } from '../protocol/inbound.js';
+import { packageVersion } from '../version.js';
 
-/** The package's version: the API changes with it. */
-function packageVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  } catch {
-    // A bundled copy without package.json still describes its API.
-    return 'unknown';
-  }
-}
 
 const ref = (kind: 'schemas' | 'responses' | 'headers', name: string): { $ref: string } => ({ $ref: `#/components/${kind}/${name}` });
 const json = (schema: object): object => ({ 'application/json': { schema } });
@@ -173,7 +164,7 @@ const document = {
         type: 'string',
         minLength: 1,
         maxLength: MAX_CHANNEL_LENGTH,
-        pattern: '^[A-Za-z0-9_:@=-]+(?:\\.[A-Za-z0-9_:@=-]+)*$',
+        pattern: CHANNEL_PATTERN.source,
         description: 'Segments of `A-Z a-z 0-9 _ - : @ =`, joined by single dots.',
         examples: ['chat.room.1'],
       },

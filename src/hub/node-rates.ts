@@ -1,5 +1,5 @@
 /** Messages in and out per second on this node, sampled once a second from its counters. */
-import { RateMeter } from '../metrics/rate-meter.js';
+import { RateMeter, roundRate } from '../metrics/rate-meter.js';
 import type { NodeStats } from '../metrics/stats.js';
 
 export class NodeRates {
@@ -28,15 +28,12 @@ export class NodeRates {
 
   /** Published on this node per second, to two decimals (what a dashboard shows). */
   messagesInPerSecond(): number {
-    return round(this.messagesIn.perSecond());
+    return roundRate(this.messagesIn.perSecond());
   }
 
   /** Delivered to this node's subscribers per second, to two decimals. */
   messagesOutPerSecond(): number {
-    return round(this.messagesOut.perSecond());
+    return roundRate(this.messagesOut.perSecond());
   }
 }
 
-function round(value: number): number {
-  return Math.round(value * 100) / 100;
-}

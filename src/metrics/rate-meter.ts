@@ -3,6 +3,11 @@
  * once a second into a small ring, so a rate costs nothing on the hot path and nothing
  * grows.
  */
+/** A rate to two decimals: what a dashboard shows. */
+export function roundRate(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
 export class RateMeter {
   private readonly samples: Array<{ at: number; value: number }> = [];
 

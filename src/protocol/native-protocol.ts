@@ -15,7 +15,8 @@ import { ClusterUnavailableError, SwitchboardError } from '../errors.js';
 import type { NodeStats } from '../metrics/stats.js';
 import { CloseCode, ErrorCode, ErrorText } from '../codes.js';
 import { decodeJson, invalidJson, parseRequest, type ClientRequest, type ProtocolViolation } from './inbound.js';
-import { ack, errorFrame, unixSeconds, type WelcomeFrame } from './outbound.js';
+import { ack, errorFrame, type WelcomeFrame } from './outbound.js';
+import { unixSeconds } from '../clock.js';
 import type { RequestId } from '../types.js';
 
 export interface NativeProtocolOptions {

@@ -1,4 +1,5 @@
 /** Builders for every frame the server sends (SPEC §2, "Server frames"). */
+import { unixSeconds } from '../clock.js';
 import type { ChannelMessage, ConnectionId, RequestId, UserId } from '../types.js';
 import { ErrorText, type ErrorCode } from '../codes.js';
 
@@ -19,11 +20,6 @@ export interface ErrorFrame {
   action: string | null;
   id?: RequestId;
   retry_after?: number;
-}
-
-/** Unix time in whole seconds, as GEMVC's `time()`. */
-export function unixSeconds(nowMs: number = Date.now()): number {
-  return Math.floor(nowMs / 1000);
 }
 
 export function errorFrame(

@@ -2,6 +2,7 @@
  * The cluster as the HTTP API shows it: totals over every node's figures, channels most
  * subscribed first. Reads a ClusterView (the broker) and this node's own part.
  */
+import { roundRate } from '../metrics/rate-meter.js';
 import type { ChannelName } from '../types.js';
 import type { ChannelCount, ClusterView, DisconnectResult, DisconnectTarget, LocalView, MemberInfo, NodeReport } from './cluster-view.js';
 
@@ -26,7 +27,7 @@ export class ClusterStatus {
     const nodes = await this.view.nodes();
     // Without the cluster's view (Redis down) the channels are this node's own.
     const channels = await this.view.channels().catch(() => this.local.channels());
-    const sum = (pick: (node: NodeReport) => number): number => round(nodes.reduce((total, node) => total + pick(node), 0));
+    const sum = (pick: (node: NodeReport) => number): number => roundRate(nodes.reduce((total, node) => total + pick(node), 0));
     return {
       nodes,
       connections: sum((node) => node.connections),
@@ -54,7 +55,3 @@ export class ClusterStatus {
   }
 }
 
-/** Rates to two decimals: what a dashboard shows. */
-function round(value: number): number {
-  return Math.round(value * 100) / 100;
-}
