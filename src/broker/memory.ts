@@ -1,20 +1,36 @@
-/** The embedded broker of a single process: publishing is local delivery, and the node is the whole cluster. */
+/**
+ * The embedded broker of a single process: publishing is local delivery, the node is the
+ * whole cluster, and the history is kept in memory (a restart starts a new epoch).
+ */
 import { ClusterUnavailableError } from '../errors.js';
+import type { HistoryPage, HistoryQuery } from '../history/history.js';
+import { MemoryHistory } from '../history/memory-history.js';
 import type { ChannelName, ConnectionId } from '../types.js';
 import type { ChannelCount, DisconnectResult, DisconnectTarget, MemberInfo, NodeReport } from '../views/cluster-view.js';
-import type { BrokerWithView, Delivery, LocalNode, Member } from './broker.js';
+import type { BrokerWithView, LocalNode, Member, Publication, PublishResult } from './broker.js';
 
 export class MemoryBroker implements BrokerWithView {
   readonly kind = 'memory';
   private local: LocalNode | null = null;
+  private readonly store = new MemoryHistory();
 
   start(local: LocalNode): Promise<void> {
     this.local = local;
     return Promise.resolve();
   }
 
-  publish(delivery: Delivery): Promise<number> {
-    return this.fromNode('publish', (node) => node.deliver(delivery));
+  publish(publication: Publication): Promise<PublishResult> {
+    return this.fromNode('publish', (node) => {
+      const { channel, recipients, exclude, frame, history } = publication;
+      if (history === null) return { count: node.deliver({ channel, recipients, exclude, frame, position: null }), position: null };
+      const stored = this.store.append(channel, frame, history);
+      const position = { epoch: stored.epoch, offset: stored.offset };
+      return { count: node.deliver({ channel, recipients, exclude, frame: stored.frame, position }), position };
+    });
+  }
+
+  history(channel: ChannelName, query: HistoryQuery): Promise<HistoryPage> {
+    return this.fromNode('history', () => this.store.read(channel, query));
   }
 
   // One process holds every subscriber: the hub's own registry is the whole membership.
@@ -48,6 +64,7 @@ export class MemoryBroker implements BrokerWithView {
 
   close(): Promise<void> {
     this.local = null;
+    this.store.close();
     return Promise.resolve();
   }
 
