@@ -10,9 +10,12 @@ import type { TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import type { ClientOptions } from 'ws';
 import { mintToken } from '../../src/auth/tokens.js';
+import type { Delivery, LocalNode, Member, Publication } from '../../src/broker/broker.js';
 import { RedisBroker, type RedisBrokerTuning } from '../../src/broker/redis/redis-broker.js';
 import type { RedisOptions } from '../../src/config/options.js';
 import type { HandlerOptions } from '../../src/handler.js';
+import type { HistorySettings } from '../../src/history/history.js';
+import type { NodeReport } from '../../src/views/cluster-view.js';
 import { TestClient, eventually, type Frame } from './client.js';
 import { get } from './http.js';
 import { memoryLogger } from './memory-logger.js';
@@ -112,6 +115,8 @@ export const keys = {
   nodes: (prefix = PREFIX) => `${prefix}nodes`,
   nodeAlive: (nodeId: string, prefix = PREFIX) => `${prefix}node:{${nodeId}}:alive`,
   nodeMembers: (nodeId: string, prefix = PREFIX) => `${prefix}node:{${nodeId}}:members`,
+  history: (channel: string = CHANNEL, prefix = PREFIX) => `${prefix}{${channel}}:history`,
+  position: (channel: string = CHANNEL, prefix = PREFIX) => `${prefix}{${channel}}:position`,
 };
 
 /** PUBSUB NUMSUB for one pub/sub channel. */
@@ -159,7 +164,7 @@ export async function rawSubscriber(t: TestContext, redis: TestRedis, pubChannel
   subscriber.on('error', () => undefined);
   t.after(() => subscriber.disconnect());
   subscriber.on('message', (_channel: string, payload: string) => {
-    // `<node id><recipients JSON or nothing>\n<frame>` (redis/fanout.ts encode()).
+    // `<node id><meta JSON or nothing>\n<frame>` (redis/payload.ts).
     const frame = JSON.parse(payload.slice(payload.indexOf('\n') + 1)) as { message: unknown };
     received.push(frame.message);
   });
@@ -257,3 +262,118 @@ export async function startNodeProcess(t: TestContext, redis: TestRedis): Promis
 }
 
 const NODE_PROCESS_SCRIPT = fileURLToPath(new URL('../broker/fixtures/node-process.ts', import.meta.url));
+
+/** A LocalNode that records what its broker hands it (broker-level tests, no hub). */
+export interface RecordingNode extends LocalNode {
+  readonly deliveries: Delivery[];
+  /** How many times the broker said it was back in touch (reconnected()). */
+  reconnects: number;
+  readonly gone: Array<{ channel: string; members: readonly Member[]; everywhere: boolean }>;
+}
+
+export function recordingNode(nodeId: string): RecordingNode {
+  const report: NodeReport = { id: nodeId, host: 'test', pid: process.pid, connections: 0, channels: 0, messagesInPerSecond: 0, messagesOutPerSecond: 0, uptime: 0, ready: true };
+  const node: RecordingNode = {
+    deliveries: [],
+    reconnects: 0,
+    gone: [],
+    deliver(delivery) {
+      node.deliveries.push(delivery);
+      return 1;
+    },
+    reconnected() {
+      node.reconnects++;
+    },
+    membersGone(channel, members, everywhere) {
+      node.gone.push({ channel, members, everywhere });
+    },
+    report: () => report,
+    channels: () => [],
+    members: () => [],
+    disconnect: () => 0,
+  };
+  return node;
+}
+
+/** A delivery's frame as text. */
+export const frameText = (delivery: Delivery): string => (typeof delivery.frame === 'string' ? delivery.frame : delivery.frame.toString('utf8'));
+
+export interface BrokerNode {
+  readonly broker: RedisBroker;
+  readonly node: RecordingNode;
+  readonly nodeId: string;
+  /**
+   * Cuts the broker off from Redis for good, as a SIGKILL would: its connections are
+   * killed and it never reconnects; it stops beating, so the others clean it out.
+   */
+  die(): Promise<void>;
+}
+
+/** A bare RedisBroker on the test's Redis, serving a RecordingNode; closed after the test. */
+export async function startBroker(
+  t: TestContext,
+  redis: TestRedis,
+  { nodeId, tuning = {} }: { nodeId: string; tuning?: RedisBrokerTuning },
+): Promise<BrokerNode> {
+  let dead = false;
+  const { logger } = memoryLogger();
+  const broker = new RedisBroker(redisOptions(redis), {
+    nodeId,
+    logger,
+    retryDelay: () => (dead ? 3_600_000 : 100),
+    ...tuning,
+  });
+  const node = recordingNode(nodeId);
+  t.after(() => broker.close());
+  await broker.start(node);
+  assert.equal(broker.notReadyReason(), null, `broker ${nodeId} is ready after start()`);
+  return {
+    broker,
+    node,
+    nodeId,
+    die: async () => {
+      dead = true;
+      await killConnectionsOf(redis, nodeId);
+      await until(() => broker.notReadyReason() !== null, GENEROUS_MS, `broker ${nodeId} to notice it is cut off`);
+    },
+  };
+}
+
+/** History settings for the broker-level history tests. */
+export const KEPT: HistorySettings = { size: 100, ttl: 60 };
+
+export const frameOf = (text: string): string => JSON.stringify({ action: 'message', channel: CHANNEL, message: text });
+
+/** A publication kept in the history. */
+export function kept(text: string, overrides: Partial<Publication> = {}): Publication {
+  return { channel: CHANNEL, recipients: null, exclude: null, frame: frameOf(text), history: KEPT, ...overrides };
+}
+
+/** A publication not kept (ephemeral messages, presence events). */
+export function live(text: string, overrides: Partial<Publication> = {}): Publication {
+  return { ...kept(text, overrides), history: null, ...overrides };
+}
+
+/** The kept deliveries a broker's node got on `channel`, as [offset, message text]. */
+export function keptOn({ node }: BrokerNode, channel = CHANNEL): Array<[number, string]> {
+  return node.deliveries
+    .filter((delivery) => delivery.channel === channel && delivery.position !== null)
+    .map((delivery) => [delivery.position?.offset ?? -1, (JSON.parse(frameText(delivery)) as { message: string }).message]);
+}
+
+/** `count` brokers on one Redis (history0, history1, …), each with one member in CHANNEL (so subscribed to it). */
+export async function brokerCluster(t: TestContext, redis: TestRedis, count = 2, tuning: RedisBrokerTuning = {}): Promise<BrokerNode[]> {
+  const nodes: BrokerNode[] = [];
+  for (let index = 0; index < count; index++) {
+    const node = await startBroker(t, redis, { nodeId: `history${index}`, tuning });
+    await node.broker.join(CHANNEL, { connectionId: `${node.nodeId}-1`, userId: `user${index}` });
+    nodes.push(node);
+  }
+  return nodes;
+}
+
+/** Waits until every node delivered at least `count` kept messages on `channel`, then a quiet while (so that one too many shows). */
+export async function deliveredOnEvery(nodes: readonly BrokerNode[], count: number, channel = CHANNEL): Promise<void> {
+  for (const node of nodes) await until(() => keptOn(node, channel).length >= count, GENEROUS_MS, `${count} kept messages on ${node.nodeId}; got ${JSON.stringify(keptOn(node, channel))}`);
+  await sleep(QUIET_MS);
+}

@@ -1,9 +1,13 @@
 /**
- * A real `redis-server` process for one test, on a free port, without persistence.
+ * A real `redis-server` process for one test, on a free port, without persistence (or,
+ * asked for, with an append-only file in a temporary directory that outlives stop/start).
  * Without redis-server on this machine the test is skipped, except under CI=true, where
  * it fails: CI installs Redis, so a missing one is a broken CI, not a reason to skip.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { freePort } from './cli.js';
@@ -23,18 +27,26 @@ export interface TestRedis {
   readonly url: string;
   /** A plain client for assertions (closed after the test). */
   readonly client: Redis;
-  /** Stops the server (SIGKILL: as abrupt as a crash). Data is lost: there is no persistence. */
+  /** Stops the server (SIGKILL: as abrupt as a crash). Data is lost, unless started with `persistent`. */
   stop(): Promise<void>;
   /** Starts it again on the same port. */
   start(): Promise<void>;
   readonly running: boolean;
 }
 
+export interface StartRedisOptions {
+  /**
+   * Every write goes to an append-only file (fsync'd before Redis answers) in a temporary
+   * directory kept across stop() and start(): what Redis acknowledged survives a SIGKILL.
+   */
+  persistent?: boolean;
+}
+
 /**
  * Starts redis-server for the test, or skips the test (fails it under CI=true) when
  * there is none. Returns null when skipped: `const redis = await startRedis(t); if (!redis) return;`.
  */
-export async function startRedis(t: TestContext, extraArgs: readonly string[] = []): Promise<TestRedis | null> {
+export async function startRedis(t: TestContext, extraArgs: readonly string[] = [], options: StartRedisOptions = {}): Promise<TestRedis | null> {
   if (REDIS_SERVER === null) {
     if (process.env.CI === 'true') throw new Error('redis-server is not installed, and CI=true: Redis tests must run in CI (.ci/run installs it)');
     t.skip('redis-server is not installed');
@@ -42,9 +54,11 @@ export async function startRedis(t: TestContext, extraArgs: readonly string[] = 
   }
   const port = await freePort();
   let child: ChildProcess | null = null;
+  const dataDir = options.persistent === true ? mkdtempSync(join(tmpdir(), 'switchboard-redis-')) : null;
+  const persistence = dataDir === null ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dataDir];
 
   const start = async (): Promise<void> => {
-    const process = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...extraArgs], {
+    const process = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--loglevel', 'warning', ...extraArgs], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = process;
@@ -84,7 +98,12 @@ export async function startRedis(t: TestContext, extraArgs: readonly string[] = 
     await exited;
   };
 
-  await start();
+  try {
+    await start();
+  } catch (error) {
+    if (dataDir !== null) rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
   const passwordIndex = extraArgs.indexOf('--requirepass');
   const client = new Redis({
     port,
@@ -97,6 +116,7 @@ export async function startRedis(t: TestContext, extraArgs: readonly string[] = 
   t.after(async () => {
     client.disconnect();
     await stop();
+    if (dataDir !== null) rmSync(dataDir, { recursive: true, force: true });
   });
   return {
     port,

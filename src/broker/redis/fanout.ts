@@ -1,18 +1,25 @@
 /**
- * Messages between nodes through Redis pub/sub. A message is published with one script
- * call that also counts its recipients cluster-wide; calls are pipelined. The publishing
- * node has delivered to its own subscribers already and ignores its own message when
- * Redis echoes it, so every subscriber gets it exactly once, in publish order.
+ * Messages between nodes through Redis pub/sub (payload.ts has their format). A message
+ * is published with one script call that also counts its recipients cluster-wide; calls
+ * are pipelined.
  *
- * While Redis is unreachable, messages wait in a bounded outbox (oldest dropped first);
- * the resync sends them, in order, before anything published after it.
+ * A message that is not kept in the history has been delivered to the publishing node's
+ * own subscribers already: that node ignores it when Redis echoes it, so every subscriber
+ * gets it exactly once, in publish order. While Redis is unreachable, such messages wait
+ * in a bounded outbox (oldest dropped first); the resync sends them, in order, before
+ * anything published after it.
+ *
+ * A message kept in the history gets its offset from the script that publishes it
+ * (redis-history.ts), and every node, the publishing one included, delivers it from the
+ * echo, so that each delivers a channel's kept messages in offset order. It is never held:
+ * an offset given while Redis is out of reach could be given again by another node.
  */
 import type { Logger } from 'pino';
-import { NODE_ID_LENGTH } from '../../ids.js';
 import type { ChannelName } from '../../types.js';
-import type { Delivery, LocalNode } from '../broker.js';
+import type { LocalNode, Publication } from '../broker.js';
 import type { RedisConnections } from './connections.js';
 import { Outbox } from './outbox.js';
+import { encodePayload, parsePayload } from './payload.js';
 import type { RedisKeys } from './redis-keys.js';
 
 /** A message held for Redis: only what send() needs (the payload holds the frame). */
@@ -22,14 +29,12 @@ interface OutboxEntry {
   readonly payload: Buffer;
 }
 
-const NEWLINE = 0x0a;
-
 export class Fanout {
   /**
    * Publishes go straight to Redis: the outbox has been handed to the connection since it
    * came back (so anything published now is sent after the held messages).
    */
-  private sending = false;
+  private sendingNow = false;
   private readonly outbox: Outbox<OutboxEntry>;
   /** Messages dropped from the outbox over this outage (it may take several resyncs). */
   private droppedDuringOutage = 0;
@@ -44,13 +49,25 @@ export class Fanout {
     this.outbox = new Outbox(limits.messages, limits.bytes);
   }
 
-  /** Sends a message to the other nodes (or holds it); resolves with the cluster-wide count, or `localCount` when Redis cannot count. */
-  async publish(delivery: Delivery, localCount: number): Promise<number> {
+  /**
+   * Publishes go straight to Redis, after whatever the outbox held: the resync got as far
+   * as sending it (both connections up, memberships registered, channels resubscribed).
+   */
+  get sending(): boolean {
+    return this.sendingNow;
+  }
+
+  /**
+   * Sends a message that is not kept to the other nodes (or holds it); resolves with the
+   * cluster-wide count, or `localCount` when Redis cannot count.
+   */
+  async publish(publication: Publication, localCount: number): Promise<number> {
+    const { channel, recipients, exclude, frame } = publication;
     // Addressed to nobody: there is nothing to send, and nobody to count.
-    if (delivery.recipients !== null && delivery.recipients.length === 0) return 0;
-    const payload = this.encode(delivery);
-    const entry: OutboxEntry = { channel: delivery.channel, recipients: delivery.recipients, payload };
-    if (!this.sending) {
+    if (recipients !== null && recipients.length === 0) return 0;
+    const payload = encodePayload(this.nodeId, { recipients, exclude }, frame);
+    const entry: OutboxEntry = { channel, recipients, payload };
+    if (!this.sendingNow) {
       this.outbox.push(entry, payload.length);
       return localCount;
     }
@@ -59,7 +76,7 @@ export class Fanout {
     } catch (error) {
       // The message reached this node's subscribers; whether Redis ran the PUBLISH is
       // unknown, so it is not sent again. The state change is logged by the broker.
-      this.logger.debug({ err: error, channel: delivery.channel }, 'publishing through Redis failed');
+      this.logger.debug({ err: error, channel }, 'publishing through Redis failed');
       return localCount;
     }
   }
@@ -71,7 +88,7 @@ export class Fanout {
   async flush(): Promise<{ sent: number; dropped: number }> {
     const { items: held, dropped } = this.outbox.takeAll();
     const sent = held.map((entry) => this.send(entry));
-    this.sending = true;
+    this.sendingNow = true;
     await Promise.allSettled(sent);
     this.droppedDuringOutage += dropped;
     const summary = { sent: held.length, dropped: this.droppedDuringOutage };
@@ -81,29 +98,23 @@ export class Fanout {
 
   /** A connection dropped: publishes are held until the next flush. */
   hold(): void {
-    this.sending = false;
+    this.sendingNow = false;
   }
 
-  /** A message from another node on `channel`: delivered to this node's subscribers. */
+  /**
+   * A message on `channel` from Redis: delivered to this node's subscribers, unless this
+   * node published it and delivered it already (one that is not kept).
+   */
   receive(channel: ChannelName, payload: Buffer, local: LocalNode): void {
-    // Our own messages were delivered here when they were published.
-    if (payload.toString('latin1', 0, NODE_ID_LENGTH) === this.nodeId) return;
-    const newline = payload.indexOf(NEWLINE, NODE_ID_LENGTH);
-    if (newline === -1) {
+    const message = parsePayload(payload);
+    if (message === null) {
       this.logger.warn({ channel }, 'ignoring a malformed message from Redis');
       return;
     }
-    let recipients: string[] | null = null;
-    if (newline > NODE_ID_LENGTH) {
-      try {
-        recipients = JSON.parse(payload.toString('utf8', NODE_ID_LENGTH, newline)) as string[];
-      } catch {
-        this.logger.warn({ channel }, 'ignoring a malformed message from Redis');
-        return;
-      }
-    }
+    const { nodeId, recipients, exclude, position, frame } = message;
+    if (nodeId === this.nodeId && position === null) return;
     try {
-      local.deliver({ channel, recipients, frame: payload.subarray(newline + 1) });
+      local.deliver({ channel, recipients, exclude, frame, position });
     } catch (error) {
       this.logger.error({ err: error, channel }, 'delivering a message from Redis failed');
     }
@@ -111,18 +122,5 @@ export class Fanout {
 
   private send({ channel, recipients, payload }: OutboxEntry): Promise<number> {
     return this.connections.commands.switchboardPublish(this.keys.members(channel), this.keys.users(channel), this.keys.messages(channel), payload, ...(recipients ?? []));
-  }
-
-  /** `<node id><recipients as JSON, or nothing>\n<frame>`: a receiving node never parses the frame. */
-  private encode(delivery: Delivery): Buffer {
-    const head = `${this.nodeId}${delivery.recipients === null ? '' : JSON.stringify(delivery.recipients)}\n`;
-    const { frame } = delivery;
-    // One buffer, the frame written into it once.
-    const headLength = Buffer.byteLength(head);
-    const payload = Buffer.allocUnsafe(headLength + (typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length));
-    payload.write(head, 0, 'utf8');
-    if (typeof frame === 'string') payload.write(frame, headLength, 'utf8');
-    else frame.copy(payload, headLength);
-    return payload;
   }
 }

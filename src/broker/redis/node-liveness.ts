@@ -6,10 +6,19 @@
  * A node that was only slow or cut off (an event-loop stall, a half-dead connection) may
  * be cleaned out while it still runs. Its next heartbeat tells it so (the key had expired,
  * or the cleaner flagged it), and it registers everything again.
+ *
+ * The members a cleaner removed are reported to it (`gone`), per channel, so that its
+ * node tells every node to send leave events for them: only the cleaner that removed a
+ * member reports it, so each is reported once, cluster-wide.
  */
 import type { Logger } from 'pino';
+import type { ChannelName } from '../../types.js';
 import type { NodeReport } from '../../views/cluster-view.js';
-import { parseNodeMemberEntry, type RedisKeys, type ScriptedRedis } from './redis-keys.js';
+import type { Member } from '../broker.js';
+import { decodeUserId, parseNodeMemberEntry, type RedisKeys, type ScriptedRedis } from './redis-keys.js';
+
+/** Members of a dead node that this node removed from `channel`. */
+export type MembersGone = (channel: ChannelName, members: readonly Member[]) => void;
 
 const SCAN_BATCH = 500;
 
@@ -24,6 +33,7 @@ export class NodeLiveness {
     private readonly logger: Logger,
     /** This node's figures, published with every beat for GET /api/stats on any node. */
     private readonly report: () => NodeReport | null,
+    private readonly gone: MembersGone,
   ) {}
 
   /**
@@ -99,8 +109,20 @@ export class NodeLiveness {
       const [next, entries] = await this.commands.sscan(this.keys.nodeMembers(node), cursor, 'COUNT', SCAN_BATCH);
       cursor = next;
       const parsed = entries.map(parseNodeMemberEntry).filter((entry) => entry !== null);
-      await Promise.all(parsed.map(({ channel, connectionId }) => this.commands.switchboardLeave(this.keys.members(channel), this.keys.users(channel), connectionId)));
+      const results = await Promise.allSettled(parsed.map(({ channel, connectionId }) => this.commands.switchboardLeave(this.keys.members(channel), this.keys.users(channel), connectionId)));
+      // What this cleaner removed is reported, even should a later batch fail.
+      const byChannel = new Map<ChannelName, Member[]>();
+      for (const [index, result] of results.entries()) {
+        if (result.status !== 'fulfilled' || result.value === null) continue;
+        const { channel, connectionId } = parsed[index] as { channel: ChannelName; connectionId: string };
+        const members = byChannel.get(channel) ?? [];
+        if (members.length === 0) byChannel.set(channel, members);
+        members.push({ connectionId, userId: decodeUserId(result.value) });
+      }
+      for (const [channel, members] of byChannel) this.reportGone(channel, members);
       removed += parsed.length;
+      const failure = results.find((result) => result.status === 'rejected');
+      if (failure !== undefined) throw failure.reason;
     } while (cursor !== '0');
     const forgotten = await this.commands.switchboardForgetNode(this.keys.nodeAlive(node), this.keys.nodeMembers(node), this.keys.nodeResync(node), this.ttlMs * 3);
     // Should the node come back just now, its next beat lists it again.
@@ -108,6 +130,14 @@ export class NodeLiveness {
     await this.commands.del(this.keys.nodeCleanup(node));
     if (forgotten === 1) this.logger.info({ node, memberships: removed }, `node ${node} stopped answering; removed its ${removed} memberships`);
     else this.logger.info({ node, memberships: removed }, `node ${node} came back while being cleaned out; it registers again`);
+  }
+
+  private reportGone(channel: ChannelName, members: readonly Member[]): void {
+    try {
+      this.gone(channel, members);
+    } catch (error) {
+      this.logger.error({ err: error, channel }, 'announcing the members of a dead node failed');
+    }
   }
 
   /** Takes this node out of the cluster's view (a clean shutdown). */

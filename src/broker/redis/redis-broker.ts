@@ -2,13 +2,17 @@
  * RedisBroker: several Switchboard nodes that share nothing but Redis act as one server
  * (SPEC §6). This file wires the parts together:
  *
- * - fanout.ts: messages between nodes, exactly once and in order, and the bounded outbox
- *   that holds them while Redis is unreachable;
+ * - fanout.ts and payload.ts: messages between nodes, exactly once and in order, and the
+ *   bounded outbox that holds them while Redis is unreachable;
+ * - redis-history.ts and history-scripts.ts: channels' history, with offsets assigned in
+ *   Redis in the same script call as the publish;
  * - membership.ts: which connection is in which channel, in Redis, and one subscription
  *   per channel with local subscribers;
- * - node-liveness.ts: liveness keys, so that a dead node's entries are removed by the others;
+ * - node-liveness.ts: liveness keys, so that a dead node's entries are removed by the others
+ *   (and its members announced gone);
  * - sync-state.ts: outages and the resync after them (re-register, reconcile the
- *   membership, resubscribe, send the outbox, in that order, then ready again);
+ *   membership, resubscribe, send the outbox, in that order, then ready again, and the
+ *   node told to read what it missed of the history);
  * - connections.ts: the two connections, which never queue commands while disconnected,
  *   and the watchdog for a Redis that stops answering;
  * - cluster-view.ts and control.ts: what the HTTP API asks of the cluster.
@@ -16,15 +20,17 @@
 import type { Logger } from 'pino';
 import { DEFAULTS, type RedisOptions } from '../../config/options.js';
 import { isNodeId, NODE_ID_LENGTH, newNodeId } from '../../ids.js';
+import type { HistoryPage, HistoryQuery } from '../../history/history.js';
 import type { ChannelName, ConnectionId } from '../../types.js';
 import type { ChannelCount, DisconnectResult, DisconnectTarget, MemberInfo, NodeReport } from '../../views/cluster-view.js';
-import type { BrokerWithView, Delivery, LocalNode, Member } from '../broker.js';
+import type { BrokerWithView, LocalNode, Member, Publication, PublishResult } from '../broker.js';
 import { RedisClusterView } from './cluster-view.js';
 import { defaultRetryDelay, RedisConnections } from './connections.js';
 import { ControlChannel } from './control.js';
 import { Fanout } from './fanout.js';
 import { Membership } from './membership.js';
 import { NodeLiveness } from './node-liveness.js';
+import { RedisHistory } from './redis-history.js';
 import { RedisKeys } from './redis-keys.js';
 import { SyncState, type SyncSummary } from './sync-state.js';
 
@@ -62,6 +68,7 @@ export class RedisBroker implements BrokerWithView {
   private readonly state: SyncState;
   private readonly membership: Membership;
   private readonly fanout: Fanout;
+  private readonly historyStore: RedisHistory;
   private readonly liveness: NodeLiveness;
   private readonly control: ControlChannel;
   private readonly view: RedisClusterView;
@@ -89,14 +96,36 @@ export class RedisBroker implements BrokerWithView {
       messages: brokerOptions.outboxMessages ?? 10_000,
       bytes: brokerOptions.outboxBytes ?? 16 * 1024 * 1024,
     });
-    this.liveness = new NodeLiveness(this.connections.commands, keys, nodeId, this.nodeTtlMs, this.logger, () => this.local?.report() ?? null);
+    this.historyStore = new RedisHistory({
+      connections: this.connections,
+      keys,
+      nodeId,
+      logger: this.logger,
+      unavailable: () => {
+        if (this.fanout.sending) return null;
+        return this.state.isClosed ? 'the broker is closed' : this.state.problem;
+      },
+    });
+    this.liveness = new NodeLiveness(
+      this.connections.commands,
+      keys,
+      nodeId,
+      this.nodeTtlMs,
+      this.logger,
+      () => this.local?.report() ?? null,
+      (channel, members) => this.local?.membersGone(channel, members, true),
+    );
     this.control = new ControlChannel(this.connections, keys, nodeId, this.logger);
     this.state = new SyncState(this.connections, nodeId, this.logger, {
       resync: (current) => this.resync(current),
       lost: () => this.fanout.hold(),
-      // The beat during the resync reported the node not ready yet; without another one now,
-      // the other nodes would show it not ready until the next check interval.
-      ready: () => this.heartbeat(false),
+      ready: () => {
+        // The beat during the resync reported the node not ready yet; without another one now,
+        // the other nodes would show it not ready until the next check interval.
+        this.heartbeat(false);
+        // Subscribed again: messages kept in the history may have passed meanwhile.
+        this.reconnected();
+      },
     });
     this.membership = new Membership(this.connections, keys, nodeId, this.logger, () => this.state.resyncSoon());
     this.view = new RedisClusterView({
@@ -125,10 +154,23 @@ export class RedisBroker implements BrokerWithView {
     return this.state.notReadyReason();
   }
 
-  async publish(delivery: Delivery): Promise<number> {
+  /**
+   * A message kept in the history is published by one script call, which gives it its
+   * offset, and delivered here from Redis' echo, as on every node; it is refused
+   * (ClusterUnavailableError) while Redis is out of reach. Any other message reaches this
+   * node's subscribers at once and the other nodes through Redis (held while it is out of
+   * reach).
+   */
+  async publish(publication: Publication): Promise<PublishResult> {
     if (this.local === null) throw new Error('RedisBroker.publish() called before start()');
-    const localCount = this.local.deliver(delivery);
-    return this.fanout.publish(delivery, localCount);
+    if (publication.history !== null) return this.historyStore.publish(publication);
+    const { channel, recipients, exclude, frame } = publication;
+    const localCount = this.local.deliver({ channel, recipients, exclude, frame, position: null });
+    return { count: await this.fanout.publish(publication, localCount), position: null };
+  }
+
+  history(channel: ChannelName, query: HistoryQuery): Promise<HistoryPage> {
+    return this.historyStore.read(channel, query);
   }
 
   join(channel: ChannelName, member: Member): Promise<void> {
@@ -172,6 +214,15 @@ export class RedisBroker implements BrokerWithView {
     // The outbox goes out in order; from here on publishes follow it on the same connection.
     const { sent, dropped } = await this.fanout.flush();
     return { channels, members, sent, dropped, failures };
+  }
+
+  private reconnected(): void {
+    if (this.local === null || this.state.isClosing) return;
+    try {
+      this.local.reconnected();
+    } catch (error) {
+      this.logger.error({ err: error }, 'the node failed to catch up after a resync');
+    }
   }
 
   /**

@@ -7,7 +7,8 @@
  *   P{C}:pub          pub/sub channel carrying C's messages between nodes
  *   P{C}:members      hash  connection id → user id as JSON (42, "42"; '' when anonymous): who is in C
  *   P{C}:users        hash  user id → number of its connections in C (presence, recipients_count)
- *   P{C}:history      stream of C's recent messages (reserved for history)
+ *   P{C}:history      stream of C's recent messages, entry ids `<offset>-0` (history-scripts.ts)
+ *   P{C}:position     hash  epoch, offset: C's history epoch and last offset assigned
  *   Pnodes            hash  node id → JSON {pid, host, started}: the nodes of the cluster
  *   Pnode:{N}:alive   string with a TTL, refreshed while node N runs
  *   Pnode:{N}:members set of "C connection-id": N's memberships, to clean out N if it dies
@@ -18,6 +19,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { ChannelName, UserId } from '../../types.js';
+import { defineHistoryScripts, type HistoryCommands } from './history-scripts.js';
 
 export class RedisKeys {
   constructor(readonly prefix: string) {}
@@ -36,6 +38,10 @@ export class RedisKeys {
 
   history(channel: ChannelName): string {
     return `${this.prefix}{${channel}}:history`;
+  }
+
+  position(channel: ChannelName): string {
+    return `${this.prefix}{${channel}}:position`;
   }
 
   get nodes(): string {
@@ -135,16 +141,20 @@ local newKey = userKey(ARGV[2])
 if newKey then redis.call('HINCRBY', KEYS[2], newKey, 1) end
 return 1`;
 
-/** Removes a member from a channel; a no-op when it is not there. KEYS: members, users. ARGV: connection id. */
+/**
+ * Removes a member from a channel; a no-op when it is not there. KEYS: members, users.
+ * ARGV: connection id. Returns the member's user id as the members hash held it ('' when
+ * anonymous), or nil when it was not there: who removed it, and whom it was.
+ */
 export const LEAVE_SCRIPT = `${USER_KEY_LUA}
 local old = redis.call('HGET', KEYS[1], ARGV[1])
-if not old then return 0 end
+if not old then return nil end
 redis.call('HDEL', KEYS[1], ARGV[1])
 local oldKey = userKey(old)
 if oldKey then
   if redis.call('HINCRBY', KEYS[2], oldKey, -1) <= 0 then redis.call('HDEL', KEYS[2], oldKey) end
 end
-return 1`;
+return old`;
 
 /**
  * Publishes and counts in one round trip. KEYS: members, users. ARGV: pub/sub channel,
@@ -187,9 +197,10 @@ redis.call('DEL', KEYS[2], KEYS[3])
 return 1`;
 
 /** Redis with the scripts above defined as commands. */
-export interface ScriptedRedis extends Redis {
+export interface ScriptedRedis extends Redis, HistoryCommands {
   switchboardJoin(members: string, users: string, connectionId: string, storedUserId: string): Promise<number>;
-  switchboardLeave(members: string, users: string, connectionId: string): Promise<number>;
+  /** The removed member's stored user id (decodeUserId), or null when it was not there. */
+  switchboardLeave(members: string, users: string, connectionId: string): Promise<string | null>;
   switchboardPublish(members: string, users: string, pubChannel: string, payload: string | Buffer, ...recipients: string[]): Promise<number>;
   switchboardHeartbeat(alive: string, resyncFlag: string, value: string, ttlMs: number): Promise<number>;
   switchboardForgetNode(alive: string, members: string, resyncFlag: string, flagTtlMs: number): Promise<number>;
@@ -202,5 +213,6 @@ export function withScripts(redis: Redis): ScriptedRedis {
   redis.defineCommand('switchboardPublish', { numberOfKeys: 2, lua: PUBLISH_SCRIPT });
   redis.defineCommand('switchboardHeartbeat', { numberOfKeys: 2, lua: HEARTBEAT_SCRIPT });
   redis.defineCommand('switchboardForgetNode', { numberOfKeys: 3, lua: FORGET_NODE_SCRIPT });
+  defineHistoryScripts(redis);
   return redis as ScriptedRedis;
 }
