@@ -5,64 +5,11 @@
  * real between worker processes.
  */
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
-import type { Delivery, LocalNode } from '../../src/broker/broker.js';
-import { ClusterBroker, type PrimaryChannel } from '../../src/broker/cluster/cluster-broker.js';
-import { ClusterRelay } from '../../src/broker/cluster/cluster-relay.js';
-import type { WorkerMessage } from '../../src/broker/cluster/messages.js';
+import { ClusterBroker } from '../../src/broker/cluster/cluster-broker.js';
 import { ClusterUnavailableError, RequestTimeoutError } from '../../src/errors.js';
-import type { NodeReport } from '../../src/views/cluster-view.js';
 import { memoryLogger } from '../helpers/memory-logger.js';
-
-/** A fake `process` of a worker: records what is sent, and emits what the test makes the primary say. */
-class FakePrimary extends EventEmitter implements PrimaryChannel {
-  connected = true;
-  readonly sent: WorkerMessage[] = [];
-  send = (message: WorkerMessage, _handle: undefined, _options: undefined, callback: (error: Error | null) => void): boolean => {
-    this.sent.push(message);
-    callback(null);
-    return true;
-  };
-  override on(event: 'message', listener: (message: unknown) => void): this {
-    return super.on(event, listener);
-  }
-  override off(event: 'message', listener: (message: unknown) => void): this {
-    return super.off(event, listener);
-  }
-  say(message: unknown): void {
-    this.emit('message', message);
-  }
-  last<T extends WorkerMessage['sb']>(tag: T): Extract<WorkerMessage, { sb: T }> {
-    const found = this.sent.filter((message) => message.sb === tag).at(-1);
-    assert.ok(found !== undefined, `a ${tag} message was sent`);
-    return found as Extract<WorkerMessage, { sb: T }>;
-  }
-}
-
-function report(id: string): NodeReport {
-  return { id, host: 'h', pid: 1, connections: 0, channels: 0, messagesInPerSecond: 0, messagesOutPerSecond: 0, uptime: 0, ready: true };
-}
-
-/** A node that records its deliveries; `addressed` is what deliver() answers. */
-function localNode(id: string, addressed = 1): LocalNode & { deliveries: Delivery[]; closed: number } {
-  const node = {
-    deliveries: [] as Delivery[],
-    closed: 0,
-    deliver(delivery: Delivery) {
-      node.deliveries.push(delivery);
-      return addressed;
-    },
-    report: () => report(id),
-    channels: () => [],
-    members: () => [],
-    disconnect() {
-      node.closed++;
-      return 1;
-    },
-  };
-  return node;
-}
+import { FakePrimary, localNode, publication, report, settle, wiredWorkers } from './cluster-fakes.js';
 
 async function started(options: { requestTimeoutMs?: number; level?: 'debug' | 'info' } = {}) {
   const primary = new FakePrimary();
@@ -77,13 +24,14 @@ test('a worker says hello with its node id, and publishes its frame as a Buffer 
   const { primary, broker, local } = await started();
   t.after(() => broker.close());
   assert.deepEqual(primary.sent[0], { sb: 'hello', nodeId: 'workerA1' });
-  const publishing = broker.publish({ channel: 'room', recipients: null, frame: '{"n":1}' });
-  assert.equal(local.deliveries.length, 1, 'local delivery comes first');
+  const publishing = broker.publish(publication('room', '{"n":1}', { exclude: 'workerA1-3' }));
+  assert.deepEqual(local.deliveries, [{ channel: 'room', recipients: null, exclude: 'workerA1-3', frame: '{"n":1}', position: null }], 'local delivery comes first');
   const sent = primary.last('publish');
   assert.ok(Buffer.isBuffer(sent.frame));
   assert.equal(sent.frame.toString(), '{"n":1}');
+  assert.equal(sent.exclude, 'workerA1-3');
   primary.say({ sb: 'reply', id: sent.id, count: 5 });
-  assert.equal(await publishing, 5);
+  assert.deepEqual(await publishing, { count: 5, position: null });
 });
 
 test('a join whose reply never comes rejects with RequestTimeoutError instead of waiting forever', async (t) => {
@@ -96,7 +44,7 @@ test('a join whose reply never comes rejects with RequestTimeoutError instead of
 test('a publish whose count never comes resolves with the local count, and says so in the log', async (t) => {
   const { broker, lines } = await started({ requestTimeoutMs: 30 });
   t.after(() => broker.close());
-  assert.equal(await broker.publish({ channel: 'room', recipients: null, frame: Buffer.from('{}') }), 2);
+  assert.deepEqual(await broker.publish(publication('room', '{}')), { count: 2, position: null });
   assert.ok(lines.some((line) => /did not count publishes in time/.test(line.msg ?? '')));
 });
 
@@ -111,7 +59,7 @@ test('the cluster views reject with ClusterUnavailableError when the primary is 
   // A disconnect closes this worker's own connections whatever happens, and says that the rest is unknown.
   assert.deepEqual(await broker.disconnect({ userId: 'a' }), { disconnected: 1, unanswered: ['primary'] });
   // A publish still reaches the worker's own subscribers, and counts them.
-  assert.equal(await broker.publish({ channel: 'room', recipients: null, frame: '{}' }), 2);
+  assert.deepEqual(await broker.publish(publication('room', '{}')), { count: 2, position: null });
 });
 
 test('/metrics messages, malformed relay messages and unknown messages are never delivered; only the unknown ones are logged (debug)', async (t) => {
@@ -119,15 +67,17 @@ test('/metrics messages, malformed relay messages and unknown messages are never
   t.after(() => broker.close());
   primary.say({ sb: 'metrics-ask', ask: 1 });
   primary.say({ sb: 'metrics-answer', id: 1, text: 'x' });
-  primary.say({ sb: 'deliver', channel: 'room', recipients: null, frame: '{"as":"a string"}' });
-  primary.say({ sb: 'deliver', channel: 'room', recipients: 'everyone', frame: Buffer.from('{}') });
+  primary.say({ sb: 'deliver', channel: 'room', recipients: null, exclude: null, frame: '{"as":"a string"}', position: null });
+  primary.say({ sb: 'deliver', channel: 'room', recipients: 'everyone', exclude: null, frame: Buffer.from('{}'), position: null });
+  // Without the fields a deliver has now (exclude, position).
+  primary.say({ sb: 'deliver', channel: 'room', recipients: null, frame: Buffer.from('{}') });
   primary.say({ sb: 'something-new' });
   primary.say('text');
   assert.equal(local.deliveries.length, 0);
   assert.equal(lines.filter((line) => line.msg === 'ignoring an unknown IPC message').length, 2);
-  primary.say({ sb: 'deliver', channel: 'room', recipients: ['7'], frame: Buffer.from('{"n":1}') });
+  primary.say({ sb: 'deliver', channel: 'room', recipients: ['7'], exclude: 'b-1', frame: Buffer.from('{"n":1}'), position: null });
   assert.equal(local.deliveries.length, 1);
-  assert.deepEqual(local.deliveries[0], { channel: 'room', recipients: ['7'], frame: Buffer.from('{"n":1}') });
+  assert.deepEqual(local.deliveries[0], { channel: 'room', recipients: ['7'], exclude: 'b-1', frame: Buffer.from('{"n":1}'), position: null });
 });
 
 test('the primary\'s questions are answered with this worker\'s report or its closed count', async (t) => {
@@ -148,39 +98,17 @@ test('close() settles a request still waiting for the primary', async () => {
 });
 
 test('two workers through a relay: a publish reaches the other worker, the views answer for both', async (t) => {
-  const primaries = new Map<number, FakePrimary>([
-    [1, new FakePrimary()],
-    [2, new FakePrimary()],
-  ]);
-  const relay = new ClusterRelay((worker, message) => {
-    // Asynchronous, as IPC is.
-    setImmediate(() => primaries.get(worker)?.say(message));
-    return true;
-  });
-  const brokers = new Map<number, ClusterBroker>();
-  const locals = new Map<number, ReturnType<typeof localNode>>();
-  for (const [worker, primary] of primaries) {
-    primary.send = (message, _handle, _options, callback) => {
-      setImmediate(() => relay.handle(worker, message));
-      callback(null);
-      return true;
-    };
-    const nodeId = `worker${worker}AA`;
-    const broker = new ClusterBroker({ nodeId, primary, logger: memoryLogger().logger });
-    const local = localNode(nodeId, 1);
-    await broker.start(local);
-    brokers.set(worker, broker);
-    locals.set(worker, local);
-    t.after(() => broker.close());
-  }
-  const one = brokers.get(1) as ClusterBroker;
-  const two = brokers.get(2) as ClusterBroker;
+  const { get, close } = await wiredWorkers(2);
+  t.after(close);
+  const one = get(1).broker;
+  const two = get(2).broker;
   await one.join('room', { connectionId: 'worker1AA-1', userId: 'alice' });
   await two.join('room', { connectionId: 'worker2AA-1', userId: null });
-  assert.equal(await one.publish({ channel: 'room', recipients: null, frame: '{"n":1}' }), 2);
-  await new Promise((resolve) => setImmediate(resolve));
-  assert.equal(locals.get(2)?.deliveries.length, 1);
-  assert.equal(locals.get(2)?.deliveries[0]?.frame.toString(), '{"n":1}');
+  assert.deepEqual(await one.publish(publication('room', '{"n":1}')), { count: 2, position: null });
+  await settle();
+  assert.equal(get(2).local.deliveries.length, 1);
+  assert.equal(get(2).local.deliveries[0]?.frame.toString(), '{"n":1}');
+  assert.equal(get(1).local.deliveries.length, 1, 'the origin delivered it once, itself');
   assert.deepEqual((await two.channels()).map(({ channel, subscribers }) => [channel, subscribers]), [['room', 2]]);
   assert.deepEqual((await two.members('room')).map(({ node }) => node).sort(), ['worker1AA', 'worker2AA']);
   assert.deepEqual((await two.nodes()).map(({ id }) => id).sort(), ['worker1AA', 'worker2AA']);

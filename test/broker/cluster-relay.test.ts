@@ -23,7 +23,7 @@ function relayWithInboxes(): { relay: ClusterRelay; inbox: Map<number, PrimaryMe
 
 const join = (id: number, channel: string, connectionId: string, userId: string | number | null = null) => ({ sb: 'join', id, channel, connectionId, userId });
 const frame = (id: number): Buffer => Buffer.from(`{"n":${id}}`);
-const publish = (id: number, channel: string, recipients: string[] | null = null) => ({ sb: 'publish', id, channel, recipients, frame: frame(id) });
+const publish = (id: number, channel: string, recipients: string[] | null = null, exclude: string | null = null) => ({ sb: 'publish', id, channel, recipients, exclude, frame: frame(id) });
 const deliveries = (messages: PrimaryMessage[] | undefined) => (messages ?? []).filter((message) => message.sb === 'deliver');
 const replies = (messages: PrimaryMessage[] | undefined) => (messages ?? []).filter((message) => message.sb === 'reply');
 
@@ -41,7 +41,7 @@ test('a message goes once to every other worker with subscribers on the channel,
   relay.handle(3, join(1, 'other', 'c-1'));
   relay.handle(1, publish(2, 'room'));
   assert.equal(deliveries(inbox.get(1)).length, 0);
-  assert.deepEqual(deliveries(inbox.get(2)), [{ sb: 'deliver', channel: 'room', recipients: null, frame: frame(2) }]);
+  assert.deepEqual(deliveries(inbox.get(2)), [{ sb: 'deliver', channel: 'room', recipients: null, exclude: null, frame: frame(2), position: null }]);
   assert.equal(deliveries(inbox.get(3)).length, 0);
   assert.deepEqual(replies(inbox.get(1)).at(-1), { sb: 'reply', id: 2, count: 3 });
 });
@@ -120,9 +120,12 @@ test('the other IPC messages of Switchboard, and relay messages of the wrong sha
     { sb: 'metrics-request', id: 1 },
     { sb: 'metrics-part', ask: 1, part: [] },
     { sb: 'start-failed', exitCode: 1, reason: 'port in use' },
-    { sb: 'deliver', channel: 'room', recipients: null, frame: frame(1) },
+    { sb: 'deliver', channel: 'room', recipients: null, exclude: null, frame: frame(1), position: null },
     // A frame as a JSON string: workers send Buffers (serialization: 'advanced').
-    { sb: 'publish', id: 1, channel: 'room', recipients: null, frame: '{"n":1}' },
+    { sb: 'publish', id: 1, channel: 'room', recipients: null, exclude: null, frame: '{"n":1}' },
+    // Without its exclude, or with one that is not a connection id.
+    { sb: 'publish', id: 1, channel: 'room', recipients: null, frame: frame(1) },
+    { sb: 'publish', id: 1, channel: 'room', recipients: null, exclude: 7, frame: frame(1) },
     { sb: 'join', channel: 'room', connectionId: 'a-1', userId: null },
     { sb: 'join', id: 1, channel: 'room', connectionId: 7, userId: null },
     { sb: 'query', id: 1, query: 'members' },
@@ -194,4 +197,46 @@ test('a disconnect asks every other worker, sums their counts, and names a worke
   relay.removeWorker(3);
   await eventually(() => answers(inbox.get(1)).length === 1);
   assert.deepEqual(answers(inbox.get(1))[0], { sb: 'answer', id: 9, data: { disconnected: 2, unanswered: ['nodeCCCC', 'nodeDDDD'] } });
+});
+
+test('a publish carries its exclude to the other workers, and the excluded connection is not counted', () => {
+  const { relay, inbox } = relayWithInboxes();
+  relay.handle(1, join(1, 'room', 'a-1', '7'));
+  relay.handle(2, join(1, 'room', 'b-1', '7'));
+  relay.handle(2, join(2, 'room', 'b-2', '8'));
+  relay.handle(1, publish(2, 'room', null, 'a-1'));
+  assert.deepEqual(deliveries(inbox.get(2)), [{ sb: 'deliver', channel: 'room', recipients: null, exclude: 'a-1', frame: frame(2), position: null }]);
+  assert.deepEqual(replies(inbox.get(1)).at(-1), { sb: 'reply', id: 2, count: 2 });
+  relay.handle(1, publish(3, 'room', ['7'], 'b-1'));
+  assert.deepEqual(replies(inbox.get(1)).at(-1), { sb: 'reply', id: 3, count: 1 });
+});
+
+test('a worker that exits: each other worker with members in one of its channels is told who left that channel, and no one else', () => {
+  const { relay, inbox, gone } = relayWithInboxes();
+  relay.handle(1, join(1, 'room', 'a-1', 42));
+  relay.handle(1, join(2, 'room', 'a-2', null));
+  relay.handle(1, join(3, 'other', 'a-3', 'x'));
+  relay.handle(1, join(4, 'alone', 'a-1', 42));
+  relay.handle(2, join(1, 'room', 'b-1'));
+  relay.handle(3, join(1, 'other', 'c-1'));
+  relay.handle(4, join(1, 'lobby', 'd-1'));
+  inbox.clear();
+  gone.add(1);
+  relay.removeWorker(1);
+  assert.deepEqual(inbox.get(2), [
+    {
+      sb: 'gone',
+      channel: 'room',
+      members: [
+        { connectionId: 'a-1', userId: 42 },
+        { connectionId: 'a-2', userId: null },
+      ],
+    },
+  ]);
+  assert.deepEqual(inbox.get(3), [{ sb: 'gone', channel: 'other', members: [{ connectionId: 'a-3', userId: 'x' }] }]);
+  assert.equal(inbox.get(4), undefined, 'a worker without members in its channels hears nothing');
+  assert.equal(relay.memberCount('alone'), 0);
+  // A second exit of the same worker says nothing more.
+  relay.removeWorker(1);
+  assert.equal(inbox.get(2)?.length, 1);
 });

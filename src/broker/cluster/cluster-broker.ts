@@ -3,6 +3,15 @@
  * everything else through the primary's relay (cluster-relay.ts). A client on any worker
  * reaches subscribers on every worker, `recipients_count` counts all of them, and the
  * HTTP API's views answer for every worker, as with Redis.
+ *
+ * The primary holds the history. A message to be kept is not delivered here at once: the
+ * primary gives it its offset and sends it back to every worker with subscribers, this one
+ * included, so that every worker delivers a channel's offsets in the order they were given.
+ * Without an answer from the primary such a publish rejects: it never makes up a position.
+ *
+ * This broker never calls LocalNode.reconnected(): the primary lives as long as its workers
+ * (a worker whose primary is gone exits), so there is no outage to catch up after, and IPC
+ * loses no message on the way.
  */
 import type { Logger } from 'pino';
 import { ClusterUnavailableError, RequestTimeoutError } from '../../errors.js';
@@ -11,7 +20,8 @@ import { defaultLibraryLogger } from '../../logger.js';
 import { PendingRequests } from '../../rpc/pending-requests.js';
 import type { ChannelName, ConnectionId } from '../../types.js';
 import type { ChannelCount, DisconnectResult, DisconnectTarget, MemberInfo, NodeReport } from '../../views/cluster-view.js';
-import type { BrokerWithView, Delivery, LocalNode, Member } from '../broker.js';
+import type { HistoryPage, HistoryQuery, StreamPosition } from '../../history/history.js';
+import type { BrokerWithView, LocalNode, Member, Publication, PublishResult } from '../broker.js';
 import { describeMessage, isSwitchboardMessage, parsePrimaryMessage, type PrimaryMessage, type Query, type WorkerMessage } from './messages.js';
 
 /** How long a worker waits for the primary's answer; longer than the relay's own wait for the workers (PARTS_WAIT_MS). */
@@ -62,18 +72,37 @@ export class ClusterBroker implements BrokerWithView {
     return Promise.resolve();
   }
 
-  async publish(delivery: Delivery): Promise<number> {
-    const localCount = this.node('publish').deliver(delivery);
-    const frame = typeof delivery.frame === 'string' ? Buffer.from(delivery.frame) : delivery.frame;
+  async publish(publication: Publication): Promise<PublishResult> {
+    const node = this.node('publish');
+    const { channel, recipients, exclude, frame, history } = publication;
+    if (history !== null) {
+      // Rejects when the primary is gone or does not answer in time: no count or position is made up.
+      const stored = await this.ask((id) => ({ sb: 'append', id, channel, recipients, exclude, frame, history }));
+      if (!(stored instanceof Stored)) throw new ClusterUnavailableError('the primary process answered a publish to a channel with history with something else than its position');
+      return { count: stored.count, position: stored.position };
+    }
+    const localCount = node.deliver({ channel, recipients, exclude, frame, position: null });
     try {
-      const count = await this.ask((id) => ({ sb: 'publish', id, channel: delivery.channel, recipients: delivery.recipients, frame }));
-      return typeof count === 'number' ? count : localCount;
+      const count = await this.ask((id) => ({ sb: 'publish', id, channel, recipients, exclude, frame: Buffer.from(frame) }));
+      return { count: typeof count === 'number' ? count : localCount, position: null };
     } catch (error) {
       // The message reached this worker's subscribers; whether the relay passed it on is
       // unknown, and a count is no reason to fail the publish.
       if (error instanceof RequestTimeoutError) this.warnLateCount(error);
-      return localCount;
+      return { count: localCount, position: null };
     }
+  }
+
+  /** Reads a channel's history from the primary's store. */
+  async history(channel: ChannelName, query: HistoryQuery): Promise<HistoryPage> {
+    this.node('history');
+    // Whole numbers, as the primary's guard takes them (and as RedisHistory reads them).
+    const since = query.since === null ? null : Math.floor(query.since);
+    const until = query.until === null ? null : Math.floor(query.until);
+    const limit = Math.max(0, Math.floor(query.limit));
+    const page = await this.ask((id) => ({ sb: 'history', id, channel, since, until, limit, seen: query.seen ?? null }));
+    if (!(page instanceof Page)) throw new ClusterUnavailableError('the primary process answered a history read with something else than a page');
+    return page.page;
   }
 
   async join(channel: ChannelName, member: Member): Promise<void> {
@@ -182,6 +211,15 @@ export class ClusterBroker implements BrokerWithView {
       case 'reply':
         this.requests.answer(message.id, message.count);
         return;
+      case 'stored':
+        this.requests.answer(message.id, new Stored(message.count, message.position));
+        return;
+      case 'page':
+        this.requests.answer(message.id, new Page(message.page));
+        return;
+      case 'gone':
+        this.local?.membersGone(message.channel, message.members, false);
+        return;
       case 'answer':
         this.requests.answer(message.id, message.data);
         return;
@@ -191,11 +229,26 @@ export class ClusterBroker implements BrokerWithView {
         this.post({ sb: 'part', ask: message.ask, part });
         return;
       }
-      case 'deliver':
-        this.local?.deliver({ channel: message.channel, recipients: message.recipients, frame: message.frame });
+      case 'deliver': {
+        const { channel, recipients, exclude, frame, position } = message;
+        this.local?.deliver({ channel, recipients, exclude, frame, position });
         return;
+      }
     }
   }
+}
+
+/** The primary's answer to an append; a class, so that an answer of another kind to the same request id is told apart. */
+class Stored {
+  constructor(
+    readonly count: number,
+    readonly position: StreamPosition,
+  ) {}
+}
+
+/** The primary's answer to a history read. */
+class Page {
+  constructor(readonly page: HistoryPage) {}
 }
 
 function asArray<T>(data: unknown): T[] {

@@ -1,12 +1,21 @@
 /**
  * The primary's side of WS_WORKER_NUM > 1 without Redis (SPEC §6): every worker's
  * memberships, the relay of each message to the workers with subscribers on its channel,
- * and the answers to the workers' cluster-wide views, for which it asks every worker.
+ * the channels' history (the primary outlives its workers, so it keeps it), and the
+ * answers to the workers' cluster-wide views, for which it asks every worker.
+ *
+ * A message kept in the history is appended here, given its offset, then sent to every
+ * worker with subscribers, its sender included: IPC to one worker keeps its order, so each
+ * worker receives a channel's offsets in the order they were given. The relay knows nothing
+ * of presence settings or frames: when a worker exits, it tells each other worker with
+ * members in the same channels who left, and that worker tells its own subscribers.
  */
+import { MemoryHistory } from '../../history/memory-history.js';
 import { nodeOfConnection } from '../../ids.js';
 import { PendingRequests } from '../../rpc/pending-requests.js';
 import type { ChannelName, ConnectionId, UserId } from '../../types.js';
 import type { DisconnectResult, DisconnectTarget, MemberInfo, NodeReport } from '../../views/cluster-view.js';
+import type { Member } from '../broker.js';
 import { parseWorkerMessage, type PrimaryMessage, type WorkerMessage } from './messages.js';
 
 /** How long the primary waits for the workers' parts of an answer. */
@@ -28,10 +37,12 @@ export class ClusterRelay {
   /**
    * @param sendTo delivers a message to one worker; returns false when that worker is gone.
    * @param liveWorkers the workers running now.
+   * @param history where the channels' history is kept; closed by close().
    */
   constructor(
     private readonly sendTo: (worker: number, message: PrimaryMessage) => boolean,
     private readonly liveWorkers: () => number[] = () => [...new Set([...this.nodeIds.keys(), ...this.workerChannels.keys()])],
+    private readonly history: MemoryHistory = new MemoryHistory(),
   ) {}
 
   /** Handles one message from a worker. Returns false when it is not the relay's (it is then ignored). */
@@ -45,6 +56,14 @@ export class ClusterRelay {
       case 'publish':
         this.sendTo(worker, { sb: 'reply', id: request.id, count: this.relay(worker, request) });
         break;
+      case 'append':
+        this.append(worker, request);
+        break;
+      case 'history': {
+        const { channel, since, until, limit, seen } = request;
+        this.sendTo(worker, { sb: 'page', id: request.id, page: this.history.read(channel, { since, until, limit, seen }) });
+        break;
+      }
       case 'join':
         this.join(worker, request.channel, request.connectionId, request.userId);
         this.sendTo(worker, { sb: 'reply', id: request.id, count: 0 });
@@ -102,7 +121,10 @@ export class ClusterRelay {
     return this.asks.gather(workers, (ask, worker) => this.sendTo(worker, { sb: 'ask', ask, ...question }));
   }
 
-  /** A worker exited: its connections are gone, and so are their memberships. */
+  /**
+   * A worker exited: its connections are gone, and so are their memberships. Every other
+   * worker with members in one of its channels is told who left it (`gone`).
+   */
   removeWorker(worker: number): void {
     // Its part of any open question will not come.
     this.asks.peerGone(worker);
@@ -113,8 +135,19 @@ export class ClusterRelay {
     for (const channel of channels.keys()) {
       const members = this.channels.get(channel);
       if (members === undefined) continue;
-      for (const [connectionId, member] of members) if (member.worker === worker) members.delete(connectionId);
-      if (members.size === 0) this.channels.delete(channel);
+      const gone: Member[] = [];
+      for (const [connectionId, member] of members) {
+        if (member.worker !== worker) continue;
+        members.delete(connectionId);
+        gone.push({ connectionId, userId: member.userId });
+      }
+      if (members.size === 0) {
+        this.channels.delete(channel);
+        continue;
+      }
+      if (gone.length === 0) continue;
+      const message: PrimaryMessage = { sb: 'gone', channel, members: gone };
+      for (const other of this.workersIn(channel)) this.sendTo(other, message);
     }
   }
 
@@ -123,23 +156,52 @@ export class ClusterRelay {
     return this.channels.get(channel)?.size ?? 0;
   }
 
-  /** Answers the open questions with what has come, and takes no more. */
+  /** Answers the open questions with what has come, and takes no more; stops the history's sweep. */
   close(): void {
     this.asks.close();
+    this.history.close();
   }
 
+  /** A message not kept: to every other worker with subscribers (the origin has delivered it). Returns the cluster-wide count. */
   private relay(origin: number, message: Extract<WorkerMessage, { sb: 'publish' }>): number {
-    const members = this.channels.get(message.channel);
-    if (members === undefined) return 0;
+    const { channel, recipients, exclude, frame } = message;
+    if (!this.channels.has(channel)) return 0;
     // The same Buffer for every worker: IPC copies it once per send, nothing re-encodes it.
-    const delivery: PrimaryMessage = { sb: 'deliver', channel: message.channel, recipients: message.recipients, frame: message.frame };
-    for (const [worker, channels] of this.workerChannels) {
-      if (worker !== origin && (channels.get(message.channel) ?? 0) > 0) this.sendTo(worker, delivery);
-    }
-    if (message.recipients === null) return members.size;
-    const recipients = new Set(message.recipients);
+    const delivery: PrimaryMessage = { sb: 'deliver', channel, recipients, exclude, frame, position: null };
+    for (const worker of this.workersIn(channel)) if (worker !== origin) this.sendTo(worker, delivery);
+    return this.count(channel, recipients, exclude);
+  }
+
+  /**
+   * A message to keep: appended to the history (its offset and epoch), delivered to every
+   * worker with subscribers, the origin included, and only then answered, so that the
+   * origin's subscribers have it before the publisher's acknowledgement.
+   */
+  private append(origin: number, message: Extract<WorkerMessage, { sb: 'append' }>): void {
+    const { channel, recipients, exclude, history } = message;
+    const stored = this.history.append(channel, message.frame, history);
+    const position = { epoch: stored.epoch, offset: stored.offset };
+    const frame = Buffer.from(stored.frame);
+    const delivery: PrimaryMessage = { sb: 'deliver', channel, recipients, exclude, frame, position };
+    for (const worker of this.workersIn(channel)) this.sendTo(worker, delivery);
+    this.sendTo(origin, { sb: 'stored', id: message.id, count: this.count(channel, recipients, exclude), position });
+  }
+
+  /** The workers with members in `channel`. */
+  private workersIn(channel: ChannelName): number[] {
+    const workers: number[] = [];
+    for (const [worker, channels] of this.workerChannels) if ((channels.get(channel) ?? 0) > 0) workers.push(worker);
+    return workers;
+  }
+
+  /** Connections a message is addressed to, cluster-wide: the listed users' (none anonymous), never `exclude`. */
+  private count(channel: ChannelName, recipients: readonly string[] | null, exclude: ConnectionId | null): number {
+    const members = this.channels.get(channel);
+    if (members === undefined) return 0;
+    if (recipients === null) return members.size - (exclude !== null && members.has(exclude) ? 1 : 0);
+    const listed = new Set(recipients);
     let count = 0;
-    for (const member of members.values()) if (member.key !== '' && recipients.has(member.key)) count++;
+    for (const [connectionId, member] of members) if (member.key !== '' && listed.has(member.key) && connectionId !== exclude) count++;
     return count;
   }
 
