@@ -15,6 +15,7 @@ export const ErrorCode = {
   TOKEN_EXPIRED: 'TOKEN_EXPIRED',
   TOO_MANY_CHANNELS: 'TOO_MANY_CHANNELS',
   RATE_LIMITED: 'RATE_LIMITED',
+  NOT_ENABLED: 'NOT_ENABLED',
   INTERNAL_ERROR: 'INTERNAL_ERROR',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

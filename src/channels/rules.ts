@@ -33,22 +33,26 @@ export interface Subject {
 
 export class RuleError extends Error {}
 
-const enum SegmentKind {
+export const enum SegmentKind {
   Literal,
   AnySegment,
   AnyRest,
   UserId,
 }
 
-interface Segment {
+export interface Segment {
   kind: SegmentKind;
   literal: string;
 }
 
-interface CompiledRule {
-  readonly rule: ChannelRule;
+/** A pattern split into segments once. */
+export interface CompiledPattern {
   readonly segments: readonly Segment[];
   readonly endsWithRest: boolean;
+}
+
+interface CompiledRule extends CompiledPattern {
+  readonly rule: ChannelRule;
   readonly subscribe: RoleSet;
   readonly publish: RoleSet;
 }
@@ -62,7 +66,7 @@ interface RoleSet {
 const SEGMENT = /^[A-Za-z0-9_\-:@=]+$/;
 const RULE_FIELDS = new Set(['pattern', 'subscribe', 'publish', 'presence', 'history']);
 
-function compilePattern(pattern: unknown, where: string): { segments: Segment[]; endsWithRest: boolean } {
+export function compilePattern(pattern: unknown, where: string): CompiledPattern {
   if (typeof pattern !== 'string' || pattern === '') throw new RuleError(`${where}.pattern must be a non-empty string`);
   const parts = pattern.split('.');
   const segments: Segment[] = [];
@@ -163,14 +167,19 @@ export class ChannelPermissions {
     if (this.compiled === null) return true;
     const parts = channel.split('.');
     for (const candidate of this.compiled) {
-      if (matches(candidate, parts, subject.userKey)) return allows(candidate[operation], subject);
+      if (matchesPattern(candidate, parts, subject.userKey)) return allows(candidate[operation], subject);
     }
     return false;
   }
 }
 
-function matches(rule: CompiledRule, parts: readonly string[], userKey: string | null): boolean {
-  const { segments, endsWithRest } = rule;
+/**
+ * Whether a channel (split at its dots) matches a pattern. `{user_id}` matches the
+ * subject's own user id, or any one segment with `anyUser` (a channel's features are
+ * the same whoever looks).
+ */
+export function matchesPattern(pattern: CompiledPattern, parts: readonly string[], userKey: string | null, anyUser = false): boolean {
+  const { segments, endsWithRest } = pattern;
   if (endsWithRest ? parts.length < segments.length : parts.length !== segments.length) return false;
   for (let index = 0; index < segments.length; index++) {
     const segment = segments[index] as Segment;
@@ -180,7 +189,7 @@ function matches(rule: CompiledRule, parts: readonly string[], userKey: string |
         if (part !== segment.literal) return false;
         break;
       case SegmentKind.UserId:
-        if (userKey === null || part !== userKey) return false;
+        if (!anyUser && (userKey === null || part !== userKey)) return false;
         break;
       default:
         // AnySegment; a trailing `**` was compiled into `endsWithRest` and is not a segment here.

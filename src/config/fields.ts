@@ -212,6 +212,10 @@ export const FIELDS: readonly Field[] = [
   { env: 'WS_SHUTDOWN_TIMEOUT', option: 'shutdownTimeout', coerce: seconds },
   { env: 'WS_ALLOW_ANONYMOUS', option: 'allowAnonymous', coerce: boolean },
   { env: 'WS_CHANNELS_FILE', option: 'channels', coerce: channelRules },
+  { env: 'WS_PRESENCE', option: 'presence', coerce: boolean },
+  { env: 'WS_HISTORY_SIZE', option: 'history.size', coerce: integer(0, 1_000_000) },
+  { env: 'WS_HISTORY_TTL', option: 'history.ttl', coerce: integer(1, 2_147_483) },
+  { env: 'WS_RECOVERY_MAX', option: 'recoveryMax', coerce: integer(0, 1_000_000) },
   { env: 'TOKEN_SECRET', option: 'auth.secret', coerce: secretString, secret: true },
   { env: 'JWT_PUBLIC_KEY', option: 'auth.publicKey', coerce: optionalString },
   { env: 'JWT_ISSUER', option: 'auth.issuer', coerce: optionalString },
@@ -229,6 +233,7 @@ export const FIELDS: readonly Field[] = [
 /** Options made of nested fields, like `ssl: { enabled, cert, key }`. */
 const NESTED_OPTIONS: Readonly<Record<string, string>> = {
   ssl: '{ enabled, cert, key }',
+  history: '{ size, ttl }',
   auth: '{ secret, publicKey, issuer, audience }',
   redis: '{ enabled, host, port, password, database, prefix, url }',
 };

@@ -48,6 +48,13 @@ export interface RedisOptions {
   url: string | null;
 }
 
+export interface HistoryOptions {
+  /** Messages kept per channel; 0 = no history (WS_HISTORY_SIZE). @default 0 */
+  size: number;
+  /** Seconds a channel's messages are kept after its last one (WS_HISTORY_TTL). @default 3600 */
+  ttl: number;
+}
+
 /** Channel rules and where they came from. */
 export interface ChannelRulesSource {
   /** The channels file, or '(options in code)'. */
@@ -98,6 +105,12 @@ export interface SwitchboardOptions {
   allowAnonymous: boolean;
   /** Channel permission rules; null allows everything (WS_CHANNELS_FILE, or `{ rules }` in code). @default null */
   channels: ChannelRulesSource | null;
+  /** Presence on every channel when there is no channels file (a rule's `presence` otherwise) (WS_PRESENCE). @default false */
+  presence: boolean;
+  /** History on every channel when there is no channels file (a rule's `history` otherwise) (WS_HISTORY_SIZE, WS_HISTORY_TTL). */
+  history: HistoryOptions;
+  /** Most messages replayed to a client that subscribes with `since`; more missed and it is told to reload (WS_RECOVERY_MAX). @default 1000 */
+  recoveryMax: number;
   /** Token verification (TOKEN_SECRET, JWT_PUBLIC_KEY, JWT_ISSUER, JWT_AUDIENCE). */
   auth: AuthOptions;
   /** Redis, for several nodes to act as one server (REDIS_*). */
@@ -107,8 +120,9 @@ export interface SwitchboardOptions {
 }
 
 /** What callers pass: any subset, nested `ssl` included. */
-export type SwitchboardConfig = Partial<Omit<SwitchboardOptions, 'ssl' | 'auth' | 'channels' | 'redis'>> & {
+export type SwitchboardConfig = Partial<Omit<SwitchboardOptions, 'ssl' | 'auth' | 'channels' | 'redis' | 'history'>> & {
   ssl?: Partial<SslOptions>;
+  history?: Partial<HistoryOptions>;
   auth?: Partial<AuthOptions>;
   redis?: Partial<RedisOptions>;
   /** A channels file path, or the rules themselves. */
@@ -137,6 +151,9 @@ export const DEFAULTS: Readonly<SwitchboardOptions> = Object.freeze({
   shutdownTimeout: 10,
   allowAnonymous: true,
   channels: null,
+  presence: false,
+  history: Object.freeze({ size: 0, ttl: 3600 }),
+  recoveryMax: 1000,
   auth: Object.freeze({ secret: null, publicKey: null, issuer: null, audience: null }),
   redis: Object.freeze({ enabled: false, host: '127.0.0.1', port: 6379, password: null, database: 0, prefix: 'websocket:', url: null }),
   apiKey: null,

@@ -36,6 +36,9 @@ const SPEC_DEFAULTS: SwitchboardOptions = {
   redis: { enabled: false, host: '127.0.0.1', port: 6379, password: null, database: 0, prefix: 'websocket:', url: null },
   apiKey: null,
   channels: null,
+  presence: false,
+  history: { size: 0, ttl: 3600 },
+  recoveryMax: 1000,
   auth: { secret: null, publicKey: null, issuer: null, audience: null },
 };
 
@@ -64,6 +67,10 @@ const SPEC_FIELDS: ReadonlyArray<readonly [env: string, option: string]> = [
   ['WS_SHUTDOWN_TIMEOUT', 'shutdownTimeout'],
   ['WS_ALLOW_ANONYMOUS', 'allowAnonymous'],
   ['WS_CHANNELS_FILE', 'channels'],
+  ['WS_PRESENCE', 'presence'],
+  ['WS_HISTORY_SIZE', 'history.size'],
+  ['WS_HISTORY_TTL', 'history.ttl'],
+  ['WS_RECOVERY_MAX', 'recoveryMax'],
   ['TOKEN_SECRET', 'auth.secret'],
   ['JWT_PUBLIC_KEY', 'auth.publicKey'],
   ['JWT_ISSUER', 'auth.issuer'],
