@@ -8,12 +8,14 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import { historyOf, presenceOf } from './actions/channel-state.js';
 import { publishFromApplication } from './actions/publish.js';
 import type { ActionScope } from './actions/scope.js';
 import { redactedHeaders, redactedUrl } from './auth/token-source.js';
 import { TokenVerifier, type Identity } from './auth/tokens.js';
 import type { BrokerWithView } from './broker/broker.js';
 import { createBroker, type RedisBrokerTuning } from './broker/factory.js';
+import { ChannelFeatures } from './channels/features.js';
 import { ChannelPermissions } from './channels/rules.js';
 import { layerFromOptions } from './config/fields.js';
 import { type SwitchboardConfig, type SwitchboardOptions } from './config/options.js';
@@ -30,13 +32,16 @@ import { NodeStats } from './metrics/stats.js';
 import { CloseCode, ErrorCode, HandshakeRefusal } from './codes.js';
 import { parseRequest } from './protocol/inbound.js';
 import { NativeProtocol } from './protocol/native-protocol.js';
-import { channelMessageFrame, pingFrame, TIMEOUT_FRAME } from './protocol/outbound.js';
+import { channelMessageFrame, pingFrame, positionFrame, presenceFrame, TIMEOUT_FRAME } from './protocol/outbound.js';
 import { FlushScheduler } from './transport/flush-scheduler.js';
 import type { SwitchboardSocket } from './transport/switchboard-socket.js';
+import type { HistoryPage, HistoryRequest, StreamPosition } from './history/history.js';
 import type { ChannelName } from './types.js';
 import { ClusterStatus, type ClusterStats } from './views/cluster-status.js';
-import type { ChannelCount, DisconnectResult, DisconnectTarget, MemberInfo } from './views/cluster-view.js';
+import type { ChannelCount, DisconnectResult, DisconnectTarget, MemberInfo, Presence } from './views/cluster-view.js';
 
+export type { HistoryPage, HistoryRequest, StoredMessage, StreamPosition } from './history/history.js';
+export type { Presence } from './views/cluster-view.js';
 export type { ActionOptions, ConnectHook, DisconnectHook, MessageHook, MessageVerdict, OutgoingMessage, SubscribeHook, SubscribeVerdict } from './hooks.js';
 /** What a custom action is called with. */
 export type ActionContext = ActionContextOf<WebSocketHandler>;
@@ -53,6 +58,21 @@ export interface HandlerOptions extends SwitchboardConfig {
   logger?: Logger;
   /** Timings and bounds of the RedisBroker made when `redis.enabled` (shorter liveness for tests, say). */
   brokerTuning?: RedisBrokerTuning;
+}
+
+/** What a publish did: the connections it was addressed to, and where the history keeps it. */
+export interface Published {
+  /** Connections it was addressed to, cluster-wide. */
+  readonly recipientsCount: number;
+  /** Its offset and epoch on a channel with history (null otherwise, and for ephemeral messages). */
+  readonly position: StreamPosition | null;
+}
+
+export interface PublishMessageOptions {
+  /** Only connections authenticated as one of these user ids receive it. */
+  recipients?: ReadonlyArray<string | number>;
+  /** Delivered live only: never kept in the history, no offset (typing indicators and the like). @default false */
+  ephemeral?: boolean;
 }
 
 export interface AttachOptions {
@@ -74,6 +94,7 @@ export class WebSocketHandler {
   readonly cluster: ClusterStatus;
   private readonly broker: BrokerWithView;
   private readonly hub: Hub;
+  private readonly features: ChannelFeatures;
   private readonly hooks = new Hooks<WebSocketHandler>(this);
   private readonly gate: UpgradeGate;
   private readonly protocol: NativeProtocol;
@@ -104,6 +125,8 @@ export class WebSocketHandler {
       this.logger.warn(`TOKEN_SECRET is shorter than ${MIN_SECRET_BYTES} bytes; anyone holding one token could guess it and forge others (try: openssl rand -base64 32)`);
     }
     this.flushScheduler = new FlushScheduler(this.logger);
+    const rules = this.options.channels?.rules ?? null;
+    this.features = new ChannelFeatures(rules, this.options);
     this.hub = new Hub({
       nodeId: this.nodeId,
       broker: this.broker,
@@ -112,12 +135,16 @@ export class WebSocketHandler {
       limits: { maxMessagesPerMinute: this.options.maxMessagesPerMinute, maxBufferedBytes: this.options.maxBufferedBytes },
       notReadyReason: () => this.notReadyReason(),
       flushScheduler: this.flushScheduler,
-      encode: channelMessageFrame,
+      frames: { message: channelMessageFrame, presence: presenceFrame, position: positionFrame },
+      features: this.features,
+      recoveryMax: this.options.recoveryMax,
     });
     const scope: ActionScope = {
       hub: this.hub,
       hooks: this.hooks,
-      permissions: new ChannelPermissions(this.options.channels?.rules ?? null),
+      permissions: new ChannelPermissions(rules),
+      features: this.features,
+      members: (channel) => this.broker.members(channel),
       verifier,
       maxChannelsPerConnection: this.options.maxChannelsPerConnection,
     };
@@ -159,14 +186,35 @@ export class WebSocketHandler {
    * Publishes from the application to every subscriber of `channel` (on every node), with
    * `"sender": null`. Validated as a client's message is (SPEC §2): a bad channel, a null
    * message or bad `recipients` throw a SwitchboardError. Resolves with the number of
-   * connections it was addressed to.
+   * connections it was addressed to; publishMessage() tells its offset too.
    */
-  publish(channel: ChannelName, message: unknown, options: { recipients?: ReadonlyArray<string | number> } = {}): Promise<number> {
-    if (typeof channel !== 'string') return Promise.reject(new SwitchboardError(ErrorCode.INVALID_CHANNEL, 'channel must be a string'));
-    const parsed = parseRequest({ action: 'message', data: { channel, message, ...(options.recipients !== undefined && { recipients: options.recipients }) } }, NO_ACTIONS);
-    if (!parsed.ok) return Promise.reject(new SwitchboardError(parsed.violation.code, parsed.violation.error.replaceAll("'data.", "'")));
-    if (parsed.request.action !== 'message') return Promise.reject(new SwitchboardError(ErrorCode.INVALID_MESSAGE, 'not a message'));
-    return publishFromApplication({ hub: this.hub }, parsed.request);
+  async publish(channel: ChannelName, message: unknown, options: PublishMessageOptions = {}): Promise<number> {
+    return (await this.publishMessage(channel, message, options)).recipientsCount;
+  }
+
+  /**
+   * publish(), resolving with the message's position in the history as well (on a channel
+   * with history). With Redis out of reach, a message to be kept is refused
+   * (ClusterUnavailableError) rather than given an offset another node could give too.
+   */
+  async publishMessage(channel: ChannelName, message: unknown, options: PublishMessageOptions = {}): Promise<Published> {
+    if (typeof channel !== 'string') throw new SwitchboardError(ErrorCode.INVALID_CHANNEL, 'channel must be a string');
+    const data = { channel, message, ...(options.recipients !== undefined && { recipients: options.recipients }), ...(options.ephemeral !== undefined && { ephemeral: options.ephemeral }) };
+    const parsed = parseRequest({ action: 'message', data }, NO_ACTIONS);
+    if (!parsed.ok) throw new SwitchboardError(parsed.violation.code, parsed.violation.error.replaceAll("'data.", "'"));
+    if (parsed.request.action !== 'message') throw new SwitchboardError(ErrorCode.INVALID_MESSAGE, 'not a message');
+    const { count, position } = await publishFromApplication({ hub: this.hub }, parsed.request, { ephemeral: parsed.request.ephemeral });
+    return { recipientsCount: count, position };
+  }
+
+  /** The members of a channel with presence, on every node; NOT_ENABLED (a SwitchboardError) on one without. */
+  presence(channel: ChannelName): Promise<Presence> {
+    return presenceOf({ features: this.features, members: (name) => this.broker.members(name) }, channel);
+  }
+
+  /** A channel's history: the newest `limit` (at most 1000) messages, or those after `since`; NOT_ENABLED on a channel without. */
+  history(channel: ChannelName, request: Partial<HistoryRequest> = {}): Promise<HistoryPage> {
+    return historyOf({ features: this.features, hub: this.hub }, channel, { since: request.since ?? null, limit: request.limit ?? null });
   }
 
   /** Connections open on this node. */

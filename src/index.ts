@@ -7,9 +7,16 @@ export type {
   ConnectHook,
   DisconnectHook,
   HandlerOptions,
+  HistoryPage,
+  HistoryRequest,
   MessageHook,
   MessageVerdict,
   OutgoingMessage,
+  Presence,
+  Published,
+  PublishMessageOptions,
+  StoredMessage,
+  StreamPosition,
   SubscribeHook,
   SubscribeVerdict,
 } from './handler.js';
@@ -17,7 +24,8 @@ export { createServer, SwitchboardServer } from './http/server.js';
 export type { ListenAddress } from './http/server.js';
 export { createRequestListener } from './http/endpoints.js';
 export type { RequestListenerOptions, SwitchboardRequestListener } from './http/endpoints.js';
-export type { Broker, BrokerWithView, Delivery, LocalNode, Member } from './broker/broker.js';
+export type { Broker, BrokerWithView, Delivery, LocalNode, Member, Publication, PublishResult } from './broker/broker.js';
+export type { HistoryQuery, HistorySettings } from './history/history.js';
 export type { ChannelCount, ClusterView, DisconnectResult, DisconnectTarget, LocalView, MemberInfo, NodeReport } from './views/cluster-view.js';
 export type { ClusterStats, ClusterStatus } from './views/cluster-status.js';
 export { createBroker } from './broker/factory.js';
@@ -31,7 +39,7 @@ export { ClusterRelay } from './broker/cluster/cluster-relay.js';
 export type { ConnectionInfo } from './connection/connection-info.js';
 export { DEFAULTS } from './config/options.js';
 export { resolveOptions } from './config/resolve.js';
-export type { SwitchboardConfig, SwitchboardOptions, SslOptions, AuthOptions, RedisOptions, LogLevelName } from './config/options.js';
+export type { SwitchboardConfig, SwitchboardOptions, SslOptions, AuthOptions, RedisOptions, HistoryOptions, LogLevelName } from './config/options.js';
 export { loadConfig } from './config/load.js';
 export type { LoadConfigInput } from './config/load.js';
 export { CloseCode, ErrorCode, HandshakeRefusal } from './codes.js';

@@ -35,9 +35,10 @@ export function applyIdentity(scope: ActionScope, connection: Connection, identi
     throw new SwitchboardError(ErrorCode.FORBIDDEN, 'a connection cannot change its user; reconnect to sign in as another user');
   }
   const wasAnonymous = !connection.authenticated;
+  const previous = { connectionId: connection.id, userId: connection.userId };
   connection.authenticate(identity);
   const leftChannels = leaveForbiddenChannels(scope, connection);
   // Signed in: `recipients` on other nodes must now count this connection as its user.
-  if (wasAnonymous) scope.hub.rejoin(connection);
+  if (wasAnonymous) scope.hub.rejoin(connection, previous);
   return { identity, leftChannels };
 }

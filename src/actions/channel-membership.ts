@@ -5,26 +5,30 @@
 import type { Connection } from '../connection/connection.js';
 import { SwitchboardError } from '../errors.js';
 import { ErrorCode } from '../codes.js';
+import type { Joined, Resume } from '../hub/hub.js';
 import type { ChannelName } from '../types.js';
 import type { ActionScope } from './scope.js';
 
 /**
  * Puts the connection in `channel`; subscribing twice is not an error and never
- * duplicates delivery. Resolves true once subscribed cluster-wide, false when the
- * connection closed meanwhile; throws a SwitchboardError when refused.
+ * duplicates delivery. Resolves once subscribed cluster-wide with what the ack says (on
+ * a channel with history, the position, and whether `resume` was honoured); the caller
+ * acknowledges, then calls `release()` for the replay. Resolves null when the connection
+ * closed meanwhile; throws a SwitchboardError when refused.
  */
-export async function subscribe(scope: ActionScope, connection: Connection, channel: ChannelName): Promise<boolean> {
+export async function subscribe(scope: ActionScope, connection: Connection, channel: ChannelName, resume: Resume | null = null): Promise<Joined | null> {
   if (!scope.permissions.can('subscribe', channel, connection)) {
     throw new SwitchboardError(ErrorCode.FORBIDDEN, `not allowed to subscribe to ${channel}`);
   }
-  if (connection.channels.has(channel)) return true;
-  if (connection.channels.size >= scope.maxChannelsPerConnection) {
-    throw new SwitchboardError(ErrorCode.TOO_MANY_CHANNELS, `a connection may subscribe to at most ${scope.maxChannelsPerConnection} channels`);
+  if (!connection.channels.has(channel)) {
+    if (connection.channels.size >= scope.maxChannelsPerConnection) {
+      throw new SwitchboardError(ErrorCode.TOO_MANY_CHANNELS, `a connection may subscribe to at most ${scope.maxChannelsPerConnection} channels`);
+    }
+    await scope.hooks.checkSubscribe(connection, channel);
+    if (!connection.isOpen) return null;
   }
-  await scope.hooks.checkSubscribe(connection, channel);
-  if (!connection.isOpen) return false;
-  await scope.hub.join(connection, channel);
-  return connection.isOpen;
+  const joined = await scope.hub.join(connection, channel, resume);
+  return connection.isOpen ? joined : null;
 }
 
 /** Takes the connection out of `channel` (nothing happens when it was not in it). */

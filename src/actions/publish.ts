@@ -8,19 +8,25 @@ import { SwitchboardError } from '../errors.js';
 import { ErrorCode, ErrorText } from '../codes.js';
 import { unixSeconds } from '../clock.js';
 import type { OutgoingMessage } from '../hooks.js';
+import type { PublishResult } from '../broker/broker.js';
 import type { ActionScope } from './scope.js';
 
-/** Publishes a client's message; resolves with the number of connections it was addressed to. */
-export async function publishFromClient(scope: ActionScope, connection: Connection, publication: OutgoingMessage): Promise<number> {
+/** How a message is published: `ephemeral` ones are delivered live only, never kept in the history. */
+export interface PublishOptions {
+  readonly ephemeral: boolean;
+}
+
+/** Publishes a client's message; resolves with the number of connections it was addressed to, and its position in the history. */
+export async function publishFromClient(scope: ActionScope, connection: Connection, publication: OutgoingMessage, options: PublishOptions): Promise<PublishResult> {
   const { channel, recipients } = publication;
   if (!scope.permissions.can('publish', channel, connection)) throw new SwitchboardError(ErrorCode.FORBIDDEN, `not allowed to publish to ${channel}`);
   if (!connection.channels.has(channel)) throw new SwitchboardError(ErrorCode.NOT_SUBSCRIBED, ErrorText.NOT_SUBSCRIBED);
   const message = await scope.hooks.checkMessage(connection, publication);
-  return scope.hub.publish({ channel, message, sender: connection.id, userId: connection.userId, time: unixSeconds(), recipients });
+  return scope.hub.publish({ channel, message, sender: connection.id, userId: connection.userId, time: unixSeconds(), recipients }, options.ephemeral);
 }
 
 /** Publishes the application's message (already validated), with `"sender": null`. */
-export function publishFromApplication(scope: Pick<ActionScope, 'hub'>, publication: OutgoingMessage): Promise<number> {
+export function publishFromApplication(scope: Pick<ActionScope, 'hub'>, publication: OutgoingMessage, options: PublishOptions): Promise<PublishResult> {
   const { channel, message, recipients } = publication;
-  return scope.hub.publish({ channel, message, sender: null, userId: null, time: unixSeconds(), recipients });
+  return scope.hub.publish({ channel, message, sender: null, userId: null, time: unixSeconds(), recipients }, options.ephemeral);
 }

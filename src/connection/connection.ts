@@ -10,6 +10,7 @@ import { FrameBatch } from '../transport/frame-batch.js';
 import type { FlushScheduler } from '../transport/flush-scheduler.js';
 import { PreparedFrame } from '../transport/prepared-frame.js';
 import type { SwitchboardSocket } from '../transport/switchboard-socket.js';
+import type { StreamPosition } from '../history/history.js';
 import type { ChannelName, ConnectionId, UserId } from '../types.js';
 import type { Identity } from '../auth/tokens.js';
 import type { ConnectionInfo } from './connection-info.js';
@@ -40,6 +41,12 @@ const PAUSE_AT_PENDING = 32;
 
 type Task = () => void | Promise<void>;
 
+/** A live message kept back while the connection's subscription replays the history. */
+export interface HeldFrame {
+  readonly position: StreamPosition | null;
+  readonly frame: PreparedFrame;
+}
+
 export class Connection implements ConnectionInfo {
   readonly channels = new Set<ChannelName>();
   readonly data: Record<string, unknown> = {};
@@ -57,6 +64,12 @@ export class Connection implements ConnectionInfo {
   closeCode: number | null = null;
   /** When set, the time (ms) after which a connection that has not finished closing is cut. */
   closeDeadline: number | null = null;
+  /**
+   * Channels whose live messages are kept back while a subscribe replays what the client
+   * missed (null when none: the fan-out loop checks only that).
+   */
+  holding: Map<ChannelName, HeldFrame[]> | null = null;
+  private heldBytes = 0;
 
   /** Frames on their way to the socket; after each batch it checks that the client keeps up. */
   private readonly output: FrameBatch;
@@ -117,6 +130,34 @@ export class Connection implements ConnectionInfo {
     this.push(frame);
   }
 
+  /** Keeps live messages on `channel` back until release(): a subscribe that replays history. */
+  hold(channel: ChannelName): void {
+    (this.holding ??= new Map()).set(channel, []);
+  }
+
+  /**
+   * Keeps a delivered frame back while `channel` is held; false when it is not. What is
+   * held counts against maxBufferedBytes, as the outbound backlog does.
+   */
+  holdFrame(channel: ChannelName, position: StreamPosition | null, frame: PreparedFrame): boolean {
+    const held = this.holding?.get(channel);
+    if (held === undefined) return false;
+    held.push({ position, frame });
+    this.heldBytes += frame.wire.length;
+    if (this.heldBytes > this.limits.maxBufferedBytes) this.events.slowConsumer(this);
+    return true;
+  }
+
+  /** Stops holding `channel`; returns what was held, in delivery order. */
+  release(channel: ChannelName): HeldFrame[] {
+    const held = this.holding?.get(channel);
+    if (held === undefined) return [];
+    this.holding?.delete(channel);
+    if (this.holding?.size === 0) this.holding = null;
+    for (const { frame } of held) this.heldBytes -= frame.wire.length;
+    return held;
+  }
+
   private push(frame: PreparedFrame): void {
     if (!this.output.push(frame)) return;
     this.stats.framesSent++;
@@ -160,6 +201,8 @@ export class Connection implements ConnectionInfo {
 
   /** Drops the frames not yet written: a slow consumer gets its close frame, not its backlog. */
   dropUnsentFrames(): void {
+    this.holding = null;
+    this.heldBytes = 0;
     this.output.discard();
   }
 

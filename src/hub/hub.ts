@@ -8,8 +8,9 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { RawData } from 'ws';
 import type { Identity } from '../auth/tokens.js';
-import type { Broker, Delivery, LocalNode } from '../broker/broker.js';
+import type { Broker, Delivery, LocalNode, Member, PublishResult } from '../broker/broker.js';
 import { fanOut } from './fanout.js';
+import type { ChannelFeatures } from '../channels/features.js';
 import { ChannelRegistry } from '../channels/registry.js';
 import { Connection, type ConnectionLimits } from '../connection/connection.js';
 import { connectionIds } from '../ids.js';
@@ -17,9 +18,25 @@ import type { NodeStats } from '../metrics/stats.js';
 import { CloseCode } from '../codes.js';
 import type { FlushScheduler } from '../transport/flush-scheduler.js';
 import type { SwitchboardSocket } from '../transport/switchboard-socket.js';
+import type { HistoryPage, HistoryQuery, StreamPosition } from '../history/history.js';
 import type { ChannelMessage, ChannelName, ConnectionId } from '../types.js';
 import type { ChannelCount, DisconnectTarget, MemberInfo, NodeReport } from '../views/cluster-view.js';
 import { NodeRates } from './node-rates.js';
+import { ChannelPositions } from './positions.js';
+import { PresenceEvents, type PresenceEncoder } from './presence-events.js';
+import { NOTHING_HELD, Recovery, type Joined, type Resume } from './recovery.js';
+
+export type { Joined, Resume } from './recovery.js';
+
+/** How the protocol serializes what the hub sends: once per message, whatever the number of subscribers. */
+export interface HubFrames {
+  /** A channel message, without its offset (the history adds it). */
+  message(message: ChannelMessage): string;
+  /** A presence event. */
+  presence: PresenceEncoder;
+  /** To the subscribers of a channel: messages up to `position` may not all have reached them. */
+  position(channel: ChannelName, position: StreamPosition): string;
+}
 
 /** The close code `ws` sends when it closes a connection itself, by the error it reports. */
 const WS_ERROR_CLOSE_CODES: Readonly<Record<string, number>> = {
@@ -35,8 +52,11 @@ export interface HubOptions {
   readonly limits: ConnectionLimits;
   /** Writes every connection's frames at the end of the event-loop turn. */
   readonly flushScheduler: FlushScheduler;
-  /** Serializes a channel message into the frame every subscriber receives (once per message). */
-  readonly encode: (message: ChannelMessage) => string;
+  readonly frames: HubFrames;
+  /** Which channels have presence and history. */
+  readonly features: ChannelFeatures;
+  /** Most messages replayed to a resuming subscribe (WS_RECOVERY_MAX). */
+  readonly recoveryMax: number;
   /** Null while the node serves normally; otherwise why not (for its report). */
   readonly notReadyReason: () => string | null;
 }
@@ -57,14 +77,30 @@ export class Hub implements LocalNode {
   private readonly broker: Broker;
   private readonly logger: Logger;
   private readonly stats: NodeStats;
+  private readonly features: ChannelFeatures;
+  private readonly positions: ChannelPositions;
+  private readonly recovery: Recovery;
+  private readonly presence: PresenceEvents;
   private emptied: (() => void) | null = null;
 
   constructor(private readonly options: HubOptions) {
     this.broker = options.broker;
     this.logger = options.logger;
     this.stats = options.stats;
+    this.features = options.features;
     this.nextConnectionId = connectionIds(options.nodeId);
     this.rates = new NodeRates(options.stats);
+    const read = (channel: ChannelName, query: HistoryQuery): Promise<HistoryPage> => this.broker.history(channel, query);
+    this.positions = new ChannelPositions({
+      read,
+      fanOut: (delivery) => this.fanOutHere(delivery),
+      lost: (channel, position) => {
+        this.fanOutHere({ channel, recipients: null, exclude: null, frame: this.options.frames.position(channel, position), position: null });
+      },
+      logger: this.logger,
+    });
+    this.recovery = new Recovery({ positions: this.positions, read, recoveryMax: options.recoveryMax });
+    this.presence = new PresenceEvents(this.broker, this.features, options.frames.presence, (delivery) => this.fanOutHere(delivery), this.logger);
   }
 
   get nodeId(): string {
@@ -151,28 +187,53 @@ export class Hub implements LocalNode {
   // ---- membership -------------------------------------------------------------------
 
   /**
-   * Puts the connection in `channel`, here and cluster-wide. Resolves once messages
-   * published anywhere on the channel reach it; rejects (and takes it out again) when
-   * the broker refuses.
+   * Puts the connection in `channel`, here and cluster-wide, and announces it on a channel
+   * with presence. Resolves once messages published anywhere on the channel reach it;
+   * rejects (and takes it out again) when the broker refuses. On a channel with history,
+   * its live messages are held until the protocol has acknowledged and calls release():
+   * the replay from `resume`, when it asked for one, comes first.
    */
-  async join(connection: Connection, channel: ChannelName): Promise<void> {
+  async join(connection: Connection, channel: ChannelName, resume: Resume | null = null): Promise<Joined> {
+    const history = this.features.history(channel) !== null;
+    if (connection.channels.has(channel)) return history ? this.alreadyJoined(channel, resume) : NOTHING_HELD;
     this.registry.subscribe(connection, channel);
+    if (history) {
+      this.positions.open(channel);
+      connection.hold(channel);
+    }
+    const member = this.member(connection);
     try {
-      await this.broker.join(channel, { connectionId: connection.id, userId: connection.userId });
+      await this.broker.join(channel, member);
     } catch (error) {
-      this.leave(connection, channel);
+      this.drop(connection, channel, false);
       throw error;
     }
+    if (!connection.channels.has(channel)) return NOTHING_HELD;
+    this.presence.announce('join', channel, member);
+    return history ? this.recovery.recover(connection, channel, resume) : NOTHING_HELD;
   }
 
-  /** Takes the connection out of `channel`, here and cluster-wide. */
+  /** Subscribing twice delivers nothing twice: the position is the node's, and there is nothing to replay. */
+  private alreadyJoined(channel: ChannelName, resume: Resume | null): Joined {
+    const position = this.positions.position(channel);
+    const recovered = resume === null ? null : position !== null && resume.epoch === position.epoch && resume.since === position.offset;
+    return { position, recovered, release: () => undefined };
+  }
+
+  /** Takes the connection out of `channel`, here and cluster-wide, and announces it on a channel with presence. */
   leave(connection: Connection, channel: ChannelName): void {
+    this.drop(connection, channel, true);
+  }
+
+  private drop(connection: Connection, channel: ChannelName, announce: boolean): void {
     if (!connection.channels.has(channel)) return;
-    this.registry.unsubscribe(connection, channel);
+    connection.release(channel);
+    if (this.registry.unsubscribe(connection, channel)) this.positions.close(channel);
     // Through a promise, so that a broker that throws instead of rejecting is logged too.
     Promise.resolve()
       .then(() => this.broker.leave(channel, connection.id))
       .catch((error: unknown) => this.logger.error({ err: error, channel }, 'broker leave failed'));
+    if (announce) this.presence.announce('leave', channel, this.member(connection));
   }
 
   /**
@@ -184,31 +245,61 @@ export class Hub implements LocalNode {
     for (const channel of [...connection.channels]) this.leave(connection, channel);
   }
 
-  /** Tells the broker the connection's (new) user id in each of its channels. */
-  rejoin(connection: Connection): void {
+  /** Tells the broker the connection's new user id in each of its channels (it signed in); presence hears it leave and join again. */
+  rejoin(connection: Connection, previous: Member): void {
+    const member = this.member(connection);
     for (const channel of connection.channels) {
       Promise.resolve()
-        .then(() => this.broker.join(channel, { connectionId: connection.id, userId: connection.userId }))
+        .then(() => this.broker.join(channel, member))
         .catch((error: unknown) => this.logger.error({ err: error, channel }, 'broker join failed'));
+      this.presence.announce('leave', channel, previous);
+      this.presence.announce('join', channel, member);
     }
+  }
+
+  private member(connection: Connection): Member {
+    return { connectionId: connection.id, userId: connection.userId };
   }
 
   // ---- messages ---------------------------------------------------------------------
 
   /**
    * Publishes to every subscriber of the channel on every node, serialized once for all
-   * of them; resolves with the number of connections it was addressed to. Counted as
-   * published once the broker took it.
+   * of them; on a channel with history the store gives it an offset, unless it is
+   * `ephemeral` or addressed to `recipients` (the history is for every subscriber to read
+   * back). Resolves with the number of connections it was addressed to, and its position.
+   * Counted as published once the broker took it.
    */
-  async publish(message: ChannelMessage): Promise<number> {
+  async publish(message: ChannelMessage, ephemeral = false): Promise<PublishResult> {
     const recipients = message.recipients === null ? null : [...new Set(message.recipients)];
-    const count = await this.broker.publish({ channel: message.channel, recipients, frame: this.options.encode(message) });
+    const history = ephemeral || recipients !== null ? null : this.features.history(message.channel);
+    const result = await this.broker.publish({ channel: message.channel, recipients, exclude: null, frame: this.options.frames.message(message), history });
     this.stats.messagesPublished++;
-    return count;
+    return result;
+  }
+
+  /** Reads a channel's history (the broker's store). */
+  history(channel: ChannelName, query: HistoryQuery): Promise<HistoryPage> {
+    return this.broker.history(channel, query);
   }
 
   /** LocalNode: the broker hands every message for this node's subscribers here. */
   deliver(delivery: Delivery): number {
+    if (delivery.position !== null) return this.positions.deliver(delivery as Delivery & { position: StreamPosition });
+    return this.fanOutHere(delivery);
+  }
+
+  /** LocalNode: after an outage, every channel with history reads what it missed. */
+  reconnected(): void {
+    this.positions.reconnected();
+  }
+
+  /** LocalNode: members that left with their node. */
+  membersGone(channel: ChannelName, members: readonly Member[], everywhere: boolean): void {
+    this.presence.gone(channel, members, everywhere);
+  }
+
+  private fanOutHere(delivery: Delivery): number {
     const addressed = fanOut(this.registry.subscribers(delivery.channel), delivery);
     this.stats.deliveries += addressed;
     return addressed;

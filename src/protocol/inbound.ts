@@ -5,12 +5,15 @@
 import { channelNameProblem } from '../channels/names.js';
 import type { RequestId } from '../types.js';
 import { ErrorCode, ErrorText } from '../codes.js';
+import { MAX_HISTORY_LIMIT } from '../history/history.js';
 
 
 export type ClientRequest =
   | { action: 'subscribe'; id: RequestId | null; channel: string; since: number | null; epoch: string | null }
   | { action: 'unsubscribe'; id: RequestId | null; channel: string }
-  | { action: 'message'; id: RequestId | null; channel: string; message: unknown; recipients: string[] | null }
+  | { action: 'message'; id: RequestId | null; channel: string; message: unknown; recipients: string[] | null; ephemeral: boolean }
+  | { action: 'presence'; id: RequestId | null; channel: string }
+  | { action: 'history'; id: RequestId | null; channel: string; since: number | null; limit: number | null }
   | { action: 'ping'; id: RequestId | null }
   | { action: 'pong'; id: RequestId | null }
   | { action: 'auth'; id: RequestId | null; token: string }
@@ -27,7 +30,7 @@ export interface ProtocolViolation {
 
 export type ParseResult = { ok: true; request: ClientRequest } | { ok: false; violation: ProtocolViolation };
 
-type FieldKind = 'channel' | 'offset' | 'string' | 'object' | 'present' | 'recipients';
+type FieldKind = 'channel' | 'offset' | 'limit' | 'boolean' | 'string' | 'object' | 'present' | 'recipients';
 interface FieldRule {
   kind: FieldKind;
   required: boolean;
@@ -42,7 +45,9 @@ const SCHEMAS: Readonly<Record<string, Schema>> = {
   // `options` is accepted (and ignored) because GEMVC's subscribe schema declared it.
   subscribe: { channel: required('channel'), since: optional('offset'), epoch: optional('string'), options: optional('object') },
   unsubscribe: { channel: required('channel') },
-  message: { channel: required('channel'), message: required('present'), recipients: optional('recipients') },
+  message: { channel: required('channel'), message: required('present'), recipients: optional('recipients'), ephemeral: optional('boolean') },
+  presence: { channel: required('channel') },
+  history: { channel: required('channel'), since: optional('offset'), limit: optional('limit') },
   ping: {},
   pong: {},
   auth: { token: required('string') },
@@ -76,6 +81,12 @@ function checkField(name: string, value: unknown, kind: FieldKind): Violation | 
       return Number.isSafeInteger(value) && (value as number) >= 0
         ? null
         : new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must be a non-negative integer`);
+    case 'limit':
+      return Number.isSafeInteger(value) && (value as number) >= 1 && (value as number) <= MAX_HISTORY_LIMIT
+        ? null
+        : new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must be an integer from 1 to ${MAX_HISTORY_LIMIT}`);
+    case 'boolean':
+      return typeof value === 'boolean' ? null : new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must be true or false`);
     case 'string':
       return typeof value === 'string' ? null : new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must be a string`);
     case 'object':
@@ -185,9 +196,17 @@ export function parseRequest(frame: unknown, knownActions: { has(name: string): 
           channel: rawData.channel as string,
           message: rawData.message,
           recipients: recipients === undefined ? null : recipients.map(String),
+          ephemeral: rawData.ephemeral === true,
         },
       };
     }
+    case 'presence':
+      return { ok: true, request: { action, id, channel: rawData.channel as string } };
+    case 'history':
+      return {
+        ok: true,
+        request: { action, id, channel: rawData.channel as string, since: (rawData.since as number | undefined) ?? null, limit: (rawData.limit as number | undefined) ?? null },
+      };
     case 'ping':
     case 'pong':
       return { ok: true, request: { action, id } };

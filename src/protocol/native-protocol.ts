@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { RawData } from 'ws';
 import { applyIdentity, verifyToken } from '../actions/authenticate.js';
 import { subscribe, unsubscribe } from '../actions/channel-membership.js';
+import { historyFor, presenceFor } from '../actions/channel-state.js';
 import { publishFromClient } from '../actions/publish.js';
 import type { ActionScope } from '../actions/scope.js';
 import type { Connection } from '../connection/connection.js';
@@ -15,7 +16,7 @@ import { ClusterUnavailableError, SwitchboardError } from '../errors.js';
 import type { NodeStats } from '../metrics/stats.js';
 import { CloseCode, ErrorCode, ErrorText } from '../codes.js';
 import { decodeJson, invalidJson, parseRequest, type ClientRequest, type ProtocolViolation } from './inbound.js';
-import { ack, errorFrame, type WelcomeFrame } from './outbound.js';
+import { ack, errorFrame, historyReply, type WelcomeFrame } from './outbound.js';
 import { unixSeconds } from '../clock.js';
 import type { RequestId } from '../types.js';
 
@@ -137,11 +138,18 @@ export class NativeProtocol {
           return;
         }
         case 'subscribe': {
-          if (!(await subscribe(this.scope, connection, request.channel))) return;
+          const resume = request.since === null ? null : { since: request.since, epoch: request.epoch };
+          const joined = await subscribe(this.scope, connection, request.channel, resume);
+          if (joined === null) return;
           const body: Record<string, unknown> = { action: 'subscribe', channel: request.channel };
-          // No history is kept for any channel yet, so a resume point can never be honoured.
-          if (request.since !== null) body.recovered = false;
+          if (joined.position !== null) {
+            body.epoch = joined.position.epoch;
+            body.offset = joined.position.offset;
+          }
+          if (joined.recovered !== null) body.recovered = joined.recovered;
           connection.send(ack(body, request.id));
+          // The replay and the live messages held meanwhile follow the ack, in this turn.
+          joined.release();
           return;
         }
         case 'unsubscribe':
@@ -149,8 +157,20 @@ export class NativeProtocol {
           connection.send(ack({ action: 'unsubscribe', channel: request.channel }, request.id));
           return;
         case 'message': {
-          const count = await publishFromClient(this.scope, connection, request);
-          connection.send(ack({ action: 'message_sent', channel: request.channel, recipients_count: count }, request.id));
+          const { count, position } = await publishFromClient(this.scope, connection, request, { ephemeral: request.ephemeral });
+          const body = { action: 'message_sent', channel: request.channel, recipients_count: count };
+          connection.send(ack(position === null ? body : { ...body, offset: position.offset }, request.id));
+          return;
+        }
+        case 'presence': {
+          const { members, users, connections } = await presenceFor(this.scope, connection, request.channel);
+          const list = members.map((member) => ({ connection_id: member.connectionId, user_id: member.userId }));
+          connection.send(ack({ action: 'presence', channel: request.channel, members: list, users, connections }, request.id));
+          return;
+        }
+        case 'history': {
+          const page = await historyFor(this.scope, connection, request.channel, { since: request.since, limit: request.limit });
+          connection.sendText(historyReply(request.channel, page, request.id));
           return;
         }
         case 'custom': {

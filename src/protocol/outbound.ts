@@ -1,6 +1,8 @@
 /** Builders for every frame the server sends (SPEC §2, "Server frames"). */
 import { unixSeconds } from '../clock.js';
-import type { ChannelMessage, ConnectionId, RequestId, UserId } from '../types.js';
+import type { Member } from '../broker/broker.js';
+import type { HistoryPage, StreamPosition } from '../history/history.js';
+import type { ChannelMessage, ChannelName, ConnectionId, RequestId, UserId } from '../types.js';
 import { ErrorText, type ErrorCode } from '../codes.js';
 
 export interface WelcomeFrame {
@@ -60,4 +62,30 @@ export function channelMessageFrame(message: ChannelMessage): string {
     user_id: message.userId,
     time: message.time,
   });
+}
+
+/**
+ * A presence event: the connection id and user id only, never other claims of the token
+ * (SPEC §4). Serialized once per event for every subscriber.
+ */
+export function presenceFrame(change: 'join' | 'leave', channel: ChannelName, member: Member): string {
+  return JSON.stringify({ action: change, channel, connection_id: member.connectionId, user_id: member.userId });
+}
+
+/**
+ * To the subscribers of a channel with history when the node could not deliver every
+ * message before `position` (the history was lost, a new epoch began, or it was trimmed
+ * past what the node missed): as a `recovered: false` ack, the client reloads its state.
+ */
+export function positionFrame(channel: ChannelName, position: StreamPosition): string {
+  return JSON.stringify({ action: 'position', channel, epoch: position.epoch, offset: position.offset, recovered: false });
+}
+
+/**
+ * The `history` action's answer. The stored messages are the frames subscribers received,
+ * spliced in as they are: nothing is parsed or serialized again.
+ */
+export function historyReply(channel: ChannelName, page: HistoryPage, id: RequestId | null): string {
+  const head = JSON.stringify(ack({ action: 'history', channel, epoch: page.epoch, offset: page.offset }, id)).slice(0, -1);
+  return `${head},"messages":[${page.messages.map((message) => message.frame).join(',')}]}`;
 }

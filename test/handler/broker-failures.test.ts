@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Delivery, Member } from '../../src/broker/broker.js';
+import type { Member, Publication, PublishResult } from '../../src/broker/broker.js';
 import { MemoryBroker } from '../../src/broker/memory.js';
 import { ErrorCode, ErrorText } from '../../src/codes.js';
 import type { ChannelName } from '../../src/types.js';
@@ -17,10 +17,10 @@ class FlakyBroker extends MemoryBroker {
   constructor(private readonly failing: { channels?: ChannelName[]; messages?: unknown[] }) {
     super();
   }
-  override publish(delivery: Delivery): Promise<number> {
-    const { message } = JSON.parse(delivery.frame.toString()) as { message: unknown };
+  override publish(publication: Publication): Promise<PublishResult> {
+    const { message } = JSON.parse(publication.frame) as { message: unknown };
     if (this.failing.messages?.includes(message)) return Promise.reject(new Error('broker is down'));
-    return super.publish(delivery);
+    return super.publish(publication);
   }
   override join(channel: ChannelName, member: Member): Promise<void> {
     if (this.failing.channels?.includes(channel)) return Promise.reject(new Error('broker is down'));

@@ -247,14 +247,29 @@ void describe('parseRequest: unsubscribe', () => {
 });
 
 void describe('parseRequest: message', () => {
-  void test('a valid message yields channel, message and recipients null', () => {
+  void test('a valid message yields channel, message, recipients null and ephemeral false', () => {
     assert.deepEqual(requestOf({ action: 'message', id: 3, data: { channel: 'chat', message: { text: 'hi' } } }), {
       action: 'message',
       id: 3,
       channel: 'chat',
       message: { text: 'hi' },
       recipients: null,
+      ephemeral: false,
     });
+  });
+
+  void test('ephemeral must be a boolean', () => {
+    assert.equal((requestOf({ action: 'message', data: { channel: 'chat', message: 1, ephemeral: true } }) as { ephemeral: boolean }).ephemeral, true);
+    assertInvalidField(violationOf({ action: 'message', data: { channel: 'chat', message: 1, ephemeral: 'yes' } }), 'data.ephemeral');
+  });
+
+  void test('presence takes a channel; history a channel, since and a limit from 1 to 1000', () => {
+    assert.deepEqual(requestOf({ action: 'presence', data: { channel: 'chat' } }), { action: 'presence', id: null, channel: 'chat' });
+    assert.deepEqual(requestOf({ action: 'history', id: 'h', data: { channel: 'chat', since: 4, limit: 10 } }), { action: 'history', id: 'h', channel: 'chat', since: 4, limit: 10 });
+    assert.deepEqual(requestOf({ action: 'history', data: { channel: 'chat' } }), { action: 'history', id: null, channel: 'chat', since: null, limit: null });
+    for (const limit of [0, 1001, 1.5, '10']) assertInvalidField(violationOf({ action: 'history', data: { channel: 'chat', limit } }), 'data.limit');
+    for (const since of [-1, 0.5, '3']) assertInvalidField(violationOf({ action: 'history', data: { channel: 'chat', since } }), 'data.since');
+    assertInvalidField(violationOf({ action: 'presence', data: { channel: 'chat', since: 1 } }), 'data.since');
   });
 
   void test('message null is INVALID_MESSAGE naming data.message', () => {
