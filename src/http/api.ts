@@ -1,10 +1,11 @@
 /**
  * The HTTP API for backends and operators (SPEC §7), on the WebSocket port:
  *
- *   POST /api/publish            {"channel","message","recipients"?} → {"success":true,"recipients_count":N}
+ *   POST /api/publish            {"channel","message","recipients"?,"ephemeral"?} → {"success":true,"recipients_count":N,"offset"?:N}
  *   GET  /api/stats              connections, channels, message rates, uptime, nodes
  *   GET  /api/channels           channels with subscriber counts
  *   GET  /api/channels/NAME      one channel's members
+ *   GET  /api/channels/NAME/history?since=&limit=   a channel's history
  *   POST /api/disconnect         {"user_id"} or {"connection_id"} → closes them with 1000
  *   GET  /api/openapi.json       all of the above as an OpenAPI 3.1 document (openapi.ts)
  *
@@ -15,7 +16,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { channelNameProblem } from '../channels/names.js';
+import { ErrorCode } from '../codes.js';
 import { ClusterUnavailableError, SwitchboardError } from '../errors.js';
+import { MAX_HISTORY_LIMIT } from '../history/history.js';
 import type { WebSocketHandler } from '../handler.js';
 import { parseRequest } from '../protocol/inbound.js';
 import type { DisconnectResult } from '../views/cluster-view.js';
@@ -84,7 +87,8 @@ export class HttpApi {
     );
   }
 
-  private async route(request: IncomingMessage, path: string): Promise<object> {
+  private async route(request: IncomingMessage, path: string): Promise<object | string> {
+    const query = new URLSearchParams((request.url ?? '').split('?')[1] ?? '');
     if (this.keyDigest === null) throw new ApiError(404, 'the HTTP API is off: set WS_API_KEY to use it');
     this.authorize(request);
     if (this.handler.isClosing) throw new ApiError(503, 'the server is shutting down');
@@ -129,16 +133,14 @@ export class HttpApi {
       allow(method, 'GET');
       return { channels: await this.handler.cluster.channels() };
     }
+    // A channel may be named `history`: /api/channels/history lists its members.
+    if (path.startsWith('/api/channels/') && path.endsWith(HISTORY_SUFFIX) && path.length > '/api/channels/'.length + HISTORY_SUFFIX.length) {
+      allow(method, 'GET');
+      return this.history(channelIn(path.slice('/api/channels/'.length, -HISTORY_SUFFIX.length)), query);
+    }
     if (path.startsWith('/api/channels/')) {
       allow(method, 'GET');
-      let channel: string;
-      try {
-        channel = decodeURIComponent(path.slice('/api/channels/'.length));
-      } catch {
-        throw new ApiError(400, 'the channel name in the path is not valid percent-encoding');
-      }
-      const problem = channelNameProblem(channel);
-      if (problem !== null) throw new ApiError(400, problem);
+      const channel = channelIn(path.slice('/api/channels/'.length));
       const members = await this.handler.cluster.members(channel);
       return {
         channel,
@@ -163,12 +165,26 @@ export class HttpApi {
     const parsed = parseRequest({ action: 'message', data: body }, NO_ACTIONS);
     if (!parsed.ok) throw new ApiError(400, parsed.violation.error.replaceAll("'data.", "'"));
     if (parsed.request.action !== 'message') throw new ApiError(400, 'not a message');
-    const { channel, message, recipients } = parsed.request;
+    const { channel, message, recipients, ephemeral } = parsed.request;
     try {
-      const count = await this.handler.publish(channel, message, recipients === null ? {} : { recipients });
-      return { success: true, recipients_count: count };
+      const { recipientsCount, position } = await this.handler.publishMessage(channel, message, { ...(recipients !== null && { recipients }), ephemeral });
+      return position === null ? { success: true, recipients_count: recipientsCount } : { success: true, recipients_count: recipientsCount, offset: position.offset, epoch: position.epoch };
     } catch (error) {
       if (error instanceof SwitchboardError) throw new ApiError(400, error.message);
+      throw error;
+    }
+  }
+
+  /** A channel's history, for backends: the stored frames are spliced in as they are. */
+  private async history(channel: string, query: URLSearchParams): Promise<string> {
+    const since = numberParameter(query, 'since', 0, Number.MAX_SAFE_INTEGER);
+    const limit = numberParameter(query, 'limit', 1, MAX_HISTORY_LIMIT);
+    try {
+      const page = await this.handler.history(channel, { since, limit });
+      const head = JSON.stringify({ channel, epoch: page.epoch, offset: page.offset }).slice(0, -1);
+      return `${head},"messages":[${page.messages.map((message) => message.frame).join(',')}]}`;
+    } catch (error) {
+      if (error instanceof SwitchboardError) throw new ApiError(error.code === ErrorCode.NOT_ENABLED ? 404 : 400, error.message);
       throw error;
     }
   }
@@ -189,6 +205,30 @@ export class HttpApi {
     if (typeof connectionId !== 'string' || connectionId === '') throw new ApiError(400, 'connection_id must be a non-empty string');
     return disconnectAnswer(await this.handler.cluster.disconnect({ connectionId }));
   }
+}
+
+const HISTORY_SUFFIX = '/history';
+
+/** The channel named in a path segment, percent-decoded and checked. */
+function channelIn(segment: string): string {
+  let channel: string;
+  try {
+    channel = decodeURIComponent(segment);
+  } catch {
+    throw new ApiError(400, 'the channel name in the path is not valid percent-encoding');
+  }
+  const problem = channelNameProblem(channel);
+  if (problem !== null) throw new ApiError(400, problem);
+  return channel;
+}
+
+/** An integer query parameter within [min, max], or null when absent. */
+function numberParameter(query: URLSearchParams, name: string, min: number, max: number): number | null {
+  const text = query.get(name);
+  if (text === null) return null;
+  const value = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) throw new ApiError(400, `${name} must be an integer from ${min} to ${max}`);
+  return value;
 }
 
 /** `unanswered` only when some node did not answer in time: its matching connections may still be open. */

@@ -5,6 +5,7 @@
  * get precise types and test/http/openapi.test.ts can hold every real answer to them.
  */
 import { CHANNEL_PATTERN, MAX_CHANNEL_LENGTH } from '../channels/names.js';
+import { MAX_HISTORY_LIMIT } from '../history/history.js';
 import { MAX_RECIPIENTS } from '../protocol/inbound.js';
 import { packageVersion } from '../version.js';
 
@@ -102,6 +103,24 @@ const document = {
         },
       },
     },
+    '/api/channels/{name}/history': {
+      get: {
+        operationId: 'getChannelHistory',
+        summary: 'A channel\'s history',
+        description: 'The newest `limit` messages, or those after `since`, oldest first. Each is the frame its subscribers received.',
+        parameters: [
+          { name: 'name', in: 'path', required: true, description: 'The channel name, percent-encoded if needed.', schema: ref('schemas', 'ChannelName') },
+          { name: 'since', in: 'query', required: false, description: 'Only messages after this offset.', schema: { type: 'integer', minimum: 0 } },
+          { name: 'limit', in: 'query', required: false, description: 'At most this many messages.', schema: { type: 'integer', minimum: 1, maximum: MAX_HISTORY_LIMIT, default: MAX_HISTORY_LIMIT } },
+        ],
+        responses: {
+          '200': ok('The channel\'s epoch, its last offset, and the messages asked for.', ref('schemas', 'History')),
+          '400': errorResponse('A bad channel name, `since` or `limit`.'),
+          ...REFUSALS,
+          '404': errorResponse('The channel has no history (or the API is off).'),
+        },
+      },
+    },
     '/api/disconnect': {
       post: {
         operationId: 'disconnect',
@@ -181,6 +200,7 @@ const document = {
             items: { type: ['string', 'number'] },
             description: 'Only connections authenticated as one of these user ids receive it (compared as strings).',
           },
+          ephemeral: { type: 'boolean', description: 'Delivered live only: never kept in the channel\'s history, no offset.' },
         },
         examples: [{ channel: 'chat.room.1', message: { text: 'deploy finished' } }],
       },
@@ -191,6 +211,34 @@ const document = {
         properties: {
           success: { const: true },
           recipients_count: count('The connections the message was addressed to.'),
+          offset: { type: 'integer', minimum: 1, description: 'Its offset in the channel\'s history (channels with history only).' },
+          epoch: { type: 'string', minLength: 1, description: 'The epoch of that offset.' },
+        },
+        dependentRequired: { offset: ['epoch'], epoch: ['offset'] },
+      },
+      History: {
+        type: 'object',
+        required: ['channel', 'epoch', 'offset', 'messages'],
+        additionalProperties: false,
+        properties: {
+          channel: ref('schemas', 'ChannelName'),
+          epoch: { type: 'string', minLength: 1, description: 'Changes whenever the history was lost.' },
+          offset: count('The last offset given in this epoch.'),
+          messages: { type: 'array', items: ref('schemas', 'StoredMessage') },
+        },
+      },
+      StoredMessage: {
+        type: 'object',
+        required: ['action', 'channel', 'message', 'sender', 'user_id', 'time', 'offset'],
+        additionalProperties: false,
+        properties: {
+          action: { const: 'message' },
+          channel: ref('schemas', 'ChannelName'),
+          message: { not: { type: 'null' } },
+          sender: { type: ['string', 'null'], description: 'The publishing connection; null when published by the server side.' },
+          user_id: { type: ['string', 'number', 'null'] },
+          time: { type: 'integer', description: 'Unix seconds.' },
+          offset: { type: 'integer', minimum: 1 },
         },
       },
       Stats: {
