@@ -39,6 +39,14 @@ export interface MemberInfo {
   readonly node: string;
 }
 
+/** A channel's members on every node, as the `presence` action answers them. */
+export interface Presence {
+  readonly members: ReadonlyArray<{ readonly connectionId: ConnectionId; readonly userId: UserId | null }>;
+  /** Distinct user ids among the members (anonymous ones not counted). */
+  readonly users: number;
+  readonly connections: number;
+}
+
 /** A channel and its subscriber count (GET /api/channels). */
 export interface ChannelCount {
   readonly channel: ChannelName;
