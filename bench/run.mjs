@@ -17,9 +17,29 @@ const SECRET = 'benchmark-secret-0123456789abcdef0123456789abcdef';
 const CHANNEL = 'bench';
 
 const SERVERS = ['switchboard', 'socketio', 'ws-loop', 'frame-once'].filter((kind) => only === undefined || only.includes(kind));
+// history: Switchboard's fan-out with history off and on, interleaved `rounds` times each
+// (the order alternating), on one node and on two nodes through Redis; medians reported.
 const PLAN = quick
-  ? { fanout: [{ subscribers: 1000, messages: 400 }, { subscribers: 10000, messages: 20 }], latency: { subscribers: 1000, rate: 50, seconds: 3 }, idle: 10000, handshakeSeconds: 2 }
-  : { fanout: [{ subscribers: 1000, messages: 4000 }, { subscribers: 10000, messages: 300 }], latency: { subscribers: 1000, rate: 50, seconds: 15 }, idle: 10000, handshakeSeconds: 10 };
+  ? {
+      fanout: [{ subscribers: 1000, messages: 400 }, { subscribers: 10000, messages: 20 }],
+      latency: { subscribers: 1000, rate: 50, seconds: 3 },
+      idle: 10000,
+      handshakeSeconds: 2,
+      history: { subscribers: 1000, messages: 1000, rounds: 3 },
+    }
+  : {
+      fanout: [{ subscribers: 1000, messages: 4000 }, { subscribers: 10000, messages: 300 }],
+      latency: { subscribers: 1000, rate: 50, seconds: 15 },
+      idle: 10000,
+      handshakeSeconds: 10,
+      history: { subscribers: 1000, messages: 4000, rounds: 5 },
+    };
+/** History on every channel (no channels file): the last 100 messages, kept an hour. */
+const HISTORY_ENV = { WS_HISTORY_SIZE: '100', WS_HISTORY_TTL: '3600' };
+/** In the history scenario, 1 connection in this many decodes its deliveries to check their offsets. */
+const HISTORY_SAMPLE_EVERY = 100;
+/** The goal for deliveries/s with history ÷ without. */
+const HISTORY_GOAL = 0.9;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -69,7 +89,20 @@ async function startServer(kind, extraEnv = {}) {
       : spawn(process.execPath, kind === 'socketio' ? [join(here, 'servers/socketio.mjs'), String(port), SECRET] : [join(here, 'servers/ws-servers.mjs'), kind, String(port), SECRET], {
           stdio: ['ignore', 'ignore', 'inherit'],
         });
-  await waitForPort(port);
+  // A server that exits at start (a bad setting) fails the scenario at once.
+  let onExit;
+  const exited = new Promise((_, reject) => {
+    onExit = (code) => reject(new Error(`${kind} exited with code ${code} before listening`));
+    child.once('exit', onExit);
+  });
+  try {
+    await Promise.race([waitForPort(port), exited]);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  } finally {
+    child.off('exit', onExit);
+  }
   return {
     kind,
     port,
@@ -96,11 +129,21 @@ function forkClient(script, args) {
   const child = fork(join(here, 'clients', script), args.map(String), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const next = () =>
     new Promise((resolve, reject) => {
-      child.once('message', (message) => (message.error ? reject(new Error(message.error)) : resolve(message)));
+      const onExit = (code) => reject(new Error(`${script} exited with code ${code}`));
+      child.once('exit', onExit);
+      child.once('message', (message) => {
+        child.off('exit', onExit);
+        if (message.error) reject(new Error(message.error));
+        else resolve(message);
+      });
     });
   return {
     child,
     next,
+    /** Ends the process even when it no longer answers (a failed run). */
+    kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
     async ask(command) {
       const reply = next();
       child.send(command);
@@ -117,18 +160,25 @@ async function subscriberProcesses(server, total, channel, sampleEvery) {
   const groups = Array.from({ length: processes }, (_, index) =>
     forkClient('subscribers.mjs', [server.kind, server.port, Math.round(total / processes), channel, sampleEvery, `127.0.1.${index + 1}`]),
   );
-  await Promise.all(groups.map((group) => group.next()));
+  try {
+    await Promise.all(groups.map((group) => group.next()));
+  } catch (error) {
+    for (const group of groups) group.kill();
+    throw error;
+  }
   return groups;
 }
 
 async function countDeliveries(groups) {
   const replies = await Promise.all(groups.map((group) => group.ask({ cmd: 'count' })));
-  return { deliveries: replies.reduce((sum, reply) => sum + reply.deliveries, 0), latencies: replies.flatMap((reply) => reply.latencies) };
+  const sampled = { decoded: 0, withOffset: 0, outOfSequence: 0 };
+  for (const reply of replies) for (const key of Object.keys(sampled)) sampled[key] += reply.sampled?.[key] ?? 0;
+  return { deliveries: replies.reduce((sum, reply) => sum + reply.deliveries, 0), latencies: replies.flatMap((reply) => reply.latencies), sampled };
 }
 
 async function waitForDeliveries(groups, expected, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
-  let counted = { deliveries: 0, latencies: [] };
+  let counted = { deliveries: 0, latencies: [], sampled: null };
   const latencies = [];
   while (Date.now() < deadline) {
     counted = await countDeliveries(groups);
@@ -136,25 +186,52 @@ async function waitForDeliveries(groups, expected, timeoutMs) {
     if (counted.deliveries >= expected) break;
     await sleep(20);
   }
-  return { deliveries: counted.deliveries, latencies };
+  return { deliveries: counted.deliveries, latencies, sampled: counted.sampled };
 }
 
-async function fanout(kind, { subscribers, messages }) {
-  const server = await startServer(kind);
+/**
+ * A burst of `messages` from one publisher connected to `publishTo`, to `subscribers`
+ * connections on `subscribeTo`; CPU seconds measured for each of `pids` over the burst.
+ * The client processes are ended however the run ends.
+ */
+async function burst({ publishTo, subscribeTo, pids, subscribers, messages, sampleEvery = 0 }) {
+  const clients = [];
   try {
-    const groups = await subscriberProcesses(server, subscribers, CHANNEL, 0);
-    const publisher = forkClient('publisher.mjs', [kind, server.port, CHANNEL]);
+    clients.push(...(await subscriberProcesses(subscribeTo, subscribers, CHANNEL, sampleEvery)));
+    const groups = [...clients];
+    const publisher = forkClient('publisher.mjs', [publishTo.kind, publishTo.port, CHANNEL]);
+    clients.push(publisher);
     await publisher.next();
     const expected = subscribers * messages;
-    const cpuBefore = cpuSeconds(server.pid);
+    const cpuBefore = pids.map(cpuSeconds);
     const started = performance.now();
-    const window = Math.max(2, Math.floor(20000 / subscribers));
-    await publisher.ask({ cmd: 'burst', messages, window });
-    const { deliveries } = await waitForDeliveries(groups, expected, 120_000);
+    // The publisher waits for the echo of each message: it would wait forever for a server that died.
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error('the publisher did not finish its burst in 300 s')), 300_000);
+    });
+    await Promise.race([publisher.ask({ cmd: 'burst', messages, window: Math.max(2, Math.floor(20000 / subscribers)) }), timeout]).finally(() => clearTimeout(timer));
+    const { deliveries, sampled } = await waitForDeliveries(groups, expected, 120_000);
     const seconds = (performance.now() - started) / 1000;
-    const cpu = cpuSeconds(server.pid) - cpuBefore;
-    for (const group of [...groups, publisher]) group.exit();
-    return { deliveriesPerSecond: deliveries / seconds, complete: deliveries >= expected, cpuMicrosPerDelivery: (cpu * 1e6) / Math.max(1, deliveries) };
+    const cpu = pids.map((pid, index) => cpuSeconds(pid) - cpuBefore[index]);
+    return { deliveries, expected, seconds, cpu, sampled };
+  } finally {
+    for (const client of clients) client.exit();
+    await sleep(100);
+    for (const client of clients) client.kill();
+  }
+}
+
+async function fanout(kind, { subscribers, messages }, { env = {}, sampleEvery = 0 } = {}) {
+  const server = await startServer(kind, env);
+  try {
+    const { deliveries, expected, seconds, cpu, sampled } = await burst({ publishTo: server, subscribeTo: server, pids: [server.pid], subscribers, messages, sampleEvery });
+    return {
+      deliveriesPerSecond: deliveries / seconds,
+      complete: deliveries >= expected,
+      cpuMicrosPerDelivery: (cpu[0] * 1e6) / Math.max(1, deliveries),
+      ...(sampleEvery > 0 && { sampled }),
+    };
   } finally {
     await server.stop();
   }
@@ -180,35 +257,86 @@ async function startRedis() {
  * Fan-out across two Switchboard nodes through Redis: the publisher on node A, every
  * subscriber on node B, so each message crosses Redis once and is framed once on B.
  */
-async function crossNode({ subscribers, messages }) {
+async function crossNode({ subscribers, messages }, { env: extraEnv = {}, sampleEvery = 0 } = {}) {
   const redis = await startRedis();
   if (redis === null) return null;
-  const env = { REDIS_ENABLED: 'true', REDIS_PORT: String(redis.port) };
+  const env = { REDIS_ENABLED: 'true', REDIS_PORT: String(redis.port), ...extraEnv };
   const nodes = [];
   try {
-    nodes.push(await startServer('switchboard', env), await startServer('switchboard', env));
+    nodes.push(await startServer('switchboard', env));
+    nodes.push(await startServer('switchboard', env));
     const [a, b] = nodes;
-    const groups = await subscriberProcesses(b, subscribers, CHANNEL, 0);
-    const publisher = forkClient('publisher.mjs', ['switchboard', a.port, CHANNEL]);
-    await publisher.next();
-    const expected = subscribers * messages;
-    const pids = [a.pid, b.pid, redis.pid];
-    const cpuBefore = pids.map(cpuSeconds);
-    const started = performance.now();
-    await publisher.ask({ cmd: 'burst', messages, window: Math.max(2, Math.floor(20000 / subscribers)) });
-    const { deliveries } = await waitForDeliveries(groups, expected, 120_000);
-    const seconds = (performance.now() - started) / 1000;
-    const cpu = pids.map((pid, index) => cpuSeconds(pid) - cpuBefore[index]);
-    for (const group of [...groups, publisher]) group.exit();
+    const { deliveries, expected, seconds, cpu, sampled } = await burst({ publishTo: a, subscribeTo: b, pids: [a.pid, b.pid, redis.pid], subscribers, messages, sampleEvery });
+    const perDelivery = (used) => (used * 1e6) / Math.max(1, deliveries);
     return {
       deliveriesPerSecond: deliveries / seconds,
       complete: deliveries >= expected,
-      cpuMicrosPerDelivery: { publishingNode: (cpu[0] * 1e6) / deliveries, subscribingNode: (cpu[1] * 1e6) / deliveries, redis: (cpu[2] * 1e6) / deliveries },
+      cpuMicrosPerDelivery: { publishingNode: perDelivery(cpu[0]), subscribingNode: perDelivery(cpu[1]), redis: perDelivery(cpu[2]) },
+      ...(sampleEvery > 0 && { sampled }),
     };
   } finally {
     for (const node of nodes) await node.stop();
     await redis.stop();
   }
+}
+
+const median = (values) => {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+
+/**
+ * Whether the sampled connections saw what the mode promises: with history, an offset on
+ * every delivery, each the previous one + 1; without, none. A string saying what is wrong, or null.
+ */
+function offsetProblem(history, sampled) {
+  if (sampled === undefined || sampled === null || sampled.decoded === 0) return 'no delivery sampled';
+  if (!history) return sampled.withOffset === 0 ? null : `${sampled.withOffset} deliveries carried an offset with history off`;
+  if (sampled.withOffset !== sampled.decoded) return `${sampled.decoded - sampled.withOffset} of ${sampled.decoded} sampled deliveries had no offset`;
+  if (sampled.outOfSequence > 0) return `${sampled.outOfSequence} offsets out of sequence`;
+  return null;
+}
+
+/** The median of each figure over the runs of one mode (history off or on). */
+function summarize(runs, history) {
+  const pick = (get) => median(runs.map(get));
+  const cpu = runs[0].cpuMicrosPerDelivery;
+  const problems = runs.map((run) => offsetProblem(history, run.sampled)).filter((problem) => problem !== null);
+  return {
+    deliveriesPerSecond: pick((run) => run.deliveriesPerSecond),
+    complete: runs.every((run) => run.complete),
+    cpuMicrosPerDelivery: typeof cpu === 'number' ? pick((run) => run.cpuMicrosPerDelivery) : Object.fromEntries(Object.keys(cpu).map((key) => [key, pick((run) => run.cpuMicrosPerDelivery[key])])),
+    offsetsChecked: problems.length === 0,
+    ...(problems.length > 0 && { offsetProblems: problems }),
+    runs,
+  };
+}
+
+/**
+ * Fan-out with history off and on, `rounds` runs of each, interleaved with the order
+ * alternating so that neither mode always runs on a warmer machine. `measure(env)` does
+ * one run (null: not possible here, e.g. no redis-server). A failed run ends the
+ * scenario with its error instead of the bench.
+ */
+async function historyComparison(measure, { rounds }) {
+  const runs = { off: [], on: [] };
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const mode of round % 2 === 0 ? ['off', 'on'] : ['on', 'off']) {
+        const run = await measure(mode === 'on' ? HISTORY_ENV : {});
+        if (run === null) return null;
+        runs[mode].push(run);
+        process.stderr.write('.');
+      }
+    }
+  } catch (error) {
+    return { error: String(error?.message ?? error) };
+  }
+  const off = summarize(runs.off, false);
+  const on = summarize(runs.on, true);
+  return { off, on, ratio: on.deliveriesPerSecond / off.deliveriesPerSecond };
 }
 
 function percentile(sorted, p) {
@@ -280,10 +408,21 @@ for (const kind of SERVERS) {
 }
 
 let crossNodeResult = null;
+let historyResult = null;
 if (SERVERS.includes('switchboard')) {
   process.stderr.write('switchboard, two nodes through Redis: ');
   crossNodeResult = await crossNode(PLAN.fanout[0]);
   process.stderr.write(crossNodeResult === null ? 'skipped (no redis-server)\n' : 'done\n');
+  const { subscribers, messages } = PLAN.history;
+  const options = (env) => ({ env, sampleEvery: HISTORY_SAMPLE_EVERY });
+  const outcome = (result) => (result === null ? 'skipped (no redis-server)' : result.error !== undefined ? `failed: ${result.error}` : 'done');
+  historyResult = { plan: PLAN.history, env: HISTORY_ENV, goal: HISTORY_GOAL };
+  process.stderr.write('switchboard, fan-out with history off / on, one node: ');
+  historyResult.oneNode = await historyComparison((env) => fanout('switchboard', { subscribers, messages }, options(env)), PLAN.history);
+  process.stderr.write(` ${outcome(historyResult.oneNode)}\n`);
+  process.stderr.write('switchboard, fan-out with history off / on, two nodes through Redis: ');
+  historyResult.twoNodes = await historyComparison((env) => crossNode({ subscribers, messages }, options(env)), PLAN.history);
+  process.stderr.write(` ${outcome(historyResult.twoNodes)}\n`);
 }
 
 const format = (value, digits = 0) => (Number.isFinite(value) ? value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '—');
@@ -315,9 +454,37 @@ if (crossNodeResult !== null) {
     `| fan-out deliveries/s | ${format(deliveriesPerSecond)}${complete ? '' : ' (incomplete)'} (${format(deliveriesPerSecond / single, 2)}× one node) |\n` +
     `| CPU µs per delivery: publishing node / subscribing node / redis-server | ${format(cpu.publishingNode, 2)} / ${format(cpu.subscribingNode, 2)} / ${format(cpu.redis, 2)} |`;
 }
-const table = `${lines.join('\n')}${crossNodeTable}\n\n${quick ? 'Quick run' : 'Full run'} on ${machine}.`;
+let historyTable = '';
+if (historyResult !== null) {
+  const { subscribers, rounds } = PLAN.history;
+  const env = Object.entries(HISTORY_ENV)
+    .map(([name, value]) => `${name}=${value}`)
+    .join(', ');
+  const notes = (side) => `${side.complete ? '' : ' (incomplete)'}${side.offsetsChecked ? '' : ' (offsets wrong!)'}`;
+  const ratioCell = (ratio) => `${format(ratio * 100, 1)}% (goal ≥ ${format(HISTORY_GOAL * 100)}%${Number.isFinite(ratio) ? (ratio >= HISTORY_GOAL ? ', met' : ', missed') : ''})`;
+  const total = (cpu) => (typeof cpu === 'number' ? cpu : Object.values(cpu).reduce((sum, value) => sum + value, 0));
+  const cpuRatio = (off, on) => `${format(on / off, 2)}×`;
+  const setup = (label, result, cpuLabel, cpuCells) => {
+    if (result === null) return [`| ${label}: fan-out deliveries/s | skipped (no redis-server) | | |`];
+    if (result.error !== undefined) return [`| ${label}: fan-out deliveries/s | failed: ${result.error} | | |`];
+    const { off, on, ratio } = result;
+    return [
+      `| ${label}: fan-out deliveries/s | ${format(off.deliveriesPerSecond)}${notes(off)} | ${format(on.deliveriesPerSecond)}${notes(on)} | ${ratioCell(ratio)} |`,
+      `| ${label}: ${cpuLabel} | ${cpuCells(off.cpuMicrosPerDelivery)} | ${cpuCells(on.cpuMicrosPerDelivery)} | ${cpuRatio(...[off, on].map((side) => total(side.cpuMicrosPerDelivery)))} |`,
+    ];
+  };
+  historyTable =
+    `\n\n| Switchboard fan-out with history (${env}), ${subscribers.toLocaleString('en-US')} subscribers, median of ${rounds} runs each | history off | history on | on ÷ off |\n|---|---|---|---|\n` +
+    [
+      ...setup('one node, in-memory broker', historyResult.oneNode, 'server CPU µs per delivery (lower is better)', (cpu) => format(cpu, 2)),
+      ...setup('two nodes through Redis', historyResult.twoNodes, 'CPU µs per delivery: publishing node / subscribing node / redis-server', (cpu) =>
+        [cpu.publishingNode, cpu.subscribingNode, cpu.redis].map((value) => format(value, 2)).join(' / '),
+      ),
+    ].join('\n');
+}
+const table = `${lines.join('\n')}${crossNodeTable}${historyTable}\n\n${quick ? 'Quick run' : 'Full run'} on ${machine}.`;
 console.log(table);
 mkdirSync(join(here, 'results'), { recursive: true });
 const file = join(here, 'results', `${quick ? 'quick' : 'full'}-latest.json`);
-writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine, quick, plan: PLAN, results, crossNode: crossNodeResult }, null, 2)}\n`);
+writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine, quick, plan: PLAN, results, crossNode: crossNodeResult, history: historyResult }, null, 2)}\n`);
 console.log(`\nJSON results: ${file}`);

@@ -1,5 +1,6 @@
 // A process holding many subscriber connections. It counts delivery frames on all of them
-// and decodes only every `sampleEvery`-th connection's messages, to measure latency.
+// and decodes only every `sampleEvery`-th connection's messages, to measure latency and to
+// check the offsets a channel with history adds to each delivery (`,"offset":N`).
 // Usage (forked with IPC): subscribers.mjs <kind> <port> <count> <channel|-> <sampleEvery> <localAddress>
 import { RawClient, inBatches } from '../lib/raw-client.mjs';
 
@@ -8,6 +9,11 @@ const count = Number(countText);
 const sampleEvery = Number(sampleText);
 const clients = [];
 let latencies = [];
+/**
+ * Totals over the sampled connections since the start: deliveries decoded, those that
+ * carried an offset, and those whose offset was not the previous one + 1 on that connection.
+ */
+const sampled = { decoded: 0, withOffset: 0, outOfSequence: 0 };
 
 const now = () => performance.timeOrigin + performance.now();
 
@@ -16,11 +22,18 @@ try {
     Array.from({ length: count }, (_, index) => index),
     100,
     async (index) => {
-      const sampled = sampleEvery > 0 && index % sampleEvery === 0;
-      const client = new RawClient({ port: Number(portText), kind, decodeAll: sampled, localAddress });
-      if (sampled) {
-        client.onMessage = (message) => {
+      const isSampled = sampleEvery > 0 && index % sampleEvery === 0;
+      const client = new RawClient({ port: Number(portText), kind, decodeAll: isSampled, localAddress });
+      if (isSampled) {
+        let lastOffset;
+        client.onMessage = (message, offset) => {
           if (typeof message?.t === 'number') latencies.push(now() - message.t);
+          sampled.decoded++;
+          if (typeof offset === 'number') {
+            sampled.withOffset++;
+            if (lastOffset !== undefined && offset !== lastOffset + 1) sampled.outOfSequence++;
+            lastOffset = offset;
+          }
         };
       }
       await client.open();
@@ -37,7 +50,7 @@ process.on('message', (command) => {
   if (command.cmd === 'count') {
     let deliveries = 0;
     for (const client of clients) deliveries += client.deliveries;
-    process.send({ deliveries, latencies });
+    process.send({ deliveries, latencies, sampled });
     latencies = [];
   } else if (command.cmd === 'exit') {
     for (const client of clients) client.close();

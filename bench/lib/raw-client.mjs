@@ -28,7 +28,8 @@ export const PROTOCOLS = {
     },
     publishText: (channel, message) => `42${JSON.stringify(['message', { channel, message }])}`,
     deliveryPrefix: Buffer.from('42["message"'),
-    messageOf: (text) => JSON.parse(text.slice(2))[1].message,
+    // No history in this protocol: never an offset.
+    decode: (text) => ({ message: JSON.parse(text.slice(2))[1].message, offset: undefined }),
     // Engine.IO heartbeat: the server sends '2', the client must answer '3'.
     onControlText: (client, text) => {
       if (text === '2') client.sendText('3');
@@ -47,8 +48,13 @@ function jsonProtocol() {
       await client.waitFor((text) => text.includes('"action":"subscribe"'));
     },
     publishText: (channel, message) => JSON.stringify({ action: 'message', data: { channel, message } }),
+    // A delivery starts with this prefix whatever follows: on a channel with history the
+    // frame ends with `,"offset":N` (and `"message_sent"` acks do not match: the quote).
     deliveryPrefix: Buffer.from('{"action":"message"'),
-    messageOf: (text) => JSON.parse(text).message,
+    decode: (text) => {
+      const frame = JSON.parse(text);
+      return { message: frame.message, offset: frame.offset };
+    },
     onControlText: () => undefined,
   };
 }
@@ -81,7 +87,10 @@ export class RawClient {
     this.options = options;
     this.deliveries = 0;
     this.decodeAll = options.decodeAll ?? false;
-    /** Called with each delivered message's decoded `message` when decodeAll is set. */
+    /**
+     * Called, when decodeAll is set, with each delivered message's decoded `message` and
+     * its `offset` (a number on a channel with history, undefined otherwise).
+     */
     this.onMessage = null;
     this.waiters = [];
     this.pending = null;
@@ -161,7 +170,10 @@ export class RawClient {
         const isDelivery = length >= prefix.length && buffer.compare(prefix, 0, prefix.length, start, start + prefix.length) === 0;
         if (isDelivery) {
           this.deliveries++;
-          if (this.decodeAll && this.onMessage !== null) this.onMessage(this.protocol.messageOf(buffer.toString('utf8', start, end)));
+          if (this.decodeAll && this.onMessage !== null) {
+            const { message, offset } = this.protocol.decode(buffer.toString('utf8', start, end));
+            this.onMessage(message, offset);
+          }
         } else {
           const text = buffer.toString('utf8', start, end);
           this.protocol.onControlText(this, text);
