@@ -1,6 +1,7 @@
 // `npm run bench` (and `npm run bench -- --quick`): drives Switchboard, Socket.IO, a
 // hand-written `ws` loop and a frame-once `ws` server, each as its own process, with the
 // same client processes over loopback, and reports the figures side by side from one run.
+// The history scenario (Switchboard's fan-out with history off and on): history.mjs.
 import { fork, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -8,6 +9,8 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
+import { historyScenario, historyTable } from './history.mjs';
+import { format } from './lib/format.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -34,12 +37,6 @@ const PLAN = quick
       handshakeSeconds: 10,
       history: { subscribers: 1000, messages: 4000, rounds: 5 },
     };
-/** History on every channel (no channels file): the last 100 messages, kept an hour. */
-const HISTORY_ENV = { WS_HISTORY_SIZE: '100', WS_HISTORY_TTL: '3600' };
-/** In the history scenario, 1 connection in this many decodes its deliveries to check their offsets. */
-const HISTORY_SAMPLE_EVERY = 100;
-/** The goal for deliveries/s with history ÷ without. */
-const HISTORY_GOAL = 0.9;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -280,65 +277,6 @@ async function crossNode({ subscribers, messages }, { env: extraEnv = {}, sample
   }
 }
 
-const median = (values) => {
-  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
-  if (sorted.length === 0) return NaN;
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
-
-/**
- * Whether the sampled connections saw what the mode promises: with history, an offset on
- * every delivery, each the previous one + 1; without, none. A string saying what is wrong, or null.
- */
-function offsetProblem(history, sampled) {
-  if (sampled === undefined || sampled === null || sampled.decoded === 0) return 'no delivery sampled';
-  if (!history) return sampled.withOffset === 0 ? null : `${sampled.withOffset} deliveries carried an offset with history off`;
-  if (sampled.withOffset !== sampled.decoded) return `${sampled.decoded - sampled.withOffset} of ${sampled.decoded} sampled deliveries had no offset`;
-  if (sampled.outOfSequence > 0) return `${sampled.outOfSequence} offsets out of sequence`;
-  return null;
-}
-
-/** The median of each figure over the runs of one mode (history off or on). */
-function summarize(runs, history) {
-  const pick = (get) => median(runs.map(get));
-  const cpu = runs[0].cpuMicrosPerDelivery;
-  const problems = runs.map((run) => offsetProblem(history, run.sampled)).filter((problem) => problem !== null);
-  return {
-    deliveriesPerSecond: pick((run) => run.deliveriesPerSecond),
-    complete: runs.every((run) => run.complete),
-    cpuMicrosPerDelivery: typeof cpu === 'number' ? pick((run) => run.cpuMicrosPerDelivery) : Object.fromEntries(Object.keys(cpu).map((key) => [key, pick((run) => run.cpuMicrosPerDelivery[key])])),
-    offsetsChecked: problems.length === 0,
-    ...(problems.length > 0 && { offsetProblems: problems }),
-    runs,
-  };
-}
-
-/**
- * Fan-out with history off and on, `rounds` runs of each, interleaved with the order
- * alternating so that neither mode always runs on a warmer machine. `measure(env)` does
- * one run (null: not possible here, e.g. no redis-server). A failed run ends the
- * scenario with its error instead of the bench.
- */
-async function historyComparison(measure, { rounds }) {
-  const runs = { off: [], on: [] };
-  try {
-    for (let round = 0; round < rounds; round++) {
-      for (const mode of round % 2 === 0 ? ['off', 'on'] : ['on', 'off']) {
-        const run = await measure(mode === 'on' ? HISTORY_ENV : {});
-        if (run === null) return null;
-        runs[mode].push(run);
-        process.stderr.write('.');
-      }
-    }
-  } catch (error) {
-    return { error: String(error?.message ?? error) };
-  }
-  const off = summarize(runs.off, false);
-  const on = summarize(runs.on, true);
-  return { off, on, ratio: on.deliveriesPerSecond / off.deliveriesPerSecond };
-}
-
 function percentile(sorted, p) {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -413,19 +351,9 @@ if (SERVERS.includes('switchboard')) {
   process.stderr.write('switchboard, two nodes through Redis: ');
   crossNodeResult = await crossNode(PLAN.fanout[0]);
   process.stderr.write(crossNodeResult === null ? 'skipped (no redis-server)\n' : 'done\n');
-  const { subscribers, messages } = PLAN.history;
-  const options = (env) => ({ env, sampleEvery: HISTORY_SAMPLE_EVERY });
-  const outcome = (result) => (result === null ? 'skipped (no redis-server)' : result.error !== undefined ? `failed: ${result.error}` : 'done');
-  historyResult = { plan: PLAN.history, env: HISTORY_ENV, goal: HISTORY_GOAL };
-  process.stderr.write('switchboard, fan-out with history off / on, one node: ');
-  historyResult.oneNode = await historyComparison((env) => fanout('switchboard', { subscribers, messages }, options(env)), PLAN.history);
-  process.stderr.write(` ${outcome(historyResult.oneNode)}\n`);
-  process.stderr.write('switchboard, fan-out with history off / on, two nodes through Redis: ');
-  historyResult.twoNodes = await historyComparison((env) => crossNode({ subscribers, messages }, options(env)), PLAN.history);
-  process.stderr.write(` ${outcome(historyResult.twoNodes)}\n`);
+  historyResult = await historyScenario(PLAN.history, { oneNode: (plan, options) => fanout('switchboard', plan, options), twoNodes: crossNode });
 }
 
-const format = (value, digits = 0) => (Number.isFinite(value) ? value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '—');
 const rows = [
   ...PLAN.fanout.flatMap(({ subscribers }) => [
     [`fan-out deliveries/s, ${subscribers.toLocaleString('en-US')} subscribers (higher is better)`, (r) => r[`fanout${subscribers}`].deliveriesPerSecond, 0, true, (r) => (r[`fanout${subscribers}`].complete ? '' : ' (incomplete)')],
@@ -454,35 +382,8 @@ if (crossNodeResult !== null) {
     `| fan-out deliveries/s | ${format(deliveriesPerSecond)}${complete ? '' : ' (incomplete)'} (${format(deliveriesPerSecond / single, 2)}× one node) |\n` +
     `| CPU µs per delivery: publishing node / subscribing node / redis-server | ${format(cpu.publishingNode, 2)} / ${format(cpu.subscribingNode, 2)} / ${format(cpu.redis, 2)} |`;
 }
-let historyTable = '';
-if (historyResult !== null) {
-  const { subscribers, rounds } = PLAN.history;
-  const env = Object.entries(HISTORY_ENV)
-    .map(([name, value]) => `${name}=${value}`)
-    .join(', ');
-  const notes = (side) => `${side.complete ? '' : ' (incomplete)'}${side.offsetsChecked ? '' : ' (offsets wrong!)'}`;
-  const ratioCell = (ratio) => `${format(ratio * 100, 1)}% (goal ≥ ${format(HISTORY_GOAL * 100)}%${Number.isFinite(ratio) ? (ratio >= HISTORY_GOAL ? ', met' : ', missed') : ''})`;
-  const total = (cpu) => (typeof cpu === 'number' ? cpu : Object.values(cpu).reduce((sum, value) => sum + value, 0));
-  const cpuRatio = (off, on) => `${format(on / off, 2)}×`;
-  const setup = (label, result, cpuLabel, cpuCells) => {
-    if (result === null) return [`| ${label}: fan-out deliveries/s | skipped (no redis-server) | | |`];
-    if (result.error !== undefined) return [`| ${label}: fan-out deliveries/s | failed: ${result.error} | | |`];
-    const { off, on, ratio } = result;
-    return [
-      `| ${label}: fan-out deliveries/s | ${format(off.deliveriesPerSecond)}${notes(off)} | ${format(on.deliveriesPerSecond)}${notes(on)} | ${ratioCell(ratio)} |`,
-      `| ${label}: ${cpuLabel} | ${cpuCells(off.cpuMicrosPerDelivery)} | ${cpuCells(on.cpuMicrosPerDelivery)} | ${cpuRatio(...[off, on].map((side) => total(side.cpuMicrosPerDelivery)))} |`,
-    ];
-  };
-  historyTable =
-    `\n\n| Switchboard fan-out with history (${env}), ${subscribers.toLocaleString('en-US')} subscribers, median of ${rounds} runs each | history off | history on | on ÷ off |\n|---|---|---|---|\n` +
-    [
-      ...setup('one node, in-memory broker', historyResult.oneNode, 'server CPU µs per delivery (lower is better)', (cpu) => format(cpu, 2)),
-      ...setup('two nodes through Redis', historyResult.twoNodes, 'CPU µs per delivery: publishing node / subscribing node / redis-server', (cpu) =>
-        [cpu.publishingNode, cpu.subscribingNode, cpu.redis].map((value) => format(value, 2)).join(' / '),
-      ),
-    ].join('\n');
-}
-const table = `${lines.join('\n')}${crossNodeTable}${historyTable}\n\n${quick ? 'Quick run' : 'Full run'} on ${machine}.`;
+const historyText = historyResult === null ? '' : historyTable(historyResult);
+const table = `${lines.join('\n')}${crossNodeTable}${historyText}\n\n${quick ? 'Quick run' : 'Full run'} on ${machine}.`;
 console.log(table);
 mkdirSync(join(here, 'results'), { recursive: true });
 const file = join(here, 'results', `${quick ? 'quick' : 'full'}-latest.json`);

@@ -38,6 +38,12 @@ export interface Publication extends Addressed {
   readonly frame: string;
   /** Kept in the channel's history when set: the store gives it an offset (and the frame carries it). */
   readonly history: HistorySettings | null;
+  /**
+   * Where the publishing node is in the channel's history, when it follows it. A store
+   * found behind it in the same epoch lost messages (Redis restored from an older
+   * snapshot) and starts a new epoch rather than give their offsets again.
+   */
+  readonly seen?: StreamPosition | null;
 }
 
 export interface PublishResult {

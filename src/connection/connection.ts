@@ -148,6 +148,11 @@ export class Connection implements ConnectionInfo {
     return true;
   }
 
+  /** How many frames are held on `channel` now. */
+  heldCount(channel: ChannelName): number {
+    return this.holding?.get(channel)?.length ?? 0;
+  }
+
   /** Stops holding `channel`; returns what was held, in delivery order. */
   release(channel: ChannelName): HeldFrame[] {
     const held = this.holding?.get(channel);

@@ -95,7 +95,8 @@ export class Hub implements LocalNode {
       read,
       fanOut: (delivery) => this.fanOutHere(delivery),
       lost: (channel, position) => {
-        this.fanOutHere({ channel, recipients: null, exclude: null, frame: this.options.frames.position(channel, position), position: null });
+        // With its position, so that a subscription replaying meanwhile knows whether it is behind its ack.
+        this.fanOutHere({ channel, recipients: null, exclude: null, frame: this.options.frames.position(channel, position), position });
       },
       logger: this.logger,
     });
@@ -195,7 +196,9 @@ export class Hub implements LocalNode {
    */
   async join(connection: Connection, channel: ChannelName, resume: Resume | null = null): Promise<Joined> {
     const history = this.features.history(channel) !== null;
-    if (connection.channels.has(channel)) return history ? this.alreadyJoined(channel, resume) : NOTHING_HELD;
+    // Without history there is nothing to resume from: asked to, the ack says so.
+    const none = resume === null ? NOTHING_HELD : { ...NOTHING_HELD, recovered: false };
+    if (connection.channels.has(channel)) return history ? this.alreadyJoined(channel, resume) : none;
     this.registry.subscribe(connection, channel);
     if (history) {
       this.positions.open(channel);
@@ -208,9 +211,9 @@ export class Hub implements LocalNode {
       this.drop(connection, channel, false);
       throw error;
     }
-    if (!connection.channels.has(channel)) return NOTHING_HELD;
+    if (!connection.channels.has(channel)) return none;
     this.presence.announce('join', channel, member);
-    return history ? this.recovery.recover(connection, channel, resume) : NOTHING_HELD;
+    return history ? this.recovery.recover(connection, channel, resume) : none;
   }
 
   /** Subscribing twice delivers nothing twice: the position is the node's, and there is nothing to replay. */
@@ -273,7 +276,8 @@ export class Hub implements LocalNode {
   async publish(message: ChannelMessage, ephemeral = false): Promise<PublishResult> {
     const recipients = message.recipients === null ? null : [...new Set(message.recipients)];
     const history = ephemeral || recipients !== null ? null : this.features.history(message.channel);
-    const result = await this.broker.publish({ channel: message.channel, recipients, exclude: null, frame: this.options.frames.message(message), history });
+    const seen = history === null ? null : this.positions.position(message.channel);
+    const result = await this.broker.publish({ channel: message.channel, recipients, exclude: null, frame: this.options.frames.message(message), history, seen });
     this.stats.messagesPublished++;
     return result;
   }

@@ -16,6 +16,9 @@ import type { ChannelName } from '../types.js';
 const PAGE = 500;
 /** Live messages held per channel while catching up; past this, they are dropped and read from the history instead. */
 const MAX_HELD = 10_000;
+/** After a failed read, the next try (doubling up to the most), so that held messages never wait for a next message that may not come. */
+const FIRST_RETRY_MS = 250;
+const MAX_RETRY_MS = 10_000;
 
 export interface PositionsDeps {
   /** Reads the channel's history (the broker). */
@@ -36,6 +39,10 @@ class Tracked {
   /** Another catch-up was asked for while one ran. */
   again = false;
   held: Delivery[] = [];
+  /** The first read failed while the channel had subscribers: what was published meanwhile may never reach them. */
+  unknownSinceJoin = false;
+  retryMs = FIRST_RETRY_MS;
+  retry: NodeJS.Timeout | null = null;
 }
 
 export class ChannelPositions {
@@ -60,6 +67,8 @@ export class ChannelPositions {
 
   /** The last subscriber left: nothing is followed any more. */
   close(channel: ChannelName): void {
+    const tracked = this.channels.get(channel);
+    if (tracked?.retry != null) clearTimeout(tracked.retry);
     this.channels.delete(channel);
   }
 
@@ -132,9 +141,19 @@ export class ChannelPositions {
         await this.readToHead(channel, tracked);
         if (this.channels.get(channel) !== tracked) return;
       } while (!this.drainHeld(tracked) || tracked.again);
+      tracked.retryMs = FIRST_RETRY_MS;
     } catch (error) {
-      // Messages held meanwhile wait for the next live message or reconnect.
       this.deps.logger.debug({ err: error, channel }, 'reading the history failed; catching up later');
+      if (tracked.epoch === null) tracked.unknownSinceJoin = true;
+      // Messages held meanwhile are delivered by the next try, a live message, or a reconnect.
+      if ((tracked.held.length > 0 || tracked.epoch === null) && tracked.retry === null && this.channels.get(channel) === tracked) {
+        tracked.retry = setTimeout(() => {
+          tracked.retry = null;
+          if (this.channels.get(channel) === tracked) void this.catchUp(channel, tracked);
+        }, tracked.retryMs);
+        tracked.retry.unref();
+        tracked.retryMs = Math.min(tracked.retryMs * 2, MAX_RETRY_MS);
+      }
     } finally {
       // Cleared here, in the same turn as the last delivery: a message arriving next is not held.
       tracked.running = null;
@@ -154,8 +173,14 @@ export class ChannelPositions {
         tracked.epoch = page.epoch;
         tracked.offset = page.offset;
         const first = tracked.held.find((held) => held.position?.epoch === page.epoch)?.position ?? undefined;
-        if (first === undefined || first.offset > page.offset) return;
-        tracked.offset = first.offset - 1;
+        if (first !== undefined && first.offset <= page.offset) tracked.offset = first.offset - 1;
+        if (tracked.unknownSinceJoin) {
+          // Subscribers joined while the store was out of reach: what was published before
+          // the first message held for them may not have reached them, and nothing tells which.
+          tracked.unknownSinceJoin = false;
+          this.deps.lost(channel, { epoch: page.epoch, offset: tracked.offset });
+        }
+        if (tracked.offset === page.offset) return;
         continue;
       }
       if (page.epoch !== tracked.epoch) {

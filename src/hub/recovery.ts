@@ -43,41 +43,57 @@ export class Recovery {
   async recover(connection: Connection, channel: ChannelName, resume: Resume | null): Promise<Joined> {
     const { positions } = this.deps;
     await positions.ready(channel);
-    let position = positions.position(channel);
-    if (position === null || resume === null) return held(connection, channel, position, resume === null ? null : false, []);
-    if (resume.epoch !== position.epoch) return held(connection, channel, position, false, []);
-    if (resume.since > position.offset) {
+    // The node's position, and how many live frames the connection held before it was taken.
+    let at = taken(connection, channel, positions);
+    if (at.position === null || resume === null) return held(connection, channel, at, resume === null ? null : false, []);
+    if (resume.epoch !== at.position.epoch) return held(connection, channel, at, false, []);
+    if (resume.since > at.position.offset) {
       // The client heard more than this node has delivered (it came from another node): catch up first.
       await positions.reach(channel, { epoch: resume.epoch, offset: resume.since });
-      position = positions.position(channel);
-      if (position === null) return held(connection, channel, null, false, []);
-      if (position.epoch !== resume.epoch || resume.since > position.offset) return held(connection, channel, position, false, []);
+      at = taken(connection, channel, positions);
+      if (at.position === null) return held(connection, channel, at, false, []);
+      if (at.position.epoch !== resume.epoch || resume.since > at.position.offset) return held(connection, channel, at, false, []);
     }
+    const position = at.position;
     const missed = position.offset - resume.since;
-    if (missed === 0) return held(connection, channel, position, true, []);
-    if (missed > this.deps.recoveryMax) return held(connection, channel, position, false, []);
+    if (missed === 0) return held(connection, channel, at, true, []);
+    if (missed > this.deps.recoveryMax) return held(connection, channel, at, false, []);
     let page: HistoryPage;
     try {
       page = await this.deps.read(channel, { since: resume.since, until: position.offset, limit: missed, seen: null });
     } catch {
-      return held(connection, channel, position, false, []);
+      return held(connection, channel, at, false, []);
     }
     const complete = page.epoch === position.epoch && page.messages.length === missed && page.messages[0]?.offset === resume.since + 1;
-    return held(connection, channel, position, complete, complete ? page.messages : []);
+    return held(connection, channel, at, complete, complete ? page.messages : []);
   }
 }
 
-/** The subscription's answer; release() sends `replay`, then the held messages after `position`. */
-function held(connection: Connection, channel: ChannelName, position: StreamPosition | null, recovered: boolean | null, replay: readonly StoredMessage[]): Joined {
+interface Taken {
+  readonly position: StreamPosition | null;
+  /** Frames the connection held on the channel when the position was taken. */
+  readonly heldBefore: number;
+}
+
+function taken(connection: Connection, channel: ChannelName, positions: ChannelPositions): Taken {
+  return { position: positions.position(channel), heldBefore: connection.heldCount(channel) };
+}
+
+/**
+ * The subscription's answer; release() sends `replay`, then the held frames that follow
+ * the position. A frame with a position (a kept message, or a notice that history was
+ * lost) held before the position was taken is behind it: the ack says where the client is.
+ */
+function held(connection: Connection, channel: ChannelName, at: Taken, recovered: boolean | null, replay: readonly StoredMessage[]): Joined {
+  const { position, heldBefore } = at;
   return {
     position,
     recovered,
     release(): void {
       const live = connection.release(channel);
       for (const message of replay) connection.sendPrepared(new PreparedFrame(message.frame));
-      for (const { position: at, frame } of live) {
-        // Delivered here before the position was taken: the client is past it (the ack says so).
-        if (position !== null && at !== null && at.epoch === position.epoch && at.offset <= position.offset) continue;
+      for (const [index, { position: of, frame }] of live.entries()) {
+        if (position !== null && of !== null && (index < heldBefore || (of.epoch === position.epoch && of.offset <= position.offset))) continue;
         connection.sendPrepared(frame);
       }
     },

@@ -216,6 +216,21 @@ test('a reader that delivered further than the store in the same epoch makes it 
   assert.deepEqual((await b.broker.history(CHANNEL, { since: 3, until: null, limit: 10 })).messages.map((message) => message.offset), [4]);
 });
 
+test('a publisher that delivered further than the store in the same epoch makes the publish start a new epoch, never reuse an offset', async (t) => {
+  const redis = await startRedis(t);
+  if (!redis) return;
+  const [a] = (await cluster(t, redis, 1)) as [BrokerNode];
+  for (const text of ['one', 'two', 'three']) await a.broker.publish(kept(text));
+  const epoch = (await redis.client.hget(keys.position(), 'epoch')) ?? '';
+  // Up to date: the same epoch goes on.
+  assert.deepEqual((await a.broker.publish({ ...kept('four'), seen: { epoch, offset: 3 } })).position, { epoch, offset: 4 });
+  // As after Redis came back from an older snapshot: offset 4 was delivered, the store says 2.
+  await redis.client.hset(keys.position(), 'offset', 2);
+  const after = (await a.broker.publish({ ...kept('five'), seen: { epoch, offset: 4 } })).position;
+  assert.notEqual(after?.epoch, epoch);
+  assert.deepEqual((await a.broker.history(CHANNEL, { since: null, until: null, limit: 10 })).messages.map((message) => message.offset), [after?.offset]);
+});
+
 test('kept messages with recipients are counted like any other, and recipients and exclude reach every node', async (t) => {
   const redis = await startRedis(t);
   if (!redis) return;

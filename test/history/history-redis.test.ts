@@ -4,46 +4,19 @@
  * every node and follow delivery order; `history` read on another node returns the frames
  * that were delivered; a client recovers on another node than the one it left, after both
  * nodes restarted (Redis kept: same epoch), but not across a FLUSHALL (a new epoch, which
- * live subscribers are told about); and the race: a publisher every few milliseconds while
- * clients hop between the nodes, disconnecting and recovering, each ending with every
- * offset exactly once, in order.
+ * live subscribers are told about).
  *
- * Redis outages: redis-outage-history.test.ts.
+ * The race (clients hopping between the nodes): history-redis-race.test.ts. Redis
+ * outages: redis-outage-history.test.ts.
  */
 import assert from 'node:assert/strict';
-import { test, type TestContext } from 'node:test';
-import type { HandlerOptions } from '../../src/handler.js';
-import { TestClient, eventually, isMessageOn, settle, type Frame } from '../helpers/client.js';
+import { test } from 'node:test';
+import { eventually, settle, type Frame, type TestClient } from '../helpers/client.js';
+import { API_KEY, client, historyNode, messagesOf, offsetsOf, range, subscribed } from '../helpers/history-nodes.js';
 import { apiRequest, assertJson } from '../helpers/http.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { CHANNEL, GENEROUS_MS, QUIET_MS, publishMany, sleep, startNode } from '../helpers/redis-nodes.js';
+import { startRedis } from '../helpers/redis.js';
+import { CHANNEL, GENEROUS_MS, QUIET_MS, publishMany, sleep } from '../helpers/redis-nodes.js';
 import type { TestServer } from '../helpers/server.js';
-
-const API_KEY = 'history-redis-test-api-key';
-/** No heartbeat pings among the frames, no rate limit, the HTTP API on, history on every channel. */
-const QUIET: HandlerOptions = { heartbeatInterval: 3600, maxMessagesPerMinute: 0, apiKey: API_KEY, history: { size: 10_000, ttl: 3600 } };
-
-async function historyNode(t: TestContext, redis: TestRedis, options: HandlerOptions = {}): Promise<TestServer> {
-  return startNode(t, redis, { ...QUIET, ...options });
-}
-
-async function client(t: TestContext, url: string): Promise<TestClient> {
-  const connected = await TestClient.connect(url);
-  t.after(() => connected.close());
-  return connected;
-}
-
-async function subscribed(subscriber: TestClient, channel: string, extra: Record<string, unknown> = {}): Promise<Frame> {
-  const ack = await subscriber.request('subscribe', { channel, ...extra });
-  assert.equal(ack.success, true, `subscribe ${channel}: ${JSON.stringify(ack)}`);
-  assert.equal(typeof ack.epoch, 'string', JSON.stringify(ack));
-  assert.equal(typeof ack.offset, 'number', JSON.stringify(ack));
-  return ack;
-}
-
-const range = (from: number, to: number): number[] => Array.from({ length: Math.max(0, to - from + 1) }, (_unused, index) => from + index);
-const messagesOf = (subscriber: TestClient, channel = CHANNEL): Frame[] => subscriber.received(isMessageOn(channel));
-const offsetsOf = (subscriber: TestClient, channel = CHANNEL): unknown[] => messagesOf(subscriber, channel).map((frame) => frame.offset);
 
 /** The frames that came after `ack`. */
 function framesAfter(subscriber: TestClient, ack: Frame): Frame[] {
@@ -266,152 +239,4 @@ test('FLUSHALL: the epoch changes; a live subscriber on B is told (position, rec
   await publishFrom(a, ['new 3']);
   await receivedOffsets(live, 6);
   assert.deepEqual(offsetsOf(live).slice(3), [1, 2, 3]);
-});
-
-/** One of the race's clients: its connections one after the other, hopping between the nodes, and every offset they received. */
-class Hopper {
-  /** Offsets received on the connections already closed, in order. */
-  readonly seen: number[] = [];
-  readonly payloads = new Map<number, unknown>();
-  reconnects = 0;
-  /** Reconnects that had messages to replay. */
-  replays = 0;
-  client!: TestClient;
-  epoch = '';
-  private at: number;
-
-  constructor(
-    private readonly urls: readonly [string, string],
-    start: number,
-  ) {
-    this.at = start;
-  }
-
-  all(): number[] {
-    return [...this.seen, ...this.current()];
-  }
-
-  last(): number {
-    return this.all().at(-1) ?? 0;
-  }
-
-  async first(): Promise<void> {
-    this.client = await TestClient.connect(this.urls[this.at] as string);
-    const ack = await this.client.request('subscribe', { channel: CHANNEL });
-    assert.equal(ack.success, true, JSON.stringify(ack));
-    assert.equal(ack.offset, 0);
-    this.epoch = ack.epoch as string;
-  }
-
-  /** Drops the connection (cleanly or not), stays away a moment, comes back on the other node with since. */
-  async hop(): Promise<void> {
-    if (Math.random() < 0.5) this.client.close();
-    else this.client.socket.terminate();
-    await this.client.closed;
-    this.seen.push(...this.current());
-    this.recordPayloads();
-    await sleep(Math.random() * 60);
-    const since = this.last();
-    this.at = 1 - this.at;
-    this.client = await TestClient.connect(this.urls[this.at] as string);
-    const ack = await this.client.request('subscribe', { channel: CHANNEL, since, epoch: this.epoch });
-    this.reconnects++;
-    assert.equal(ack.success, true, JSON.stringify(ack));
-    assert.equal(ack.recovered, true, `reconnect ${this.reconnects} (to node ${this.at === 0 ? 'A' : 'B'}) with since=${since}: ${JSON.stringify(ack)}`);
-    assert.equal(ack.epoch, this.epoch);
-    assert.ok((ack.offset as number) >= since, JSON.stringify(ack));
-    if ((ack.offset as number) > since) this.replays++;
-  }
-
-  close(): void {
-    this.recordPayloads();
-    this.client.close();
-  }
-
-  private current(): number[] {
-    return offsetsOf(this.client) as number[];
-  }
-
-  private recordPayloads(): void {
-    for (const frame of messagesOf(this.client)) this.payloads.set(frame.offset as number, frame.message);
-  }
-}
-
-test('the race across nodes: a publisher every few ms on A (and a client on B) while 30 clients hop between A and B, disconnecting and recovering: each ends with every offset exactly once, in order', async (t) => {
-  const redis = await startRedis(t);
-  if (!redis) return;
-  const a = await historyNode(t, redis);
-  const b = await historyNode(t, redis);
-  const hoppers = Array.from({ length: 30 }, (_unused, index) => new Hopper([a.url, b.url], index % 2));
-  await Promise.all(hoppers.map((hopper) => hopper.first()));
-  t.after(() => {
-    for (const hopper of hoppers) hopper.close();
-  });
-
-  const published = new Map<number, unknown>();
-  const record = (offset: unknown, payload: unknown): void => {
-    assert.equal(typeof offset, 'number', `a published message without an offset: ${JSON.stringify(payload)}`);
-    assert.equal(published.has(offset as number), false, `offset ${String(offset)} given twice`);
-    published.set(offset as number, payload);
-  };
-  let stop = false;
-  const fromA = (async () => {
-    for (let index = 0; !stop; index++) {
-      const payload = { from: 'A', index };
-      const { position } = await a.handler.publishMessage(CHANNEL, payload);
-      record(position?.offset, payload);
-      await sleep(2 + Math.random() * 3);
-    }
-  })();
-  const publisherOnB = await client(t, b.url);
-  await subscribed(publisherOnB, CHANNEL);
-  const fromB = (async () => {
-    for (let index = 0; !stop; index++) {
-      const payload = { from: 'B', index };
-      const sent = await publisherOnB.publish(CHANNEL, payload);
-      assert.equal(sent.success, true, JSON.stringify(sent));
-      record(sent.offset, payload);
-      await sleep(5 + Math.random() * 5);
-    }
-  })();
-  const hopping = Promise.all(
-    hoppers.map(async (hopper) => {
-      while (!stop) {
-        await sleep(20 + Math.random() * 200);
-        if (stop) break;
-        await hopper.hop();
-      }
-    }),
-  );
-  await sleep(3000);
-  stop = true;
-  await Promise.all([fromA, fromB, hopping]);
-
-  const N = (await a.handler.history(CHANNEL, { limit: 1 })).offset;
-  assert.ok(N > 200, `enough messages were published: ${N}`);
-  assert.deepEqual([...published.keys()].sort((x, y) => x - y), range(1, N), 'the publishers were given offsets 1..N');
-  const reconnects = hoppers.reduce((sum, hopper) => sum + hopper.reconnects, 0);
-  const replays = hoppers.reduce((sum, hopper) => sum + hopper.replays, 0);
-  assert.ok(reconnects >= 100, `the clients hopped often: ${reconnects}`);
-  assert.ok(replays >= 50, `most hops had messages to replay: ${replays} of ${reconnects}`);
-  t.diagnostic(`${N} messages, ${reconnects} hops between the nodes, ${replays} with a replay`);
-
-  await eventually(() => hoppers.every((hopper) => hopper.last() >= N), GENEROUS_MS, 'every client to reach the last message');
-  await sleep(QUIET_MS);
-  await Promise.all(hoppers.map((hopper) => settle(hopper.client)));
-  const expected = range(1, N);
-  for (const [index, hopper] of hoppers.entries()) {
-    const all = hopper.all();
-    if (all.length !== N || all.some((offset, at) => offset !== at + 1)) {
-      const duplicates = all.filter((offset, at) => all.indexOf(offset) !== at);
-      const missing = expected.filter((offset) => !all.includes(offset));
-      const outOfOrder = all.filter((offset, at) => at > 0 && offset <= (all[at - 1] as number));
-      assert.fail(
-        `client ${index} (${hopper.reconnects} hops): ${all.length} offsets for ${N}; duplicates ${JSON.stringify(duplicates.slice(0, 20))}, missing ${JSON.stringify(missing.slice(0, 20))}, out of order ${JSON.stringify(outOfOrder.slice(0, 20))}`,
-      );
-    }
-    hopper.close();
-    assert.equal(hopper.payloads.size, N);
-    for (const [offset, payload] of hopper.payloads) assert.deepEqual(payload, published.get(offset), `client ${index}, offset ${offset}`);
-  }
 });

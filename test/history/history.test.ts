@@ -2,84 +2,21 @@
  * History on one node (SPEC §2, §4, §7): offsets 1..N in delivery order, in every
  * delivered frame and in `message_sent`; the `history` action (since, limit, the newest
  * `limit` without since, oldest first either way, default and bounds); size and TTL
- * eviction (the position outlives the messages); ephemeral messages (no offset, never
- * kept); NOT_ENABLED and FORBIDDEN; GET /api/channels/NAME/history and POST /api/publish;
- * a restart (a new handler) starts a new epoch. Real sockets, a real server.
+ * eviction (the position outlives the messages); ephemeral messages and messages with
+ * recipients (no offset, never kept); a restart (a new handler) starts a new epoch. Real
+ * sockets, a real server.
+ *
+ * Who may read history and the HTTP API: history-access.test.ts.
  */
 import assert from 'node:assert/strict';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, test } from 'node:test';
 import { mintToken } from '../../src/auth/tokens.js';
-import type { ChannelRule } from '../../src/channels/rules.js';
 import { ErrorCode } from '../../src/codes.js';
-import { SwitchboardError } from '../../src/errors.js';
-import type { HandlerOptions } from '../../src/handler.js';
 import { TestClient, eventually, isMessageOn, settle, type Frame } from '../helpers/client.js';
-import { apiRequest, assertErrorBody, assertJson } from '../helpers/http.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { assertErrorBody, assertJson } from '../helpers/http.js';
+import { RULES, WAIT_MS, api, assertRefused, connect, historyOf, messagesIn, offsetsIn, publishMany, start, startWithHistory, subscribed } from '../helpers/history.js';
 
-const API_KEY = 'history-test-api-key';
-const QUIET: HandlerOptions = { heartbeatInterval: 3600, maxMessagesPerMinute: 0, apiKey: API_KEY };
-const WAIT_MS = 10_000;
-
-const RULES: ChannelRule[] = [
-  { pattern: 'feed.*', subscribe: ['*'], publish: ['*'], history: { size: 100, ttl: 3600 } },
-  { pattern: 'admin.*', subscribe: ['admin'], publish: ['admin'], history: { size: 100, ttl: 3600 } },
-  { pattern: 'plain.*', subscribe: ['*'], publish: ['*'] },
-];
-
-async function start(t: TestContext, options: HandlerOptions = {}): Promise<TestServer> {
-  const server = await startServer({ ...QUIET, ...options });
-  t.after(() => server.close());
-  return server;
-}
-
-const startWithHistory = (t: TestContext, size = 100, ttl = 3600): Promise<TestServer> => start(t, { history: { size, ttl } });
-
-async function connect(t: TestContext, server: TestServer): Promise<TestClient> {
-  const client = await TestClient.connect(server.url);
-  t.after(() => client.close());
-  return client;
-}
-
-async function subscribed(client: TestClient, channel: string, extra: Record<string, unknown> = {}): Promise<Frame> {
-  const ack = await client.request('subscribe', { channel, ...extra });
-  assert.equal(ack.success, true, `subscribe ${channel}: ${JSON.stringify(ack)}`);
-  return ack;
-}
-
-/** Publishes `count` messages from the application, `${prefix}${i}` for i = 1..count; returns their offsets. */
-async function publishMany(server: TestServer, channel: string, count: number, prefix = 'm'): Promise<number[]> {
-  const offsets: number[] = [];
-  for (let index = 1; index <= count; index++) {
-    const { position } = await server.handler.publishMessage(channel, `${prefix}${index}`);
-    assert.ok(position !== null, 'a message on a history channel has a position');
-    offsets.push(position.offset);
-  }
-  return offsets;
-}
-
-async function historyOf(client: TestClient, channel: string, extra: Record<string, unknown> = {}): Promise<Frame> {
-  const reply = await client.request('history', { channel, ...extra });
-  assert.equal(reply.success, true, `history ${channel}: ${JSON.stringify(reply)}`);
-  assert.equal(reply.action, 'history');
-  assert.equal(reply.channel, channel);
-  return reply;
-}
-
-const offsetsIn = (frames: readonly Frame[]): unknown[] => frames.map((frame) => frame.offset);
-const messagesIn = (frames: readonly Frame[]): unknown[] => frames.map((frame) => frame.message);
 const range = (from: number, to: number): number[] => Array.from({ length: Math.max(0, to - from + 1) }, (_unused, index) => from + index);
-
-function assertRefused(reply: Frame, code: ErrorCode, action: string): void {
-  assert.equal(reply.type, 'error', `expected ${code}: ${JSON.stringify(reply)}`);
-  assert.equal(reply.success, false);
-  assert.equal(reply.code, code);
-  assert.equal(reply.action, action);
-  assert.equal(typeof reply.error, 'string');
-  assert.notEqual(reply.error, '');
-}
-
-const api = (server: TestServer, path: string, method = 'GET', body?: unknown) => apiRequest(`${server.httpUrl}${path}`, API_KEY, method, body);
 
 void describe('offsets', () => {
   void test('offsets 1..N in order, the same in every subscriber’s frames and in the publisher’s message_sent', async (t) => {
@@ -285,33 +222,6 @@ void describe('ephemeral messages', () => {
   });
 });
 
-void describe('who may read history', () => {
-  void test('NOT_ENABLED on a channel without history; FORBIDDEN without the subscribe right; no subscription needed', async (t) => {
-    const server = await start(t, { channels: { rules: RULES } });
-    const client = await connect(t, server);
-    await server.handler.publishMessage('admin.x', 'secret');
-    await server.handler.publishMessage('feed.x', 'public');
-
-    const page = await historyOf(client, 'feed.x');
-    assert.deepEqual(messagesIn(page.messages as Frame[]), ['public']);
-    assertRefused(await client.request('history', { channel: 'plain.x' }), ErrorCode.NOT_ENABLED, 'history');
-    client.send({ action: 'history', data: { channel: 'admin.x' }, id: 'h-9' });
-    const forbidden = await client.next((frame) => frame.id === 'h-9');
-    assertRefused(forbidden, ErrorCode.FORBIDDEN, 'history');
-    assert.ok(!JSON.stringify(forbidden).includes('secret"'), 'nothing of the history leaks');
-    assertRefused(await client.request('history', { channel: 'nowhere.x' }), ErrorCode.FORBIDDEN, 'history');
-    await assert.rejects(server.handler.history('plain.x'), (error: unknown) => error instanceof SwitchboardError && error.code === ErrorCode.NOT_ENABLED);
-  });
-
-  void test('without a channels file, history is off unless WS_HISTORY_SIZE: NOT_ENABLED', async (t) => {
-    const server = await start(t);
-    const client = await connect(t, server);
-    const ack = await subscribed(client, 'feed.a');
-    assert.equal(Object.hasOwn(ack, 'epoch'), false);
-    assertRefused(await client.request('history', { channel: 'feed.a' }), ErrorCode.NOT_ENABLED, 'history');
-  });
-});
-
 void describe('messages with recipients', () => {
   void test('are live only: no offset, not kept, so no reader of the history sees a message addressed to other users', async (t) => {
     const secret = 'history-recipients-secret-of-at-least-32-bytes';
@@ -344,61 +254,6 @@ void describe('messages with recipients', () => {
     assert.deepEqual(messagesIn(two.received(isMessageOn('feed.dm'))), ['public 1', 'public 2'], 'live: only what was addressed to it');
     for (const reader of [one, two]) assert.deepEqual(messagesIn((await historyOf(reader, 'feed.dm')).messages as Frame[]), ['public 1', 'public 2']);
     assert.deepEqual(messagesIn(assertJson(await api(server, '/api/channels/feed.dm/history'), 200).messages as Frame[]), ['public 1', 'public 2']);
-  });
-});
-
-void describe('the HTTP API', () => {
-  void test('GET /api/channels/NAME/history answers the epoch, the offset and the messages, with since and limit', async (t) => {
-    const server = await startWithHistory(t);
-    const client = await connect(t, server);
-    const ack = await subscribed(client, 'feed.api');
-    await publishMany(server, 'feed.api', 6);
-    await eventually(() => client.received(isMessageOn('feed.api')).length === 6, WAIT_MS, 'every message');
-
-    const body = assertJson(await api(server, '/api/channels/feed.api/history'), 200);
-    assert.deepEqual(Object.keys(body).sort(), ['channel', 'epoch', 'messages', 'offset']);
-    assert.equal(body.channel, 'feed.api');
-    assert.equal(body.epoch, ack.epoch);
-    assert.equal(body.offset, 6);
-    assert.deepEqual(body.messages, client.received(isMessageOn('feed.api')));
-    assert.deepEqual(offsetsIn(assertJson(await api(server, '/api/channels/feed.api/history?since=2'), 200).messages as Frame[]), [3, 4, 5, 6]);
-    assert.deepEqual(offsetsIn(assertJson(await api(server, '/api/channels/feed.api/history?since=2&limit=2'), 200).messages as Frame[]), [3, 4]);
-    assert.deepEqual(offsetsIn(assertJson(await api(server, '/api/channels/feed.api/history?limit=2'), 200).messages as Frame[]), [5, 6]);
-    assert.deepEqual(assertJson(await api(server, '/api/channels/feed.api/history?since=6'), 200).messages, []);
-  });
-
-  void test('GET …/history: 400 on bad parameters, 404 where history is off, 401 without the key', async (t) => {
-    const server = await startWithHistory(t);
-    for (const query of ['since=-1', 'since=abc', 'since=1.5', 'since=', 'limit=0', 'limit=1001', 'limit=x', 'limit=2.5']) {
-      assertErrorBody(await api(server, `/api/channels/feed.a/history?${query}`), 400);
-    }
-    assertErrorBody(await api(server, '/api/channels/feed..a/history'), 400);
-    assertErrorBody(await apiRequest(`${server.httpUrl}/api/channels/feed.a/history`, 'wrong-key', 'GET'), 401);
-    assertErrorBody(await api(server, '/api/channels/feed.a/history', 'POST', {}), 405);
-
-    const withRules = await start(t, { channels: { rules: RULES } });
-    assertErrorBody(await api(withRules, '/api/channels/plain.a/history'), 404);
-    assertJson(await api(withRules, '/api/channels/feed.a/history'), 200);
-    const without = await start(t);
-    assertErrorBody(await api(without, '/api/channels/feed.a/history'), 404);
-  });
-
-  void test('POST /api/publish answers the offset and the epoch on a history channel, and nothing of the kind elsewhere', async (t) => {
-    const server = await start(t, { channels: { rules: RULES } });
-    const client = await connect(t, server);
-    const ack = await subscribed(client, 'feed.p');
-    const first = assertJson(await api(server, '/api/publish', 'POST', { channel: 'feed.p', message: { n: 1 } }), 200);
-    assert.deepEqual(first, { success: true, recipients_count: 1, offset: 1, epoch: ack.epoch });
-    const second = assertJson(await api(server, '/api/publish', 'POST', { channel: 'feed.p', message: { n: 2 } }), 200);
-    assert.equal(second.offset, 2);
-    assert.equal(second.epoch, ack.epoch);
-    await eventually(() => client.received(isMessageOn('feed.p')).length === 2, WAIT_MS, 'both messages');
-    const frames = client.received(isMessageOn('feed.p'));
-    assert.deepEqual(offsetsIn(frames), [1, 2]);
-    assert.deepEqual(frames.map((frame) => frame.sender), [null, null]);
-
-    const plain = assertJson(await api(server, '/api/publish', 'POST', { channel: 'plain.p', message: 'x' }), 200);
-    assert.deepEqual(plain, { success: true, recipients_count: 0 });
   });
 });
 

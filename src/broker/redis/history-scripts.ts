@@ -39,12 +39,20 @@ end`;
  * KEYS: position, history, members, users.
  * ARGV: [1] pub/sub channel, [2] payload head (payload.ts keptPayloadHead), [3] frame
  * without an offset (JSON object text), [4] size, [5] stream TTL in ms, [6] position TTL
- * in ms, [7] epoch candidate, [8] '1' when recipients follow, '0' for every member,
- * [9…] recipients' user ids.
+ * in ms, [7] epoch candidate, [8] the publishing node's epoch or '', [9] the offset it
+ * delivered up to (ahead of the store in the same epoch: Redis lost messages, and a new
+ * epoch begins rather than give their offsets again), [10] '1' when recipients follow,
+ * '0' for every member, [11…] recipients' user ids.
  * Returns {count, offset, epoch, 1 when the candidate became the epoch}.
  */
 export const PUBLISH_KEPT_SCRIPT = `${ENSURE_EPOCH_LUA}
 local epoch, created = ensureEpoch(ARGV[7], ARGV[6])
+if created == 0 and ARGV[8] == epoch and tonumber(ARGV[9]) > (tonumber(redis.call('HGET', KEYS[1], 'offset')) or 0) then
+  epoch = ARGV[7]
+  created = 1
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+end
 local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
 local frame = string.sub(ARGV[3], 1, -2) .. ',"offset":' .. offset .. '}'
 local id = offset .. '-0'
@@ -62,10 +70,10 @@ redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('PUBLISH', ARGV[1], ARGV[2] .. '"o":' .. offset .. ',"e":"' .. epoch .. '"}\\n' .. frame)
 local count = 0
-if ARGV[8] == '0' then
+if ARGV[10] == '0' then
   count = redis.call('HLEN', KEYS[3])
 else
-  for i = 9, #ARGV do
+  for i = 11, #ARGV do
     local n = redis.call('HGET', KEYS[4], ARGV[i])
     if n then count = count + tonumber(n) end
   end
@@ -126,6 +134,8 @@ export interface HistoryCommands {
     streamTtlMs: number,
     positionTtlMs: number,
     candidate: string,
+    seenEpoch: string,
+    seenOffset: number,
     someRecipients: '0' | '1',
     ...recipients: string[]
   ): Promise<PublishKeptReply>;

@@ -78,6 +78,8 @@ export class RedisHistory {
         Math.max(1, Math.round(history.ttl * 1000)),
         POSITION_TTL_MS,
         candidate,
+        publication.seen?.epoch ?? '',
+        publication.seen?.offset ?? 0,
         recipients === null ? '0' : '1',
         ...(recipients ?? []),
       );
@@ -85,7 +87,7 @@ export class RedisHistory {
       throw this.failed('publishing to a channel with history', error, ' (whether the message was published is unknown)');
     }
     const [count, offset, epoch, created] = reply;
-    if (created === 1) this.newEpoch(channel, epoch);
+    if (created === 1) this.newEpoch(channel, epoch, publication.seen != null && publication.seen.offset >= offset);
     return { count, position: { epoch, offset } };
   }
 
