@@ -3,13 +3,13 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/'] },
+  { ignores: ['**/dist/', 'node_modules/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
       globals: globals.node,
-      parserOptions: { projectService: { allowDefaultProject: ['*.js', '*.mjs', 'scripts/*.mjs', 'bench/*.mjs'] }, tsconfigRootDir: import.meta.dirname },
+      parserOptions: { projectService: { allowDefaultProject: ['*.js', '*.mjs', 'scripts/*.mjs', 'bench/*.mjs', 'client/scripts/*.mjs', 'examples/*/*.mjs', 'examples/*/public/*.js'] }, tsconfigRootDir: import.meta.dirname },
     },
     rules: {
       // node:test's test() and describe() return promises the runner itself awaits.
@@ -27,7 +27,12 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
   },
   {
-    files: ['test/**/*.ts', 'scripts/**', 'bench/**'],
+    // The pages of the examples run in a browser.
+    files: ['examples/*/public/**/*.js'],
+    languageOptions: { globals: globals.browser },
+  },
+  {
+    files: ['test/**/*.ts', 'scripts/**', 'bench/**', 'client/scripts/**'],
     rules: { 'no-console': 'off' },
   },
 );

@@ -9,9 +9,15 @@
 //
 // dist/ is emptied first: tsc only writes, so the output of a module that was moved or
 // deleted would otherwise stay in dist/ and be published with the package.
+//
+// The client (client/, a workspace of its own) is built first: the server serves its bundle
+// at GET /client.js, and the package ships that one file.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+
+const client = spawnSync(process.execPath, ['client/scripts/build.mjs'], { stdio: 'inherit' });
+if (client.status !== 0) process.exit(client.status ?? 1);
 
 rmSync('dist', { recursive: true, force: true });
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');

@@ -1,0 +1,18 @@
+/**
+ * What a request or a subscription rejects with, and what `error` events carry. `code` is the
+ * server's error code (FORBIDDEN, RATE_LIMITED, ...) or one of the client's own:
+ * DISCONNECTED (not connected, or the connection was lost before the reply), TIMEOUT (no reply
+ * within `requestTimeout`), UNAUTHORIZED (the server refused the token at the handshake),
+ * NO_WEBSOCKET (no WebSocket constructor in this runtime), TOKEN (the token function failed).
+ */
+export class SwitchboardError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    /** RATE_LIMITED: seconds until the server accepts a frame again. */
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+    this.name = 'SwitchboardError';
+  }
+}
