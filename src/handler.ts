@@ -318,6 +318,11 @@ export class WebSocketHandler {
     this.gate.handle(request, socket, head);
   }
 
+  /** Why a handshake with this request's token would be refused with 401, or null when the token passes. */
+  tokenRefusal(request: IncomingMessage): Promise<string | null> {
+    return this.gate.tokenRefusal(request);
+  }
+
   /**
    * Refuses new connections (503), closes every client with 1001, waits up to
    * `shutdownTimeout` for them to finish and for disconnect hooks to settle, then cuts

@@ -100,11 +100,22 @@ export class UpgradeGate {
       (error: unknown) => {
         if (!(error instanceof TokenError)) this.logger.error({ err: error }, 'token verification failed');
         else this.logger.debug({ ip, reason: error.message }, 'token refused');
-        // The body says only what the client can act on; the detail stays in the log.
-        const message = error instanceof MissingToken ? error.message : error instanceof TokenError ? (error.code === ErrorCode.TOKEN_EXPIRED ? 'token expired' : 'invalid token') : 'authentication failed';
-        this.refuse(socket, HandshakeRefusal.UNAUTHORIZED, message, ip);
+        this.refuse(socket, HandshakeRefusal.UNAUTHORIZED, refusalText(error), ip);
       },
     );
+  }
+
+  /**
+   * Why a handshake carrying this request's token would be refused with 401, or null when its
+   * token would pass: a browser is not told why a handshake failed, so the client asks over HTTP.
+   */
+  async tokenRefusal(request: IncomingMessage): Promise<string | null> {
+    try {
+      await this.identify(request);
+      return null;
+    } catch (error) {
+      return refusalText(error);
+    }
   }
 
   /** The identity of the handshake's token; null for an anonymous connection when those are allowed. */
@@ -116,4 +127,11 @@ export class UpgradeGate {
     }
     return this.verifier.verify(token);
   }
+}
+
+/** The body says only what the client can act on; the detail stays in the log. */
+function refusalText(error: unknown): string {
+  if (error instanceof MissingToken) return error.message;
+  if (error instanceof TokenError) return error.code === ErrorCode.TOKEN_EXPIRED ? 'token expired' : 'invalid token';
+  return 'authentication failed';
 }

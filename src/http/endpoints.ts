@@ -1,17 +1,19 @@
 /**
  * Everything Switchboard answers over plain HTTP, WebSocket upgrades aside: `/healthz`,
- * `/readyz`, `/metrics`, `/api/*` and `/dashboard` (SPEC §7). createServer's own server
+ * `/readyz`, `/metrics`, `/api/*`, `/dashboard` and `/client.js` (SPEC §7, §9). createServer's own server
  * answers with it at the root; an application mounts it in its own server (Express,
  * Fastify, node:http), optionally under a path prefix.
  */
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
+import { tokenFromRequest } from '../auth/token-source.js';
 import { requestPath } from '../connection/request-path.js';
 import { ConfigError } from '../errors.js';
 import type { WebSocketHandler } from '../handler.js';
 import { createMetricsRegistry } from '../metrics/prometheus.js';
 import { HttpApi, isApiEndpoint } from './api.js';
+import { serveClientScript } from './client-script.js';
 import { sendJson } from './json.js';
 
 export interface RequestListenerOptions {
@@ -77,8 +79,7 @@ export class HttpEndpoints {
     const claimsAllOfApi = this.prefix !== '' || next === undefined;
     if (local !== null && this.serve(request, response, local, claimsAllOfApi)) return;
     if (path === this.websocketPath) {
-      response.setHeader('Upgrade', 'websocket');
-      sendJson(response, 426, { error: 'this endpoint speaks WebSocket; send an Upgrade request' });
+      this.answerPlainGet(request, response);
       return;
     }
     // Under a prefix the whole subtree is Switchboard's, so its misses answer as it does.
@@ -87,6 +88,25 @@ export class HttpEndpoints {
       return;
     }
     sendJson(response, 404, { error: 'not found' });
+  }
+
+  /**
+   * A plain request on the WebSocket path: 426. With a token (`?token=`, `Authorization`) that a
+   * handshake would refuse, the handshake's 401 instead: a browser is never told why its
+   * handshake failed, so the client asks here (readable from any origin; it tells no more than
+   * a handshake does).
+   */
+  private answerPlainGet(request: IncomingMessage, response: ServerResponse): void {
+    const headers = { 'Access-Control-Allow-Origin': '*' };
+    const upgrade = (): void => {
+      response.setHeader('Upgrade', 'websocket');
+      sendJson(response, 426, { error: 'this endpoint speaks WebSocket; send an Upgrade request' }, headers);
+    };
+    if (tokenFromRequest(request) === null) return upgrade();
+    this.handler.tokenRefusal(request).then(
+      (refusal) => (refusal === null ? upgrade() : sendJson(response, 401, { error: refusal }, headers)),
+      () => sendJson(response, 500, { error: 'authentication failed' }, headers),
+    );
   }
 
   /** This process's metrics as prom-client JSON, for a primary to sum over its workers. */
@@ -136,6 +156,10 @@ export class HttpEndpoints {
     // The page finds the API next to itself under each of these (dashboard/index.html).
     if ((path === '/dashboard' || path === '/dashboard/' || path === '/dashboard/index.html') && read) {
       serveDashboard(request, response);
+      return true;
+    }
+    if (path === '/client.js' && read) {
+      serveClientScript(request, response);
       return true;
     }
     return false;
