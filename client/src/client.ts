@@ -110,6 +110,8 @@ export class Client extends Emitter<ClientEvents> implements Link {
   private async _open(): Promise<void> {
     const attempt = ++this._attempts;
     this._setState('connecting');
+    // Until the welcome says how often the server pings, it has this long to say it.
+    this._silence = this._options.requestTimeout ?? 10_000;
     const { token: source, WebSocket: Socket = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket } = this._options;
     let token: string | null | undefined;
     try {
@@ -178,10 +180,13 @@ export class Client extends Emitter<ClientEvents> implements Link {
     if (welcome.heartbeat_interval > 0) this._silence = welcome.heartbeat_interval * 2000;
     this._refused = 0;
     this._openedAt = Date.now();
-    this._setState('connected');
+    // The subscribes go out before anyone hears of the connection: a publish sent from a
+    // `state` listener then reaches the server after them, not before (NOT_SUBSCRIBED).
+    this.state = 'connected';
+    for (const subscription of [...this._subscriptions.values()]) subscription._subscribe();
+    this._emit('state', 'connected');
     this._emit('connected', welcome);
     this._renew();
-    for (const subscription of [...this._subscriptions.values()]) subscription._subscribe();
   }
 
   /** Takes the connection for dead when the server says nothing for too long (before its welcome too). */
