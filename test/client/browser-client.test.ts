@@ -42,8 +42,13 @@ describe('switchboard-client in Chromium', () => {
       const { Client } = await import('/client.js');
       const seen = { states: [], messages: [], subscribed: [], tokenCalls: 0 };
       window.seen = seen;
+      // The reconnect waits for the test: the messages are published while the page is away.
+      window.reconnectAllowed = new Promise((resolve) => (window.allowReconnect = resolve));
       const client = new Client(${JSON.stringify(server.url)}, {
-        token: async () => { seen.tokenCalls++; return ${JSON.stringify(token)}; },
+        token: async () => {
+          if (++seen.tokenCalls > 1) await window.reconnectAllowed;
+          return ${JSON.stringify(token)};
+        },
         reconnect: { minDelay: 50, maxDelay: 300 },
       });
       seen.states.push(client.state);
@@ -60,9 +65,11 @@ describe('switchboard-client in Chromium', () => {
     const { disconnected } = await server.handler.disconnect({ userId: 'alice' });
     assert.equal(disconnected, 1);
     for (let i = 1; i <= 3; i++) await server.handler.publish('chat.room.1', { n: i });
+    await page.waitForFunction('window.seen.tokenCalls === 2', null, WAIT);
+    await page.evaluate('window.allowReconnect()');
     await page.waitForFunction('window.seen.messages.length >= 4', null, WAIT);
 
-    const seen = (await page.evaluate('window.seen')) as { states: string[]; messages: unknown[]; subscribed: { recovered: boolean }[]; tokenCalls: number };
+    const seen: { states: string[]; messages: unknown[]; subscribed: { recovered: boolean }[]; tokenCalls: number } = await page.evaluate('window.seen');
     assert.deepEqual(seen.messages, [{ text: 'from the page' }, { n: 1 }, { n: 2 }, { n: 3 }]);
     assert.deepEqual(seen.states, ['connecting', 'connected', 'disconnected', 'connecting', 'connected']);
     assert.deepEqual(
