@@ -14,6 +14,8 @@ import type { ClientEvents, ClientOptions, Frame, State, UserId, WebSocketConstr
 
 /** A connection that lived this long (ms) was a success: the backoff starts over after it. */
 const STABLE = 5000;
+/** The longest delay setTimeout takes (ms); a longer one fires at once. */
+const MAX_TIMER = 2 ** 31 - 1;
 
 export class Client extends Emitter<ClientEvents> implements Link {
   state: State = 'disconnected';
@@ -139,23 +141,30 @@ export class Client extends Emitter<ClientEvents> implements Link {
     this._watch();
     let opened = false;
     let status = 0;
-    socket.onopen = () => (opened = true);
-    // Only some WebSockets (ws) say why a handshake failed; a browser's never does.
-    socket.onerror = (event) => {
-      const { message, error } = event as { message?: unknown; error?: { message?: unknown } };
-      status = Number(/server response: (\d{3})/.exec(String(message ?? error?.message))?.[1] ?? 0);
-    };
-    socket.onmessage = (event) => this._receive(event.data);
-    socket.onclose = ({ code, reason }) =>
+    let ended = false;
+    // Ends this attempt once, whichever event says so first.
+    const end = (code: number, reason: string): void =>
       void (async () => {
-        if (this._socket !== socket) return;
+        if (ended || this._socket !== socket) return;
+        ended = true;
         if (!opened && !status && token) {
           status = await refusalStatus(this._url, token);
           if (this._socket !== socket) return;
         }
         if (!opened && status === 401) return this._unauthorized();
-        this._lost(code, reason);
+        // Deno reports a failed handshake with code 0.
+        this._lost(code || 1006, reason);
       })();
+    socket.onopen = () => (opened = true);
+    socket.onerror = (event) => {
+      // ws, Bun and Deno name the status of a refused handshake in the error; a browser never does.
+      const { message, error } = event as { message?: unknown; error?: { message?: unknown } };
+      status = Number(/(?:server response|status code):? (\d{3})/.exec(String(message ?? error?.message))?.[1] ?? 0);
+      // Node 22's WebSocket (undici 6) fires no close after a failed handshake: the error ends it.
+      if (!opened) end(1006, '');
+    };
+    socket.onmessage = (event) => this._receive(event.data);
+    socket.onclose = ({ code, reason }) => end(code, reason);
   }
 
   private _receive(data: unknown): void {
@@ -178,6 +187,9 @@ export class Client extends Emitter<ClientEvents> implements Link {
     this.connectionId = welcome.connection_id;
     this.userId = welcome.user_id;
     if (welcome.heartbeat_interval > 0) this._silence = welcome.heartbeat_interval * 2000;
+    // The deadline for the welcome becomes the deadline for the next ping.
+    clearTimeout(this._watchdog);
+    this._watch();
     this._refused = 0;
     this._openedAt = Date.now();
     // The subscribes go out before anyone hears of the connection: a publish sent from a
@@ -194,10 +206,10 @@ export class Client extends Emitter<ClientEvents> implements Link {
     this._lastFrame = Date.now();
     const check = (): void => {
       const quiet = Date.now() - this._lastFrame;
-      if (quiet < this._silence) this._watchdog = setTimeout(check, this._silence - quiet);
+      if (quiet < this._silence) this._watchdog = setTimeout(check, Math.min(MAX_TIMER, this._silence - quiet));
       else this._lost(1006, 'the server went silent');
     };
-    this._watchdog = setTimeout(check, this._silence);
+    this._watchdog = setTimeout(check, Math.min(MAX_TIMER, this._silence));
   }
 
   /** With a token function and a token with `exp`: sends a fresh one with `auth` shortly before expiry. */
@@ -216,7 +228,7 @@ export class Client extends Emitter<ClientEvents> implements Link {
           this._renew();
         })().catch((error: unknown) => this._emit('error', error instanceof SwitchboardError ? error : new SwitchboardError('TOKEN', String(error))));
       },
-      Math.min(2 ** 31 - 1, Math.max(0, left - Math.min(60_000, left / 4))),
+      Math.min(MAX_TIMER, Math.max(0, left - Math.min(60_000, left / 4))),
     );
   }
 
@@ -253,7 +265,10 @@ export class Client extends Emitter<ClientEvents> implements Link {
     this.connectionId = null;
     if (socket === null) return;
     this._socket = null;
-    socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+    socket.onopen = socket.onmessage = socket.onclose = null;
+    // Not null: `ws` reports the close of a socket still connecting as an error, and an error
+    // nobody listens to would end a Node process.
+    socket.onerror = () => undefined;
     try {
       socket.close(1000);
     } catch {

@@ -3,7 +3,9 @@
  * server's error code (FORBIDDEN, RATE_LIMITED, ...) or one of the client's own:
  * DISCONNECTED (not connected, or the connection was lost before the reply), TIMEOUT (no reply
  * within `requestTimeout`), UNAUTHORIZED (the server refused the token at the handshake),
- * NO_WEBSOCKET (no WebSocket constructor in this runtime), TOKEN (the token function failed).
+ * NO_WEBSOCKET (no WebSocket constructor in this runtime), INVALID_URL (the WebSocket refused the
+ * URL), TOKEN (the token function failed), UNSUBSCRIBED (`ready` of a subscription ended before
+ * its first ack).
  */
 export class SwitchboardError extends Error {
   constructor(

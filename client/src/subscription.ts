@@ -118,8 +118,8 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   }
 
   private _end(error: SwitchboardError): void {
-    this._stop();
     this._refuse(error);
+    this._stop();
     this._emit('error', error);
   }
 
@@ -127,5 +127,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     this._active = false;
     clearTimeout(this._retry);
     this._link._forget(this);
+    // No ack counts after this: a `ready` still waiting would wait for ever.
+    this._refuse(new SwitchboardError('UNSUBSCRIBED', `${this.channel}: unsubscribed before the server's ack`));
   }
 }
