@@ -64,7 +64,7 @@ export class Client extends Emitter<ClientEvents> implements Link {
     this._attempts++;
     clearTimeout(this._reconnect);
     this._drop(1000, 'closed by the client');
-    this._setState('closed');
+    this._shut(new SwitchboardError('CLOSED', 'the client was closed'));
   }
 
   /** Follows a channel: subscribes now, or as soon as connected, and again after every reconnect. */
@@ -124,9 +124,13 @@ export class Client extends Emitter<ClientEvents> implements Link {
       return this._lost(1006, 'no token');
     }
     if (attempt !== this._attempts) return;
-    if (Socket === undefined) {
-      this._emit('error', new SwitchboardError('NO_WEBSOCKET', 'no WebSocket in this runtime: pass one as the WebSocket option'));
-      return this._setState('closed');
+    if (Socket === undefined) return this._shut(new SwitchboardError('NO_WEBSOCKET', 'no WebSocket in this runtime: pass one as the WebSocket option'), true);
+    if (token && !/^[\w!#$%&'*+.^`|~-]+$/.test(token)) {
+      // A subprotocol cannot carry it (an error page instead of a token?): no server would take it.
+      const error = new SwitchboardError('TOKEN', 'the token has characters a token cannot have');
+      if (typeof source !== 'function') return this._shut(error, true);
+      this._emit('error', error);
+      return this._lost(1006, 'bad token');
     }
     this._token = token ?? null;
     let socket: WebSocketLike;
@@ -134,8 +138,7 @@ export class Client extends Emitter<ClientEvents> implements Link {
       socket = new Socket(this._url, token ? ['bearer', token] : undefined);
     } catch (cause) {
       // A URL the WebSocket refuses: no retry makes it better.
-      this._emit('error', new SwitchboardError('INVALID_URL', String(cause)));
-      return this._setState('closed');
+      return this._shut(new SwitchboardError('INVALID_URL', String(cause)), true);
     }
     this._socket = socket;
     this._watch();
@@ -237,8 +240,7 @@ export class Client extends Emitter<ClientEvents> implements Link {
     this._drop(1006, '');
     if (++this._refused > 1 || typeof this._options.token !== 'function') {
       this._refused = 0;
-      this._emit('error', new SwitchboardError('UNAUTHORIZED', 'the server refused the token (HTTP 401)'));
-      return this._setState('closed');
+      return this._shut(new SwitchboardError('UNAUTHORIZED', 'the server refused the token (HTTP 401)'), true);
     }
     void this._open();
   }
@@ -259,6 +261,7 @@ export class Client extends Emitter<ClientEvents> implements Link {
   /** Lets go of the socket: nothing more from it counts, requests in flight fail. */
   private _drop(code: number, reason: string): void {
     const socket = this._socket;
+    const connected = this._openedAt > 0;
     clearTimeout(this._watchdog);
     clearTimeout(this._renewal);
     this._openedAt = 0;
@@ -275,7 +278,15 @@ export class Client extends Emitter<ClientEvents> implements Link {
       // Closing a socket that never opened can throw in some runtimes; it is gone either way.
     }
     this._requests.failAll(new SwitchboardError('DISCONNECTED', 'the connection was lost before the reply'));
-    this._emit('disconnected', { code, reason });
+    // Only a connection that was up is lost; a failed attempt is not news.
+    if (connected) this._emit('disconnected', { code, reason });
+  }
+
+  /** Closed for good: subscriptions still waiting for their first ack are told why (`ready` rejects). */
+  private _shut(error: SwitchboardError, emit?: boolean): void {
+    if (emit) this._emit('error', error);
+    this._setState('closed');
+    for (const subscription of this._subscriptions.values()) subscription._closed(error);
   }
 
   private _setState(state: State): void {

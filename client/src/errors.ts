@@ -5,7 +5,7 @@
  * within `requestTimeout`), UNAUTHORIZED (the server refused the token at the handshake),
  * NO_WEBSOCKET (no WebSocket constructor in this runtime), INVALID_URL (the WebSocket refused the
  * URL), TOKEN (the token function failed), UNSUBSCRIBED (`ready` of a subscription ended before
- * its first ack).
+ * its first ack), CLOSED (`ready` of a subscription when the client was closed first).
  */
 export class SwitchboardError extends Error {
   constructor(

@@ -79,6 +79,11 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     });
   }
 
+  /** @internal The client closed for good: a `ready` still waiting rejects. */
+  _closed(error: SwitchboardError): void {
+    this._refuse(error);
+  }
+
   /** @internal A frame for this channel. */
   _frame(frame: Frame): void {
     if (!this._active) return;

@@ -3,12 +3,15 @@
  * that a page can `import { Client } from '/client.js'` with no build step of its own.
  */
 import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson } from './json.js';
 
 interface Script {
   body: Buffer;
+  /** The same, gzipped once: what a browser downloads. */
+  gzipped: Buffer;
   etag: string;
 }
 
@@ -19,7 +22,7 @@ function load(): Script | null {
   if (script === null) {
     try {
       const body = readFileSync(new URL('../../client/dist/switchboard-client.min.js', import.meta.url));
-      script = { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
+      script = { body, gzipped: gzipSync(body, { level: 9 }), etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
     } catch {
       return null;
     }
@@ -42,12 +45,15 @@ export function serveClientScript(request: IncomingMessage, response: ServerResp
     'Access-Control-Allow-Origin': '*',
     'Cross-Origin-Resource-Policy': 'cross-origin',
     'X-Content-Type-Options': 'nosniff',
+    Vary: 'Accept-Encoding',
   };
   if (request.headers['if-none-match'] === loaded.etag) {
     response.writeHead(304, headers);
     response.end();
     return;
   }
-  response.writeHead(200, { ...headers, 'Content-Length': loaded.body.length });
-  response.end(request.method === 'HEAD' ? undefined : loaded.body);
+  const gzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
+  const body = gzip ? loaded.gzipped : loaded.body;
+  response.writeHead(200, { ...headers, ...(gzip && { 'Content-Encoding': 'gzip' }), 'Content-Length': body.length });
+  response.end(request.method === 'HEAD' ? undefined : body);
 }

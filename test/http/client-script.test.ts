@@ -19,6 +19,7 @@ import { pino } from 'pino';
 import type * as ClientModule from '../../client/src/index.js';
 import { WebSocketHandler } from '../../src/handler.js';
 import { createRequestListener } from '../../src/http/endpoints.js';
+import { request } from '../helpers/http.js';
 import { NodeWebSocket, Scope, next, reach } from '../helpers/sdk.js';
 
 const BUNDLE = readFileSync(new URL('../../client/dist/switchboard-client.min.js', import.meta.url));
@@ -53,8 +54,17 @@ void describe('GET /client.js', () => {
     const answer = await fetchScript(`${server.httpUrl}/client.js`);
     assert.equal(answer.status, 200);
     assertScriptHeaders(answer.headers);
-    assert.equal(answer.headers.get('content-length'), String(BUNDLE.length));
+    // fetch asks for gzip and unpacks it: the bytes are the bundle's, the length the gzipped one's.
+    assert.equal(answer.headers.get('content-encoding'), 'gzip');
+    assert.equal(answer.headers.get('vary'), 'Accept-Encoding');
+    assert.equal(answer.headers.get('content-length'), String(gzipSync(BUNDLE, { level: 9 }).length));
     assert.ok(answer.body.equals(BUNDLE), 'the body is client/dist/switchboard-client.min.js');
+    // A client that does not take gzip gets the bundle as it is.
+    const plain = await request(`${server.httpUrl}/client.js`);
+    assert.equal(plain.status, 200);
+    assert.equal(plain.headers['content-encoding'], undefined);
+    assert.equal(plain.headers['content-length'], String(BUNDLE.length));
+    assert.equal(plain.body, BUNDLE.toString('utf8'));
     // The same ETag every time.
     assert.equal((await fetchScript(`${server.httpUrl}/client.js`)).headers.get('etag'), answer.headers.get('etag'));
   });
