@@ -32,7 +32,7 @@ import { NodeStats } from './metrics/stats.js';
 import { CloseCode, ErrorCode, HandshakeRefusal } from './codes.js';
 import { parseRequest } from './protocol/inbound.js';
 import { NativeProtocol } from './protocol/native-protocol.js';
-import { channelMessageFrame, pingFrame, positionFrame, presenceFrame, TIMEOUT_FRAME } from './protocol/outbound.js';
+import { channelMessageFrame, pingFrame, positionFrame, presenceFrame } from './protocol/outbound.js';
 import { FlushScheduler } from './transport/flush-scheduler.js';
 import type { SwitchboardSocket } from './transport/switchboard-socket.js';
 import type { HistoryPage, HistoryRequest, StreamPosition } from './history/history.js';
@@ -150,7 +150,7 @@ export class WebSocketHandler {
     };
     this.protocol = new NativeProtocol(scope, this.options, this.stats, this.logger);
     this.gate = new UpgradeGate(this.options, verifier, this.stats, this.logger, (socket, request, ip, identity, release) => this.accept(socket, request, ip, identity, release));
-    this.liveness = new Liveness(this.hub.connections, this.options, { heartbeat: pingFrame, timeout: TIMEOUT_FRAME });
+    this.liveness = new Liveness(this.hub.connections, this.options, pingFrame);
     this.cluster = new ClusterStatus(this.broker, this.hub);
   }
 
@@ -355,6 +355,7 @@ export class WebSocketHandler {
   /** A WebSocket passed the gate: it becomes a connection of the hub, spoken to in the native protocol. */
   private accept(socket: SwitchboardSocket, request: IncomingMessage, ip: string, identity: Identity | null, release: () => void): void {
     const connection = this.hub.open(socket, { url: redactedUrl(request.url ?? '/'), headers: redactedHeaders(request.headers) }, ip, identity, {
+      wire: this.protocol.wire,
       frame: (open, data, isBinary) => this.protocol.frame(open, data, isBinary),
       closed: (closed, close) => {
         release();

@@ -15,6 +15,7 @@ import type { ChannelName, ConnectionId, UserId } from '../types.js';
 import type { Identity } from '../auth/tokens.js';
 import type { ConnectionInfo } from './connection-info.js';
 import { RateLimiter } from './rate-limiter.js';
+import type { Wire } from './wire.js';
 
 
 export interface ConnectionLimits {
@@ -69,6 +70,8 @@ export class Connection implements ConnectionInfo {
    * missed (null when none: the fan-out loop checks only that).
    */
   holding: Map<ChannelName, HeldFrame[]> | null = null;
+  /** How deliveries are rendered for this connection: its protocol's wire format. */
+  wire: Wire;
   private heldBytes = 0;
 
   /** Frames on their way to the socket; after each batch it checks that the client keeps up. */
@@ -88,7 +91,9 @@ export class Connection implements ConnectionInfo {
     private readonly events: ConnectionEvents,
     private readonly stats: NodeStats,
     flushScheduler: FlushScheduler,
+    wire: Wire,
   ) {
+    this.wire = wire;
     this.rateLimiter = new RateLimiter(limits.maxMessagesPerMinute);
     this.lastSeen = Date.now();
     this.output = new FrameBatch(socket, flushScheduler, { maxBytes: limits.maxBufferedBytes, onOverflow: () => this.events.slowConsumer(this) });

@@ -16,13 +16,11 @@ export interface LivenessOptions {
   connectionTimeout: number;
 }
 
-/** What the protocol says on a heartbeat and before a timeout close: frames are the protocol's, not liveness's. */
-export interface LivenessFrames {
-  /** The heartbeat's data frame (sent beside a WebSocket ping), built once per beat for everyone. */
-  heartbeat(): string;
-  /** Sent to a connection just before it is closed for silence (4008). */
-  readonly timeout: string;
-}
+/**
+ * The native protocol's heartbeat frame (sent beside a WebSocket ping), built once per beat
+ * for every connection whose wire takes it; what is sent before a timeout close is the wire's.
+ */
+export type HeartbeatFrame = () => string;
 
 export class Liveness {
   private heartbeatTimer: NodeJS.Timeout | null = null;
@@ -31,7 +29,7 @@ export class Liveness {
   constructor(
     private readonly connections: ReadonlyMap<string, Connection>,
     private readonly options: LivenessOptions,
-    private readonly frames: LivenessFrames,
+    private readonly heartbeatFrame: HeartbeatFrame,
   ) {}
 
   start(): void {
@@ -53,10 +51,10 @@ export class Liveness {
   /** Sends the JSON ping (framed once for everyone) and a WebSocket ping control frame. */
   private heartbeat(): void {
     if (this.connections.size === 0) return;
-    const frame = new PreparedFrame(this.frames.heartbeat());
+    let frame: PreparedFrame | null = null;
     for (const connection of this.connections.values()) {
       if (!connection.isOpen) continue;
-      connection.sendPrepared(frame);
+      if (connection.wire.heartbeat) connection.sendPrepared((frame ??= new PreparedFrame(this.heartbeatFrame())));
       // A client cannot bank free pongs by ignoring pings for a long time.
       connection.unansweredPings = Math.min(connection.unansweredPings + 1, MAX_BANKED_PINGS);
       connection.socket.ping();
@@ -76,8 +74,9 @@ export class Liveness {
         // SPEC §5: an expired token closes the connection unless `auth` renewed it first.
         connection.close(CloseCode.TOKEN_EXPIRED);
       } else if (now - connection.lastSeen >= timeoutMs) {
-        connection.sendText(this.frames.timeout);
-        connection.close(CloseCode.TIMEOUT);
+        const { timeout } = connection.wire;
+        connection.sendText(timeout.frame);
+        connection.close(timeout.code);
       }
     }
   }

@@ -13,6 +13,7 @@ import { fanOut } from './fanout.js';
 import type { ChannelFeatures } from '../channels/features.js';
 import { ChannelRegistry } from '../channels/registry.js';
 import { Connection, type ConnectionLimits } from '../connection/connection.js';
+import type { Wire } from '../connection/wire.js';
 import { connectionIds } from '../ids.js';
 import type { NodeStats } from '../metrics/stats.js';
 import { CloseCode } from '../codes.js';
@@ -61,8 +62,10 @@ export interface HubOptions {
   readonly notReadyReason: () => string | null;
 }
 
-/** What the protocol that owns a connection hears from the hub. */
+/** What the protocol that owns a connection hears from the hub, and how its deliveries look. */
 export interface ConnectionEvents {
+  /** The protocol's wire format. */
+  readonly wire: Wire;
   /** A data frame arrived (a throw closes that connection with 1011, nothing else). */
   frame(connection: Connection, data: RawData, isBinary: boolean): void;
   /** The connection has closed; it is already out of every channel. */
@@ -132,7 +135,7 @@ export class Hub implements LocalNode {
   open(socket: SwitchboardSocket, request: { readonly url: string; readonly headers: IncomingHttpHeaders }, ip: string, identity: Identity | null, protocol: ConnectionEvents): Connection {
     const id = this.nextConnectionId();
     const events = { slowConsumer: (slow: Connection) => this.onSlowConsumer(slow), closing: (closing: Connection) => this.leaveAll(closing) };
-    const connection = new Connection(id, socket, ip, request, this.options.limits, this.logger, events, this.stats, this.options.flushScheduler);
+    const connection = new Connection(id, socket, ip, request, this.options.limits, this.logger, events, this.stats, this.options.flushScheduler, protocol.wire);
     if (identity !== null) connection.authenticate(identity);
     this.connections.set(id, connection);
 

@@ -16,7 +16,8 @@ import { ClusterUnavailableError, SwitchboardError } from '../errors.js';
 import type { NodeStats } from '../metrics/stats.js';
 import { CloseCode, ErrorCode, ErrorText } from '../codes.js';
 import { decodeJson, invalidJson, parseRequest, type ClientRequest, type ProtocolViolation } from './inbound.js';
-import { ack, errorFrame, historyReply, type WelcomeFrame } from './outbound.js';
+import { ack, errorFrame, historyReply, TIMEOUT_FRAME, type WelcomeFrame } from './outbound.js';
+import { nativeWire, type Wire } from '../connection/wire.js';
 import { unixSeconds } from '../clock.js';
 import type { RequestId } from '../types.js';
 
@@ -28,6 +29,9 @@ export interface NativeProtocolOptions {
 type Request = Exclude<ClientRequest, { action: 'pong' }>;
 
 export class NativeProtocol {
+  /** Deliveries as they are; the JSON heartbeat; `timeout` before 4008. */
+  readonly wire: Wire = nativeWire({ frame: TIMEOUT_FRAME, code: CloseCode.TIMEOUT });
+
   constructor(
     private readonly scope: ActionScope,
     private readonly options: NativeProtocolOptions,

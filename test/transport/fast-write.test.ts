@@ -9,6 +9,7 @@ import { Connection } from '../../src/connection/connection.js';
 import { NodeStats } from '../../src/metrics/stats.js';
 import { FlushScheduler } from '../../src/transport/flush-scheduler.js';
 import { PreparedFrame } from '../../src/transport/prepared-frame.js';
+import { nativeWire } from '../../src/connection/wire.js';
 import { eventually } from '../helpers/client.js';
 import { pair, silentLogger, type PairOptions, type SocketPair } from './socket-pair.js';
 
@@ -25,6 +26,7 @@ async function connected(t: TestContext, options: PairOptions = {}): Promise<Soc
     { slowConsumer: () => assert.fail('not a slow consumer'), closing: () => undefined },
     new NodeStats(),
     scheduler,
+    nativeWire({ frame: '{}', code: 4008 }),
   );
   return { ...sockets, connection, scheduler };
 }
