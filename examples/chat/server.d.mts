@@ -5,7 +5,7 @@ import type { SwitchboardConfig } from '../../src/index.js';
 export interface ChatOptions extends SwitchboardConfig {
   /** @default Number(process.env.PORT ?? 3000); 0 picks a free port */
   port?: number;
-  /** @default '127.0.0.1' */
+  /** @default process.env.HOST ?? '127.0.0.1' */
   host?: string;
 }
 

@@ -4,8 +4,9 @@
  *
  *   npm run build && node examples/chat/server.mjs     # then open http://127.0.0.1:3000
  *
- * Configuration goes through loadConfig(), so the usual environment works unchanged
- * (REDIS_ENABLED=true to run several of these behind one Redis, TOKEN_SECRET, WS_API_KEY…).
+ * PORT (default 3000) and HOST (default 127.0.0.1) say where the page listens. The rest goes
+ * through loadConfig(), so the usual environment works unchanged (TOKEN_SECRET, WS_API_KEY…;
+ * REDIS_ENABLED=true, set on each of several of these, makes them one chat over one Redis).
  * What makes it a chat is in code: the channel rules below and the `edit` action.
  */
 import { randomBytes } from 'node:crypto';
@@ -13,7 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
-import { loadConfig, WebSocketHandler, createRequestListener, SwitchboardError, ErrorCode } from '../../dist/index.js';
+import { loadConfig, WebSocketHandler, createRequestListener, ConfigError, SwitchboardError, ErrorCode } from '../../dist/index.js';
 
 const WEBSOCKET_PATH = '/ws';
 const ROOM_PREFIX = 'chat.room.';
@@ -50,13 +51,17 @@ const CONTENT_SECURITY_POLICY =
 /**
  * Starts the chat. `overrides` are Switchboard options in code (the strongest layer over
  * defaults, .env and the environment); tests pass `apiKey` to use POST /api/disconnect.
- * Resolves once listening, with the page's URL and close().
+ * The page listens on PORT and HOST (not WS_PORT and WS_HOST: those are Switchboard's own
+ * listener's, which the demo does not use). Resolves once listening, with the page's URL and close().
  */
-export async function startChat({ port = Number(process.env.PORT ?? 3000), host = '127.0.0.1', ...overrides } = {}) {
+export async function startChat({ port, host, ...overrides } = {}) {
+  // Before anything slow: the token endpoint signs a token for whatever name it is given,
+  // fine on a laptop, an open door anywhere else.
   if (process.env.NODE_ENV === 'production') {
-    // The token endpoint signs a token for whatever name it is given: fine on a laptop, an open door anywhere else.
-    throw new Error('the chat demo hands out tokens to anyone (POST /token) and is for development only: refusing to start with NODE_ENV=production');
+    throw new Error('refusing to start with NODE_ENV=production: POST /token hands a token to anyone who asks (development only)');
   }
+  const listenPort = port === undefined ? portFrom('PORT', process.env.PORT ?? '3000') : portFrom('port', port);
+  const listenHost = host === undefined ? hostFrom('HOST', process.env.HOST ?? '127.0.0.1') : hostFrom('host', host);
   const options = { allowAnonymous: false, channels: { rules: CHANNEL_RULES }, ...overrides };
   // Is a TOKEN_SECRET set anywhere (.env, environment, overrides)? Asked with anonymous
   // connections allowed, because without a key the real options do not resolve at all.
@@ -81,19 +86,21 @@ export async function startChat({ port = Number(process.env.PORT ?? 3000), host 
       });
     });
   });
-  handler.attach(server, { path: WEBSOCKET_PATH });
   try {
     await new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, host, () => {
+      server.listen(listenPort, listenHost, () => {
         server.off('error', reject);
         resolve();
       });
     });
   } catch (error) {
     await handler.close();
-    throw error;
+    throw listenError(error, listenHost, listenPort);
   }
+  // Attached (which starts the handler, and its Redis if any) once the port is ours: a port
+  // in use is then the one thing said.
+  handler.attach(server, { path: WEBSOCKET_PATH });
   const address = server.address();
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
@@ -153,6 +160,41 @@ async function editMessage({ connection, handler }, data) {
   // Kept in the history like any message, so a page loading the room later sees the edit too.
   await handler.publish(channel, { type: 'edit', offset, text, user: connection.userId });
   return { edited: offset };
+}
+
+// ---- settings ----------------------------------------------------------------------------
+
+/** Checks a port as Switchboard checks WS_PORT: an integer from 0 (any free one) to 65535. */
+function portFrom(name, value) {
+  const number = typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
+  if (typeof number !== 'number' || !Number.isSafeInteger(number) || number < 0 || number > 65535) {
+    throw new ConfigError(`${name}: ${shown(value)} is not an integer between 0 and 65535`);
+  }
+  return number;
+}
+
+function hostFrom(name, value) {
+  if (typeof value !== 'string' || value.trim() === '') throw new ConfigError(`${name}: ${shown(value)} is not a non-empty string`);
+  return value.trim();
+}
+
+/** A value quoted for a one-line message, control characters escaped. */
+function shown(value) {
+  if (typeof value !== 'string') return JSON.stringify(value) ?? String(value);
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what must be escaped
+  return `'${value.replace(/[\u0000-\u001f\u007f]/g, (char) => JSON.stringify(char).slice(1, -1))}'`;
+}
+
+/** Why the page cannot listen, in one line that says what to change. */
+function listenError(error, host, port) {
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const reasons = {
+    EADDRINUSE: 'the port is already in use (set PORT to another one)',
+    EACCES: 'permission denied (ports below 1024 need privileges; set PORT to another one)',
+    EADDRNOTAVAIL: 'no such address on this machine (check HOST)',
+    ENOTFOUND: 'no such address on this machine (check HOST)',
+  };
+  return Object.assign(new Error(`cannot listen on ${where}: ${reasons[error.code] ?? error.message}`, { cause: error }), { code: error.code });
 }
 
 function isRoom(channel) {
@@ -246,7 +288,7 @@ function sendJson(response, status, body, headers = {}) {
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const chat = await startChat().catch((error) => {
     // One line, not a stack trace: the reason is the message (production, a port in use, a bad setting).
-    process.stderr.write(`chat demo: ${error.message}\n`);
+    process.stderr.write(`chat demo: ${String(error?.message ?? error).replace(/\s*\n\s*/g, ' ')}\n`);
     process.exit(error.name === 'ConfigError' ? 2 : 1);
   });
   // eslint-disable-next-line no-console -- the one line telling where the demo is

@@ -2,6 +2,8 @@
  * The demo chat (examples/chat) in a real headless Chromium: two people in two browser
  * contexts sign in, talk, see each other online and typing, edit a message, and one of
  * them is cut off and comes back to every message missed, each exactly once, in order.
+ * Then a server restart without Redis: the page says the server is out of reach, and
+ * afterwards keeps what it showed above a line saying that the server lost it.
  * The page uses the real client (GET /client.js) against the real server. Every wait polls
  * the page's DOM with a generous timeout; nothing asserts on timing.
  */
@@ -27,6 +29,7 @@ declare const document: {
   querySelector(selector: string): PageElement | null;
   querySelectorAll(selector: string): ArrayLike<PageElement>;
 };
+declare function getComputedStyle(element: PageElement): { opacity: string };
 
 const API_KEY = `test-key-${randomBytes(16).toString('hex')}`;
 /** For things that must happen, on a noisy machine: long, and never what the test measures. */
@@ -52,8 +55,8 @@ function chatUrl(): string {
   return chat.url;
 }
 
-async function signIn(page: Page, name: string): Promise<void> {
-  const response = await page.goto(chatUrl());
+async function signIn(page: Page, name: string, url = chatUrl()): Promise<void> {
+  const response = await page.goto(url);
   assert.equal(response?.status(), 200);
   await page.fill('[data-testid="login-input"]', name);
   await page.click('[data-testid="login-button"]');
@@ -131,6 +134,7 @@ test('alice and bob chat: presence, typing, an edit, and bob cut off comes back 
   await waitForMember(alice, 'alice');
   await waitForMember(bob, 'bob');
   assert.equal(await bob.locator('[data-testid="presence-item"]').count(), 2, 'bob sees two people online');
+  assert.equal(await bob.textContent('[data-testid="presence-room"]'), '#general', 'the list is of the room on screen');
 
   // Typing: one keystroke's worth of input tells bob, before anything is sent.
   await alice.fill(INPUT, 'hello bob');
@@ -139,15 +143,25 @@ test('alice and bob chat: presence, typing, an edit, and bob cut off comes back 
   const first = await waitForMessage(bob, 'alice', 'hello bob');
   assert.equal(await waitForMessage(alice, 'alice', 'hello bob'), first, 'both see it at the same offset');
 
+  // Her last message has an Edit button that shows without hovering; bob's page has none.
+  const editButton = '[data-testid="edit-button"]';
+  const opacity = await alice.$eval(editButton, (button) => Number(getComputedStyle(button as PageElement).opacity));
+  assert.ok(opacity >= 0.5, `the Edit button is visible without hover (opacity ${opacity})`);
+  assert.equal(await bob.locator(editButton).count(), 0);
+
   // Edit: ArrowUp in the empty input takes alice's last message back into it.
   await alice.press(INPUT, 'ArrowUp');
   await alice.waitForSelector('[data-testid="edit-banner"]', { state: 'visible', timeout: GENEROUS_MS });
   assert.equal(await alice.inputValue(INPUT), 'hello bob');
+  assert.equal(await alice.textContent('[data-testid="send-button"]'), 'Save');
   await alice.fill(INPUT, 'hello bob, how are you?');
   await alice.press(INPUT, 'Enter');
   assert.equal(await waitForMessage(bob, 'alice', 'hello bob, how are you?'), first, 'the edit changed the message in place');
+  // A "typing" sent while editing would have come before the edit, over the same socket.
+  assert.equal(await bob.textContent('[data-testid="typing"]'), '', 'editing is not typing');
   await bob.waitForSelector(`[data-testid="message"][data-offset="${first}"] [data-testid="edited"]`, { timeout: GENEROUS_MS });
   await alice.waitForSelector('[data-testid="edit-banner"]', { state: 'hidden', timeout: GENEROUS_MS });
+  assert.equal(await alice.textContent('[data-testid="send-button"]'), 'Send');
   assert.deepEqual(
     (await shownMessages(bob)).map(({ offset, text, edited }) => ({ offset, text, edited })),
     [{ offset: first, text: 'hello bob, how are you?', edited: true }],
@@ -171,6 +185,7 @@ test('alice and bob chat: presence, typing, an edit, and bob cut off comes back 
   assert.equal(cut.status, 200);
   assert.deepEqual(await cut.json(), { success: true, disconnected: 1 });
   await bob.waitForSelector(`${STATE}:not([data-state="connected"])`, { timeout: GENEROUS_MS });
+  await bob.waitForSelector('[data-testid="presence-list"].stale', { timeout: GENEROUS_MS });
   await alice.waitForSelector('[data-testid="presence-item"][data-user="bob"]', { state: 'detached', timeout: GENEROUS_MS });
 
   const missed = ['are you there?', 'guess not', 'talk later'];
@@ -183,6 +198,7 @@ test('alice and bob chat: presence, typing, an edit, and bob cut off comes back 
   letBobBackIn();
   await bob.waitForSelector(`${STATE}[data-state="connected"][data-connections="2"]`, { timeout: GENEROUS_MS });
   for (const text of missed) await waitForMessage(bob, 'alice', text);
+  assert.equal(await bob.locator('[data-testid="presence-list"].stale').count(), 0, 'connected again: the list is not greyed out');
   await waitForMember(alice, 'bob');
   await waitForMember(bob, 'alice');
 
@@ -260,4 +276,37 @@ test('the server refuses what the page never sends: bad names, anonymous sockets
   const edit = await dave.next((frame) => frame.action === 'message' && (frame.message as { type?: string }).type === 'edit');
   assert.deepEqual(edit.message, { type: 'edit', offset, text: 'hi there', user: 'carol' });
   assert.equal(edit.sender, null, 'published by the server');
+});
+
+test('a restart without Redis: "server unreachable" once, then the old messages above a line saying the server lost them', async (t) => {
+  const page = await openPage(t);
+  if (!page) return;
+  // A server of its own, to restart on the same port; memory history, as without Redis.
+  let own = await startChat({ port: 0 });
+  t.after(() => own.close());
+  const url = own.url;
+  await signIn(page, 'erin', url);
+  await send(page, 'before the restart');
+  await waitForMessage(page, 'erin', 'before the restart');
+
+  await own.close();
+  await page.waitForSelector(`${STATE}:not([data-state="connected"])`, { timeout: GENEROUS_MS });
+  // Every retry fails to get a token: one plain notice, not the client's errors.
+  await page.waitForFunction(() => document.querySelector('[data-testid="notice"]')?.textContent === 'Server unreachable — reconnecting…', null, WAIT);
+
+  own = await startChat({ port: Number(new URL(url).port) });
+  await page.waitForSelector(`${STATE}[data-state="connected"][data-connections="2"]`, { timeout: GENEROUS_MS });
+  await page.waitForSelector('[data-testid="history-lost"]', { timeout: GENEROUS_MS });
+  await page.waitForSelector('[data-testid="notice"]', { state: 'hidden', timeout: GENEROUS_MS });
+  await send(page, 'after the restart');
+  await waitForMessage(page, 'erin', 'after the restart');
+  const lines = await page.evaluate(() =>
+    Array.from(document.querySelectorAll('[data-testid="message-list"] > li'), (item) => [item.dataset.testid, item.querySelector('[data-testid="message-text"]')?.textContent ?? '']),
+  );
+  assert.deepEqual(lines, [
+    ['earlier-message', 'before the restart'],
+    ['history-lost', ''],
+    ['message', 'after the restart'],
+  ]);
+  assert.match(await page.textContent('[data-testid="history-lost"]') ?? '', /lost the earlier history/);
 });

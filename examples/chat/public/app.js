@@ -5,13 +5,15 @@
  * page knows of the room, and this file connects the two and draws it.
  */
 import { Client } from '/client.js';
-import { byId, clock, element } from './dom.js';
-import { applyPresence, createRoom, forgetMessages, keepMessage, lastMessageOf, membersInOrder, messagesInOrder, resetMembers } from './room.js';
+import { byId, clock, element, noticeLine } from './dom.js';
+import { applyPresence, createRoom, keepMessage, lastMessageOf, membersInOrder, messagesInOrder, resetMembers, startOver } from './room.js';
 
 const HISTORY_PAGE = 50;
 const TYPING_SHOWN_MS = 3000;
 const TYPING_SENT_EVERY_MS = 2000;
 const NOTICE_SHOWN_MS = 6000;
+const UNREACHABLE = 'Server unreachable — reconnecting…';
+const HISTORY_LOST = 'The server lost the earlier history of this room (it restarted without Redis, or Redis lost its data). Newer messages follow.';
 
 const ui = {
   loginForm: byId('login-form'),
@@ -22,6 +24,7 @@ const ui = {
   state: byId('state'),
   rooms: byId('rooms'),
   roomTitle: byId('room-title'),
+  presenceRoom: byId('presence-room'),
   onlineCount: byId('online-count'),
   presence: byId('presence'),
   messages: byId('messages'),
@@ -29,6 +32,7 @@ const ui = {
   notice: byId('notice'),
   composer: byId('composer'),
   input: byId('message-input'),
+  send: byId('send-button'),
   editBanner: byId('edit-banner'),
   cancelEdit: byId('cancel-edit'),
 };
@@ -47,13 +51,18 @@ let editing = null;
 let lastTypingSent = 0;
 /** How many times the connection came up; on the badge, so that one can tell a reconnect happened. */
 let connections = 0;
-let noticeTimer = null;
+const notice = noticeLine(ui.notice, NOTICE_SHOWN_MS);
+/** Whether the last token request failed for want of an answer, rather than with one. */
+let tokenUnanswered = false;
 
 // ---- signing in ---------------------------------------------------------------------------
 
 /** A fresh token for `name`: the client asks for one at every (re)connect, so an expired one is never reused. */
 async function fetchToken(name) {
+  // Until an answer comes: a fetch that fails before one means the server is out of reach.
+  tokenUnanswered = true;
   const response = await fetch('/token', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name }) });
+  tokenUnanswered = false;
   const body = await response.json().catch(() => ({}));
   if (!response.ok || typeof body.token !== 'string') throw new Error(body.error ?? `the token endpoint answered ${response.status}`);
   return body.token;
@@ -81,17 +90,40 @@ function signIn(name) {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
   client = new Client(`${scheme}//${location.host}/ws`, { token: () => fetchToken(me) });
   client.on('state', showState);
-  client.on('error', (error) => showNotice(`${error.code ?? 'error'}: ${error.message}`));
+  client.on('error', onClientError);
   showState(client.state);
   enterRoom('general');
   ui.input.focus();
 }
 
 function showState(state) {
-  if (state === 'connected') connections += 1;
+  if (state === 'connected') {
+    connections += 1;
+    notice.persist(null);
+  }
   ui.state.textContent = state;
   ui.state.dataset.state = state;
   ui.state.dataset.connections = String(connections);
+  // Who is online is only known while connected: greyed out, it is what was last known.
+  ui.presence.classList.toggle('stale', state !== 'connected');
+  ui.presence.title = state === 'connected' ? '' : 'Not connected: who was online when last connected';
+}
+
+/**
+ * While the server cannot be reached, every retry fails to get a token (or to send): one
+ * notice says so instead, until connected again. A token endpoint that answered with an
+ * error is another matter, and other errors are shown as they are.
+ */
+function onClientError(error) {
+  const lostTouch = (error.code === 'TOKEN' && tokenUnanswered) || error.code === 'DISCONNECTED';
+  // Shown once, whatever the number of retries; cleared when connected again.
+  if (lostTouch && client?.state !== 'connected') notice.persist(UNREACHABLE);
+  else notice.show(describe(error));
+}
+
+/** An error as `CODE: message`, readable for a person. */
+function describe(error) {
+  return error.code === undefined ? error.message : `${error.code}: ${error.message}`;
 }
 
 // ---- rooms --------------------------------------------------------------------------------
@@ -115,11 +147,12 @@ function enterRoom(name) {
   subscription.on('message', live(onMessage));
   subscription.on('join', live((state, event) => onPresenceEvent(state, 'join', event)));
   subscription.on('leave', live((state, event) => onPresenceEvent(state, 'leave', event)));
-  subscription.on('error', live((_state, error) => showNotice(`left #${name}: ${error.message}`)));
+  subscription.on('error', live((_state, error) => notice.show(`left #${name}: ${describe(error)}`)));
   for (const button of ui.rooms.querySelectorAll('button[data-room]')) {
     button.setAttribute('aria-current', String(button.dataset.room === name));
   }
   ui.roomTitle.textContent = `#${name}`;
+  ui.presenceRoom.textContent = `#${name}`;
   renderAll();
 }
 
@@ -130,11 +163,15 @@ function leaveRoom() {
   stopEditing();
 }
 
-/** After every (re)subscribe. Unless everything missed is being replayed, reload the room. */
-function onSubscribed(current, { recovered }) {
+/**
+ * After every (re)subscribe. Unless everything missed is being replayed, reload the room.
+ * When the server's history is another one than before (it restarted without Redis), what
+ * we held stays on screen above a line saying the server lost it.
+ */
+function onSubscribed(current, { recovered, epoch }) {
   if (recovered !== true) {
-    // What we hold may belong to a lost history (another epoch): start over from the server's.
-    forgetMessages(current);
+    // An edit in progress would name an offset of the lost history: keep the text, as a new message.
+    if (startOver(current, epoch)) stopEditing(true);
     renderMessages();
     loadHistory(current);
   }
@@ -148,11 +185,12 @@ async function loadHistory(current) {
   try {
     const page = await current.subscription.history({ limit: HISTORY_PAGE });
     if (room !== current || load !== current.historyLoads) return;
+    current.epoch ??= page.epoch;
     // Live messages may already be in: the map keeps one of each.
     for (const message of page.messages) keepMessage(current, message);
     renderMessages();
   } catch (error) {
-    if (room === current) showNotice(`could not load the history: ${error.message}`);
+    if (room === current) notice.show(`could not load the history: ${describe(error)}`);
   }
 }
 
@@ -184,7 +222,8 @@ ui.composer.addEventListener('submit', (event) => {
   room.subscription.publish({ type: 'text', text }).catch((error) => {
     // Give the text back rather than lose it (publishing fails at once while disconnected).
     if (ui.input.value === '') ui.input.value = text;
-    showNotice(`not sent: ${error.message}`);
+    if (error.code === 'DISCONNECTED') notice.show('not sent: not connected (your text is back in the box)');
+    else notice.show(`not sent: ${describe(error)}`);
   });
 });
 
@@ -207,22 +246,24 @@ ui.messages.addEventListener('click', (event) => {
   if (last !== null) startEditing(last);
 });
 
-ui.cancelEdit.addEventListener('click', stopEditing);
+ui.cancelEdit.addEventListener('click', () => stopEditing());
 
 function startEditing(message) {
   editing = message.offset;
   ui.input.value = message.text;
   ui.editBanner.hidden = false;
   ui.composer.classList.add('editing');
+  ui.send.textContent = 'Save';
   ui.input.focus();
 }
 
-function stopEditing() {
+function stopEditing(keepText = false) {
   if (editing === null) return;
   editing = null;
-  ui.input.value = '';
+  if (!keepText) ui.input.value = '';
   ui.editBanner.hidden = true;
   ui.composer.classList.remove('editing');
+  ui.send.textContent = 'Send';
 }
 
 function saveEdit(offset, text) {
@@ -236,14 +277,15 @@ function saveEdit(offset, text) {
     () => {
       if (room === current && editing === offset) stopEditing();
     },
-    (error) => showNotice(`not edited: ${error.message}`),
+    (error) => notice.show(`not edited: ${describe(error)}`),
   );
 }
 
 // ---- typing -------------------------------------------------------------------------------
 
 ui.input.addEventListener('input', () => {
-  if (room === null || client?.state !== 'connected' || ui.input.value.trim() === '') return;
+  // Editing an old message is not typing a new one: the others hear nothing of it.
+  if (room === null || editing !== null || client?.state !== 'connected' || ui.input.value.trim() === '') return;
   const now = Date.now();
   if (now - lastTypingSent < TYPING_SENT_EVERY_MS) return;
   lastTypingSent = now;
@@ -279,7 +321,7 @@ async function loadPresence(current) {
     resetMembers(current, members, log);
     renderPresence();
   } catch (error) {
-    if (room === current) showNotice(`could not load who is online: ${error.message}`);
+    if (room === current) notice.show(`could not load who is online: ${describe(error)}`);
   } finally {
     if (current.presenceLog === log) current.presenceLog = null;
   }
@@ -305,15 +347,20 @@ function renderMessages() {
   const list = ui.messages;
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
   const own = lastMessageOf(room, me);
-  const items = messagesInOrder(room).map((message) => messageItem(message, own));
-  list.replaceChildren(...items);
-  if (items.length === 0) list.append(element('li', { className: 'empty', text: 'No messages yet. Say hello!' }));
+  // Messages of a lost history first, each loss followed by a line saying so; they cannot be edited.
+  const earlier = room.earlier.flatMap((messages) => [
+    ...messages.map((message) => messageItem(message, null, 'earlier-message')),
+    element('li', { className: 'history-lost', text: HISTORY_LOST, testid: 'history-lost' }),
+  ]);
+  const items = messagesInOrder(room).map((message) => messageItem(message, own, 'message'));
+  list.replaceChildren(...earlier, ...items);
+  if (items.length === 0 && earlier.length === 0) list.append(element('li', { className: 'empty', text: 'No messages yet. Say hello!' }));
   if (atBottom) list.scrollTop = list.scrollHeight;
 }
 
-function messageItem(message, own) {
-  const item = element('li', { className: message.user === me ? 'message mine' : 'message' });
-  Object.assign(item.dataset, { testid: 'message', offset: String(message.offset), user: message.user });
+function messageItem(message, own, testid) {
+  const item = element('li', { className: `message${message.user === me ? ' mine' : ''}${testid === 'message' ? '' : ' earlier'}` });
+  Object.assign(item.dataset, { testid, offset: String(message.offset), user: message.user });
   const meta = element('div', { className: 'meta' });
   meta.append(element('span', { className: 'author', text: message.user }), element('time', { text: clock(message.time) }));
   if (message.edited) meta.append(element('span', { className: 'edited', text: '(edited)', testid: 'edited' }));
@@ -344,13 +391,4 @@ function renderPresence() {
 function renderTyping() {
   const users = [...room.typing.keys()];
   ui.typing.textContent = users.length === 0 ? '' : `${users.join(', ')} ${users.length === 1 ? 'is' : 'are'} typing…`;
-}
-
-function showNotice(text) {
-  ui.notice.textContent = text;
-  ui.notice.hidden = false;
-  clearTimeout(noticeTimer);
-  noticeTimer = setTimeout(() => {
-    ui.notice.hidden = true;
-  }, NOTICE_SHOWN_MS);
 }

@@ -17,6 +17,13 @@ export function createRoom(name, subscription) {
     members: new Map(),
     /** Presence events seen while a presence() answer is on its way, to replay over it; null otherwise. */
     presenceLog: null,
+    /** The epoch of the server's history of the room, as the last subscribe said. */
+    epoch: undefined,
+    /**
+     * Messages of histories the server lost (another epoch: it restarted without Redis),
+     * oldest first, one array per loss; still shown, above a line saying so.
+     */
+    earlier: [],
     /** Counts history loads: only the latest one's answer is used. */
     historyLoads: 0,
     /** user_id -> timer hiding their "typing…". */
@@ -24,10 +31,20 @@ export function createRoom(name, subscription) {
   };
 }
 
-/** Forgets the messages: what we hold may belong to a history the server lost. */
-export function forgetMessages(room) {
+/**
+ * After a subscribe that does not replay everything missed: the messages are forgotten, to
+ * be reloaded from the server. Returns true when the server's history is another one (a
+ * new epoch) than the one the messages held came from: those are then set aside in
+ * `earlier`, since the server no longer has them. In the same epoch (only too many
+ * missed) the reload brings them back.
+ */
+export function startOver(room, epoch) {
+  const lost = room.messages.size > 0 && room.epoch !== undefined && epoch !== undefined && epoch !== room.epoch;
+  if (lost) room.earlier.push(messagesInOrder(room));
+  if (epoch !== undefined) room.epoch = epoch;
   room.messages.clear();
   room.edits.clear();
+  return lost;
 }
 
 /**
