@@ -34,6 +34,9 @@ import { parseRequest } from './protocol/inbound.js';
 import { NativeProtocol } from './protocol/native-protocol.js';
 import { channelMessageFrame, pingFrame, positionFrame, presenceFrame } from './protocol/outbound.js';
 import { FlushScheduler } from './transport/flush-scheduler.js';
+import { withDeadline } from './clock.js';
+import { appKeyOf, PusherProtocol } from './pusher/pusher-protocol.js';
+import { pusherSettings } from './pusher/pusher-settings.js';
 import type { SwitchboardSocket } from './transport/switchboard-socket.js';
 import type { HistoryPage, HistoryRequest, StreamPosition } from './history/history.js';
 import type { ChannelName } from './types.js';
@@ -73,6 +76,8 @@ export interface PublishMessageOptions {
   recipients?: ReadonlyArray<string | number>;
   /** Delivered live only: never kept in the history, no offset (typing indicators and the like). @default false */
   ephemeral?: boolean;
+  /** A connection id that does not receive it (Pusher's `socket_id` exclusion). */
+  exclude?: string;
 }
 
 export interface AttachOptions {
@@ -98,6 +103,8 @@ export class WebSocketHandler {
   private readonly hooks = new Hooks<WebSocketHandler>(this);
   private readonly gate: UpgradeGate;
   private readonly protocol: NativeProtocol;
+  /** The Pusher endpoint at /app/{key}, when PUSHER_APP_ID, _KEY and _SECRET are set. */
+  private readonly pusher: PusherProtocol | null;
   private readonly liveness: Liveness;
   private readonly flushScheduler: FlushScheduler;
   private started: Promise<void> | null = null;
@@ -149,6 +156,8 @@ export class WebSocketHandler {
       maxChannelsPerConnection: this.options.maxChannelsPerConnection,
     };
     this.protocol = new NativeProtocol(scope, this.options, this.stats, this.logger);
+    const pusher = pusherSettings(this.options);
+    this.pusher = pusher === null ? null : new PusherProtocol(scope, pusher, this.stats, this.logger);
     this.gate = new UpgradeGate(this.options, verifier, this.stats, this.logger, (socket, request, ip, identity, release) => this.accept(socket, request, ip, identity, release));
     this.liveness = new Liveness(this.hub.connections, this.options, pingFrame);
     this.cluster = new ClusterStatus(this.broker, this.hub);
@@ -203,7 +212,7 @@ export class WebSocketHandler {
     const parsed = parseRequest({ action: 'message', data }, NO_ACTIONS);
     if (!parsed.ok) throw new SwitchboardError(parsed.violation.code, parsed.violation.error.replaceAll("'data.", "'"));
     if (parsed.request.action !== 'message') throw new SwitchboardError(ErrorCode.INVALID_MESSAGE, 'not a message');
-    const { count, position } = await publishFromApplication({ hub: this.hub }, parsed.request, { ephemeral: parsed.request.ephemeral });
+    const { count, position } = await publishFromApplication({ hub: this.hub }, parsed.request, { ephemeral: parsed.request.ephemeral }, options.exclude ?? null);
     return { recipientsCount: count, position };
   }
 
@@ -302,6 +311,7 @@ export class WebSocketHandler {
     const listener = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
       const requested = requestPath(request.url);
       if (requested === path) this.handleUpgrade(request, socket, head);
+      else if (this.pusher !== null && appKeyOf(requested) !== null) this.gate.handle(request, socket, head, false);
       else if (server.listenerCount('upgrade') === 1) this.gate.refuse(socket, HandshakeRefusal.NOT_FOUND, `no WebSocket endpoint at ${requested}`);
     };
     server.on('upgrade', listener);
@@ -348,15 +358,17 @@ export class WebSocketHandler {
     for (const detach of this.detachers) detach();
     this.liveness.stop();
     this.hub.stop();
+    await this.pusher?.close();
     await this.started?.catch(() => undefined);
     await this.broker.close();
   }
 
   /** A WebSocket passed the gate: it becomes a connection of the hub, spoken to in the native protocol. */
   private accept(socket: SwitchboardSocket, request: IncomingMessage, ip: string, identity: Identity | null, release: () => void): void {
+    const protocol = this.pusher !== null && appKeyOf(request.url ?? '/') !== null ? this.pusher : this.protocol;
     const connection = this.hub.open(socket, { url: redactedUrl(request.url ?? '/'), headers: redactedHeaders(request.headers) }, ip, identity, {
-      wire: this.protocol.wire,
-      frame: (open, data, isBinary) => this.protocol.frame(open, data, isBinary),
+      wire: protocol.wire,
+      frame: (open, data, isBinary) => protocol.frame(open, data, isBinary),
       closed: (closed, close) => {
         release();
         if (!this.hooks.hasDisconnectHooks) return;
@@ -375,16 +387,6 @@ export class WebSocketHandler {
       return;
     }
     this.logger.debug({ connection: connection.id, ip }, 'connected');
-    this.protocol.opened(connection);
+    protocol.opened(connection);
   }
-}
-
-/** Waits for `promise`, but not past `deadline` (ms since the epoch). */
-async function withDeadline(promise: Promise<unknown>, deadline: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, Math.max(0, Math.min(deadline - Date.now(), 2 ** 31 - 1)));
-  });
-  await Promise.race([promise, expired]);
-  clearTimeout(timer);
 }

@@ -10,6 +10,7 @@ import { unixSeconds } from '../clock.js';
 import type { OutgoingMessage } from '../hooks.js';
 import type { PublishResult } from '../broker/broker.js';
 import type { ActionScope } from './scope.js';
+import type { ConnectionId } from '../types.js';
 
 /** How a message is published: `ephemeral` ones are delivered live only, never kept in the history. */
 export interface PublishOptions {
@@ -25,8 +26,8 @@ export async function publishFromClient(scope: ActionScope, connection: Connecti
   return scope.hub.publish({ channel, message, sender: connection.id, userId: connection.userId, time: unixSeconds(), recipients }, options.ephemeral);
 }
 
-/** Publishes the application's message (already validated), with `"sender": null`. */
-export function publishFromApplication(scope: Pick<ActionScope, 'hub'>, publication: OutgoingMessage, options: PublishOptions): Promise<PublishResult> {
+/** Publishes the application's message (already validated), with `"sender": null`; `exclude` receives nothing. */
+export function publishFromApplication(scope: Pick<ActionScope, 'hub'>, publication: OutgoingMessage, options: PublishOptions, exclude: ConnectionId | null = null): Promise<PublishResult> {
   const { channel, message, recipients } = publication;
-  return scope.hub.publish({ channel, message, sender: null, userId: null, time: unixSeconds(), recipients }, options.ephemeral);
+  return scope.hub.publish({ channel, message, sender: null, userId: null, time: unixSeconds(), recipients }, options.ephemeral, exclude);
 }

@@ -97,6 +97,35 @@ function urlPath(value: unknown): string {
   return path;
 }
 
+/**
+ * A Pusher app id or key: it goes in a URL path (`/apps/{id}`, `/app/{key}`), where pusher-js
+ * and the server SDKs put it unencoded, so printable ASCII without `/`, `?`, `#` or `%`.
+ */
+function pusherPathSegment(what: string): Coerce {
+  return (value) => {
+    if (value === null || value === '') return null;
+    const text = typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? String(value) : value;
+    if (typeof text !== 'string' || !/^[\x21-\x7e]+$/.test(text.trim()) || /[/?#%]/.test(text)) {
+      throw new Problem(`${show(value)} is not a Pusher ${what}: printable ASCII without spaces, '/', '?', '#' or '%'`);
+    }
+    return text.trim();
+  };
+}
+
+/** Where webhooks go: an http:// or https:// URL. It may hold credentials, so it is never quoted. */
+function webhookUrl(value: unknown): string | null {
+  if (value === null || (typeof value === 'string' && value.trim() === '')) return null;
+  let url: URL | null = null;
+  try {
+    url = typeof value === 'string' ? new URL(value.trim()) : null;
+  } catch {
+    url = null;
+  }
+  if (url === null || url.hostname === '') throw new Problem('is not a URL like https://example.com/pusher/webhook; value not shown');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Problem(`is a ${url.protocol} URL; only http: and https: are supported (value not shown)`);
+  return (value as string).trim();
+}
+
 const LOG_LEVEL_NAMES = new Set<LogLevelName>(['trace', 'debug', 'info', 'warn', 'error', 'silent']);
 // Swoole's levels: 0 DEBUG, 1 TRACE, 2 INFO, 3 NOTICE, 4 WARNING, 5 ERROR, 6 NONE.
 const SWOOLE_LOG_LEVELS: readonly LogLevelName[] = ['debug', 'trace', 'info', 'info', 'warn', 'error', 'silent'];
@@ -228,6 +257,12 @@ export const FIELDS: readonly Field[] = [
   { env: 'REDIS_PREFIX', option: 'redis.prefix', coerce: redisPrefix },
   { env: 'REDIS_URL', option: 'redis.url', coerce: redisUrl },
   { env: 'WS_API_KEY', option: 'apiKey', coerce: apiKey, secret: true },
+  { env: 'PUSHER_APP_ID', option: 'pusher.appId', coerce: pusherPathSegment('app id') },
+  { env: 'PUSHER_APP_KEY', option: 'pusher.key', coerce: pusherPathSegment('app key') },
+  { env: 'PUSHER_APP_SECRET', option: 'pusher.secret', coerce: secretString, secret: true },
+  { env: 'PUSHER_CLIENT_EVENTS', option: 'pusher.clientEvents', coerce: boolean },
+  { env: 'PUSHER_ACTIVITY_TIMEOUT', option: 'pusher.activityTimeout', coerce: integer(1, 2_147_483) },
+  { env: 'PUSHER_WEBHOOK_URL', option: 'pusher.webhookUrl', coerce: webhookUrl },
 ];
 
 /** Options made of nested fields, like `ssl: { enabled, cert, key }`. */
@@ -236,6 +271,7 @@ const NESTED_OPTIONS: Readonly<Record<string, string>> = {
   history: '{ size, ttl }',
   auth: '{ secret, publicKey, issuer, audience }',
   redis: '{ enabled, host, port, password, database, prefix, url }',
+  pusher: '{ appId, key, secret, clientEvents, activityTimeout, webhookUrl }',
 };
 
 const FIELD_BY_OPTION = new Map(FIELDS.map((field) => [field.option, field]));

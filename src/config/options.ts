@@ -48,6 +48,25 @@ export interface RedisOptions {
   url: string | null;
 }
 
+/**
+ * The Pusher-protocol endpoint (SPEC §10): on when appId, key and secret are all set
+ * (setting only some of them is an error).
+ */
+export interface PusherOptions {
+  /** App id, in the HTTP API's paths `/apps/{id}` (PUSHER_APP_ID). @default null */
+  appId: string | null;
+  /** App key, in the WebSocket path `/app/{key}`; printable ASCII, no spaces, `/`, `?`, `#` or `%` (PUSHER_APP_KEY). @default null */
+  key: string | null;
+  /** App secret: signs channel and user auth, API requests and webhooks; never printed (PUSHER_APP_SECRET). @default null */
+  secret: string | null;
+  /** Accept `client-*` events on private and presence channels (PUSHER_CLIENT_EVENTS). @default false */
+  clientEvents: boolean;
+  /** Seconds of silence after which a client pings; sent in `pusher:connection_established` (PUSHER_ACTIVITY_TIMEOUT). @default 30 */
+  activityTimeout: number;
+  /** http:// or https:// URL that receives webhooks; null sends none (PUSHER_WEBHOOK_URL). @default null */
+  webhookUrl: string | null;
+}
+
 export interface HistoryOptions {
   /** Messages kept per channel; 0 = no history (WS_HISTORY_SIZE). @default 0 */
   size: number;
@@ -117,14 +136,18 @@ export interface SwitchboardOptions {
   redis: RedisOptions;
   /** Bearer key of the HTTP API (/api/*); unset, the API answers 404 (WS_API_KEY). @default null */
   apiKey: string | null;
+  /** The Pusher-protocol endpoint (PUSHER_*); off unless appId, key and secret are set. */
+  pusher: PusherOptions;
 }
 
 /** What callers pass: any subset, nested `ssl` included. */
-export type SwitchboardConfig = Partial<Omit<SwitchboardOptions, 'ssl' | 'auth' | 'channels' | 'redis' | 'history'>> & {
+export type SwitchboardConfig = Partial<Omit<SwitchboardOptions, 'ssl' | 'auth' | 'channels' | 'redis' | 'history' | 'pusher'>> & {
   ssl?: Partial<SslOptions>;
   history?: Partial<HistoryOptions>;
   auth?: Partial<AuthOptions>;
   redis?: Partial<RedisOptions>;
+  /** Pusher's app ids are numbers: `appId: 12345` is taken as '12345'. */
+  pusher?: Partial<Omit<PusherOptions, 'appId'>> & { appId?: string | number | null };
   /** A channels file path, or the rules themselves. */
   channels?: string | { rules: ChannelRule[] } | ChannelRulesSource | null;
 };
@@ -157,4 +180,5 @@ export const DEFAULTS: Readonly<SwitchboardOptions> = Object.freeze({
   auth: Object.freeze({ secret: null, publicKey: null, issuer: null, audience: null }),
   redis: Object.freeze({ enabled: false, host: '127.0.0.1', port: 6379, password: null, database: 0, prefix: 'websocket:', url: null }),
   apiKey: null,
+  pusher: Object.freeze({ appId: null, key: null, secret: null, clientEvents: false, activityTimeout: 30, webhookUrl: null }),
 });

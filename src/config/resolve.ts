@@ -7,7 +7,7 @@ import { ConfigError } from '../errors.js';
 import { FIELDS, oneLine, Problem, type ConfigLayer } from './fields.js';
 import { checkPublicKey, checkTlsFiles } from './file-checks.js';
 import { DEFAULTS, type ChannelRulesSource, type SwitchboardOptions } from './options.js';
-import { maskedRedisUrl, parseRedisUrl } from './values.js';
+import { maskedRedisUrl, maskedUrl, parseRedisUrl } from './values.js';
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
   const dot = path.indexOf('.');
@@ -54,8 +54,27 @@ export function resolveOptions(...layers: ConfigLayer[]): SwitchboardOptions {
   if (!resolved.allowAnonymous && resolved.auth.secret === null && resolved.auth.publicKey === null) {
     throw new ConfigError('WS_ALLOW_ANONYMOUS (allowAnonymous): false needs TOKEN_SECRET or JWT_PUBLIC_KEY, or no client could ever connect');
   }
+  checkPusherApp(resolved);
   resolutions.set(resolved.ssl, JSON.stringify(resolved));
   return resolved;
+}
+
+const PUSHER_APP_FIELDS = [
+  ['PUSHER_APP_ID', 'pusher.appId', 'appId'],
+  ['PUSHER_APP_KEY', 'pusher.key', 'key'],
+  ['PUSHER_APP_SECRET', 'pusher.secret', 'secret'],
+] as const;
+
+/** The Pusher endpoint needs its app id, key and secret together: some without the others is a mistake. */
+function checkPusherApp(options: SwitchboardOptions): void {
+  const missing = PUSHER_APP_FIELDS.filter(([, , name]) => options.pusher[name] === null);
+  if (missing.length === 0 || missing.length === PUSHER_APP_FIELDS.length) return;
+  const set = PUSHER_APP_FIELDS.filter((field) => !missing.includes(field));
+  const names = (fields: typeof missing) => fields.map(([env]) => env).join(' and ');
+  const optionNames = (fields: typeof missing) => fields.map(([, option]) => option).join(', ');
+  throw new ConfigError(
+    `${names(missing)} (${optionNames(missing)}): required with ${names(set)}; the Pusher endpoint needs PUSHER_APP_ID, PUSHER_APP_KEY and PUSHER_APP_SECRET all set (or none)`,
+  );
 }
 
 /** Every resolution as it was checked, known by its `ssl` object, which a shallow copy (`{ ...options, logger }`) keeps. */
@@ -92,6 +111,8 @@ export function describeOptions(options: SwitchboardOptions): Array<{ env: strin
             ? describeRules(value as ChannelRulesSource)
             : field.option === 'redis.url'
               ? maskedRedisUrl(value as string)
+              : field.option === 'pusher.webhookUrl'
+              ? maskedUrl(value as string)
               : Array.isArray(value)
               ? value.join(',')
               : `${value as string | number | boolean}`;

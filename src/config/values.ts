@@ -1,4 +1,4 @@
-/** Values the configuration takes apart or compares: Redis URLs and browser origins. */
+/** Values the configuration takes apart or compares: Redis and webhook URLs, browser origins. */
 
 /** The parts of a `redis://` or `rediss://` URL, or null when it is not one. */
 export function parseRedisUrl(text: string): { host: string; port: number; username: string | null; password: string | null; database: number; tls: boolean } | null {
@@ -24,6 +24,11 @@ export function parseRedisUrl(text: string): { host: string; port: number; usern
 
 /** A URL as it may be shown: the password masked. */
 export function maskedRedisUrl(text: string): string {
+  return maskedUrl(text);
+}
+
+/** A URL as it may be shown: its password masked. */
+export function maskedUrl(text: string): string {
   try {
     const url = new URL(text);
     if (url.password !== '') url.password = '***';

@@ -70,8 +70,11 @@ export class UpgradeGate {
     refuseUpgrade(socket, kind.status, message);
   }
 
-  /** Handles one upgrade request: refuses it, or hands the WebSocket to `accepted`. */
-  handle(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+  /**
+   * Handles one upgrade request: refuses it, or hands the WebSocket to `accepted`. With
+   * `identify: false` no token is looked for (the Pusher endpoint's clients have none).
+   */
+  handle(request: IncomingMessage, socket: Duplex, head: Buffer, identify = true): void {
     const ip = request.socket.remoteAddress ?? 'unknown';
     const refusal = this.admission.admit(request, ip);
     if (refusal !== null) {
@@ -85,7 +88,7 @@ export class UpgradeGate {
     socket.once('close', () => {
       if (!accepted) release();
     });
-    this.identify(request).then(
+    (identify ? this.identify(request) : Promise.resolve(null)).then(
       (identity) => {
         if (socket.destroyed) return;
         if (this.closing) {

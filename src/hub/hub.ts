@@ -273,14 +273,15 @@ export class Hub implements LocalNode {
    * Publishes to every subscriber of the channel on every node, serialized once for all
    * of them; on a channel with history the store gives it an offset, unless it is
    * `ephemeral` or addressed to `recipients` (the history is for every subscriber to read
-   * back). Resolves with the number of connections it was addressed to, and its position.
+   * back). `exclude` receives nothing (a Pusher client event is never echoed). Resolves with
+   * the number of connections it was addressed to, and its position.
    * Counted as published once the broker took it.
    */
-  async publish(message: ChannelMessage, ephemeral = false): Promise<PublishResult> {
+  async publish(message: ChannelMessage, ephemeral = false, exclude: ConnectionId | null = null): Promise<PublishResult> {
     const recipients = message.recipients === null ? null : [...new Set(message.recipients)];
     const history = ephemeral || recipients !== null ? null : this.features.history(message.channel);
     const seen = history === null ? null : this.positions.position(message.channel);
-    const result = await this.broker.publish({ channel: message.channel, recipients, exclude: null, frame: this.options.frames.message(message), history, seen });
+    const result = await this.broker.publish({ channel: message.channel, recipients, exclude, frame: this.options.frames.message(message), history, seen });
     this.stats.messagesPublished++;
     return result;
   }

@@ -40,6 +40,7 @@ const SPEC_DEFAULTS: SwitchboardOptions = {
   history: { size: 0, ttl: 3600 },
   recoveryMax: 1000,
   auth: { secret: null, publicKey: null, issuer: null, audience: null },
+  pusher: { appId: null, key: null, secret: null, clientEvents: false, activityTimeout: 30, webhookUrl: null },
 };
 
 /** SPEC §1's environment variables and option names for the fields this module owns. */
@@ -83,6 +84,12 @@ const SPEC_FIELDS: ReadonlyArray<readonly [env: string, option: string]> = [
   ['REDIS_PREFIX', 'redis.prefix'],
   ['REDIS_URL', 'redis.url'],
   ['WS_API_KEY', 'apiKey'],
+  ['PUSHER_APP_ID', 'pusher.appId'],
+  ['PUSHER_APP_KEY', 'pusher.key'],
+  ['PUSHER_APP_SECRET', 'pusher.secret'],
+  ['PUSHER_CLIENT_EVENTS', 'pusher.clientEvents'],
+  ['PUSHER_ACTIVITY_TIMEOUT', 'pusher.activityTimeout'],
+  ['PUSHER_WEBHOOK_URL', 'pusher.webhookUrl'],
 ];
 
 function fromEnv(env: Record<string, string>): SwitchboardOptions {

@@ -1,0 +1,40 @@
+/** pusher-js 8 (its Node build, WebSocket transport) as the Pusher tests use it. Not a test file. */
+import type { TestContext } from 'node:test';
+import PusherJs, { type Channel } from 'pusher-js';
+import { channelAuth } from '../../src/pusher/signatures.js';
+
+// pusher-js is CommonJS: its types name the class `default`, while Node hands the class itself over.
+const Pusher = ((PusherJs as unknown as { default?: unknown }).default ?? PusherJs) as typeof PusherJs.default;
+export type Pusher = InstanceType<typeof Pusher>;
+
+export const APP = { appId: 'app-1', key: 'app-key', secret: 'app-secret-of-some-length' };
+export const WAIT_MS = 10_000;
+
+/** A pusher-js client of the server, signing private channels itself (as an app's auth endpoint would). */
+export function pusherClient(t: TestContext, server: { port: number }, key = APP.key): Pusher {
+  const client = new Pusher(key, {
+    cluster: 'local',
+    wsHost: '127.0.0.1',
+    wsPort: server.port,
+    forceTLS: false,
+    enabledTransports: ['ws'],
+    disableStats: true,
+    channelAuthorization: {
+      endpoint: 'unused',
+      transport: 'ajax',
+      customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, callback: (error: Error | null, data: { auth: string }) => void) =>
+        callback(null, { auth: channelAuth(APP.key, APP.secret, socketId, channelName) }),
+    },
+  });
+  t.after(() => client.disconnect());
+  return client;
+}
+
+export function within<T>(promise: Promise<T>, what: string): Promise<T> {
+  return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), WAIT_MS))]);
+}
+
+export const connected = (client: Pusher): Promise<void> => within(new Promise<void>((resolve) => client.connection.bind('connected', () => resolve())), 'connected');
+export const subscribed = (channel: Channel): Promise<void> => within(new Promise<void>((resolve) => channel.bind('pusher:subscription_succeeded', () => resolve())), `subscribed to ${channel.name}`);
+export const next = <T>(channel: Channel, event: string): Promise<T> => within(new Promise<T>((resolve) => channel.bind(event, (data: T) => resolve(data))), `${event} on ${channel.name}`);
+
