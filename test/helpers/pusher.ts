@@ -4,7 +4,7 @@ import PusherJs, { type Channel } from 'pusher-js';
 import { channelAuth } from '../../src/pusher/signatures.js';
 
 // pusher-js is CommonJS: its types name the class `default`, while Node hands the class itself over.
-const Pusher = ((PusherJs as unknown as { default?: unknown }).default ?? PusherJs) as typeof PusherJs.default;
+export const Pusher = ((PusherJs as unknown as { default?: unknown }).default ?? PusherJs) as typeof PusherJs.default;
 export type Pusher = InstanceType<typeof Pusher>;
 
 export const APP = { appId: 'app-1', key: 'app-key', secret: 'app-secret-of-some-length' };
