@@ -1,6 +1,7 @@
 /**
  * Everything Switchboard answers over plain HTTP, WebSocket upgrades aside: `/healthz`,
- * `/readyz`, `/metrics`, `/api/*`, `/dashboard` and `/client.js` (SPEC §7, §9). createServer's own server
+ * `/readyz`, `/metrics`, `/api/*`, `/dashboard`, `/client.js` (SPEC §7, §9) and, with the Pusher
+ * endpoint on, Pusher's `/apps/*` (SPEC §10). createServer's own server
  * answers with it at the root; an application mounts it in its own server (Express,
  * Fastify, node:http), optionally under a path prefix.
  */
@@ -12,6 +13,7 @@ import { requestPath } from '../connection/request-path.js';
 import { ConfigError } from '../errors.js';
 import type { WebSocketHandler } from '../handler.js';
 import { createMetricsRegistry } from '../metrics/prometheus.js';
+import { pusherApiFor, type PusherApi } from '../pusher/pusher-api.js';
 import { HttpApi, isApiEndpoint } from './api.js';
 import { serveClientScript } from './client-script.js';
 import { sendJson } from './json.js';
@@ -54,6 +56,8 @@ export class HttpEndpoints {
   private readonly prefix: string;
   private readonly websocketPath: string | null;
   private readonly api: HttpApi;
+  /** Pusher's HTTP API at /apps/{id}/...; null while the Pusher endpoint is off. */
+  private readonly pusherApi: PusherApi | null;
   /** Made at the first scrape: a server nobody scrapes pays nothing for it. */
   private metrics: Registry | null = null;
   /** With worker processes: the metrics of all workers, or null when they cannot be had. */
@@ -69,6 +73,7 @@ export class HttpEndpoints {
     this.websocketPath = options.websocketPath ?? null;
     // The request body limit is the WebSocket frame limit: a publish is as large either way.
     this.api = new HttpApi(handler, handler.options.apiKey, handler.options.maxPayload, this.prefix);
+    this.pusherApi = pusherApiFor(handler);
   }
 
   handle(request: IncomingMessage, response: ServerResponse, next?: (error?: unknown) => void): void {
@@ -151,6 +156,10 @@ export class HttpEndpoints {
         return true;
       }
       this.api.handle(request, response, path);
+      return true;
+    }
+    if (this.pusherApi?.claims(path, claimsAllOfApi)) {
+      this.pusherApi.handle(request, response, path);
       return true;
     }
     // The page finds the API next to itself under each of these (dashboard/index.html).
