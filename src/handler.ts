@@ -371,6 +371,7 @@ export class WebSocketHandler {
       frame: (open, data, isBinary) => protocol.frame(open, data, isBinary),
       closed: (closed, close) => {
         release();
+        this.pusher?.closed(closed);
         if (!this.hooks.hasDisconnectHooks) return;
         // After the request (or connect hook) in flight has finished, so the application
         // never sees a disconnect before the connect it belongs to.

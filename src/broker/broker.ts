@@ -61,6 +61,11 @@ export interface Member {
    * shown apart), or null when anonymous. Recipients match it as `String(userId)`.
    */
   readonly userId: UserId | null;
+  /**
+   * What the member tells the others about itself, as JSON text (a Pusher presence member's
+   * `user_info`); null or absent for none. Kept with the membership on every broker.
+   */
+  readonly info?: string | null;
 }
 
 /** What the node offers its broker: delivery to its own subscribers, and its own part of every view. */

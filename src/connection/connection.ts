@@ -70,6 +70,8 @@ export class Connection implements ConnectionInfo {
    * missed (null when none: the fan-out loop checks only that).
    */
   holding: Map<ChannelName, HeldFrame[]> | null = null;
+  /** What this connection tells the other members of a channel about itself (JSON text), by channel; made on first use. */
+  memberInfo: Map<ChannelName, string> | null = null;
   /** How deliveries are rendered for this connection: its protocol's wire format. */
   wire: Wire;
   private heldBytes = 0;

@@ -21,7 +21,19 @@ export interface Wire {
 /** How many wires there are: a delivery's frames are cached in an array this long. */
 export const WIRE_SLOTS = 2;
 
-/** The native protocol's wire: the delivery's frame as it is. */
+/**
+ * A frame already in the Pusher protocol's format (a Pusher presence event), which goes
+ * through the broker like any frame but is for Pusher connections only. Native frames
+ * start with `{"action":` or `{"type":`, never with this.
+ */
+const PUSHER_ONLY = '{"event":';
+const PUSHER_ONLY_BYTES = Buffer.from(PUSHER_ONLY);
+
+export function isPusherOnly(frame: string | Buffer): boolean {
+  return typeof frame === 'string' ? frame.startsWith(PUSHER_ONLY) : frame.length >= PUSHER_ONLY_BYTES.length && frame.compare(PUSHER_ONLY_BYTES, 0, PUSHER_ONLY_BYTES.length, 0, PUSHER_ONLY_BYTES.length) === 0;
+}
+
+/** The native protocol's wire: the delivery's frame as it is (Pusher-only frames are nothing here). */
 export function nativeWire(timeout: Wire['timeout']): Wire {
-  return { slot: 0, render: (delivery) => new PreparedFrame(delivery.frame), heartbeat: true, timeout };
+  return { slot: 0, render: (delivery) => (isPusherOnly(delivery.frame) ? null : new PreparedFrame(delivery.frame)), heartbeat: true, timeout };
 }

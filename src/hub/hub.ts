@@ -85,6 +85,7 @@ export class Hub implements LocalNode {
   private readonly recovery: Recovery;
   private readonly presence: PresenceEvents;
   private emptied: (() => void) | null = null;
+  private goneListener: ((channel: ChannelName, members: readonly Member[], everywhere: boolean) => void) | null = null;
 
   constructor(private readonly options: HubOptions) {
     this.broker = options.broker;
@@ -207,7 +208,7 @@ export class Hub implements LocalNode {
       this.positions.open(channel);
       connection.hold(channel);
     }
-    const member = this.member(connection);
+    const member = this.member(connection, channel);
     try {
       await this.broker.join(channel, member);
     } catch (error) {
@@ -263,8 +264,9 @@ export class Hub implements LocalNode {
     }
   }
 
-  private member(connection: Connection): Member {
-    return { connectionId: connection.id, userId: connection.userId };
+  private member(connection: Connection, channel?: ChannelName): Member {
+    const info = channel === undefined ? undefined : connection.memberInfo?.get(channel);
+    return info === undefined ? { connectionId: connection.id, userId: connection.userId } : { connectionId: connection.id, userId: connection.userId, info };
   }
 
   // ---- messages ---------------------------------------------------------------------
@@ -286,6 +288,17 @@ export class Hub implements LocalNode {
     return result;
   }
 
+  /**
+   * Sends a frame already serialized (a protocol's own event, such as a Pusher presence
+   * event) to every subscriber of the channel on every node but `exclude`; never kept in the
+   * history. Each wire decides whether it is anything for its connections. `everywhere:
+   * false` delivers to this node's subscribers only (when every node is told on its own).
+   */
+  async announce(channel: ChannelName, frame: string, exclude: ConnectionId | null, everywhere = true): Promise<void> {
+    if (everywhere) await this.broker.publish({ channel, recipients: null, exclude, frame, history: null });
+    else this.fanOutHere({ channel, recipients: null, exclude, frame, position: null });
+  }
+
   /** Reads a channel's history (the broker's store). */
   history(channel: ChannelName, query: HistoryQuery): Promise<HistoryPage> {
     return this.broker.history(channel, query);
@@ -305,6 +318,12 @@ export class Hub implements LocalNode {
   /** LocalNode: members that left with their node. */
   membersGone(channel: ChannelName, members: readonly Member[], everywhere: boolean): void {
     this.presence.gone(channel, members, everywhere);
+    this.goneListener?.(channel, members, everywhere);
+  }
+
+  /** Hears of the members that left with their node (a second protocol's presence), as membersGone() does. */
+  onMembersGone(listener: (channel: ChannelName, members: readonly Member[], everywhere: boolean) => void): void {
+    this.goneListener = listener;
   }
 
   private fanOutHere(delivery: Delivery): number {
@@ -334,7 +353,10 @@ export class Hub implements LocalNode {
   }
 
   members(channel: ChannelName): MemberInfo[] {
-    return [...(this.registry.subscribers(channel) ?? [])].map((connection) => ({ connectionId: connection.id, userId: connection.userId, node: this.nodeId }));
+    return [...(this.registry.subscribers(channel) ?? [])].map((connection) => {
+      const info = connection.memberInfo?.get(channel);
+      return info === undefined ? { connectionId: connection.id, userId: connection.userId, node: this.nodeId } : { connectionId: connection.id, userId: connection.userId, node: this.nodeId, info };
+    });
   }
 
   /** Closes this node's connections that match `target` with 1000 "disconnected by server". */

@@ -12,11 +12,13 @@ import type { ActionScope } from '../actions/scope.js';
 import { unixSeconds } from '../clock.js';
 import { isValidChannelName } from '../channels/names.js';
 import type { Connection } from '../connection/connection.js';
+import type { ChannelName } from '../types.js';
 import { SwitchboardError } from '../errors.js';
 import type { NodeStats } from '../metrics/stats.js';
 import { connectionEstablished, PONG, PusherClose, PusherErrorCode, pusherError, subscriptionError, subscriptionSucceeded } from './pusher-frames.js';
 import { PUSHER_WIRE } from './pusher-wire.js';
 import type { PusherApp } from './pusher-options.js';
+import { announceGone, announceJoin, announceLeave, isPresence, presenceList, presenceMember, type PresenceMember } from './pusher-presence.js';
 import { verifyChannelAuth } from './signatures.js';
 import { WebhookSender } from './webhooks.js';
 import { socketIdOf } from './socket-id.js';
@@ -28,7 +30,13 @@ export type PusherSettings = PusherApp;
 export function appKeyOf(url: string): string | null {
   const path = url.split('?', 1)[0] ?? '';
   const match = /^\/app\/([^/]+)\/?$/.exec(path);
-  return match === null ? null : decodeURIComponent(match[1] as string);
+  if (match === null) return null;
+  try {
+    return decodeURIComponent(match[1] as string);
+  } catch {
+    // A malformed escape names no key: an unknown one, refused as such.
+    return match[1] as string;
+  }
 }
 
 interface PusherFrame {
@@ -52,6 +60,10 @@ export class PusherProtocol {
   ) {
     const { webhookUrl, key, secret } = settings;
     this.webhooks = webhookUrl === null ? null : new WebhookSender({ url: webhookUrl, key, secret, logger });
+    scope.hub.onMembersGone((channel, members, everywhere) => {
+      if (!isPresence(channel)) return;
+      announceGone(scope, channel, members, everywhere).catch((error: unknown) => logger.warn({ err: error, channel }, 'member_removed for a dead node could not be sent'));
+    });
   }
 
   /** Sends what the webhooks still hold (within a few seconds), then stops them. */
@@ -126,12 +138,6 @@ export class PusherProtocol {
       connection.sendText(subscriptionError(typeof channel === 'string' ? channel : '', 'InvalidChannel', 'Invalid channel name', 400));
       return;
     }
-    if (channel.startsWith('presence-')) {
-      // Not yet: members with their user_info, cluster-wide, are still to come. Refused
-      // plainly rather than half-served (pusher-js expects the member list in the reply).
-      connection.sendText(subscriptionError(channel, 'UnsupportedFeature', 'presence channels are not supported by this server yet', 501));
-      return;
-    }
     if (isPrivate(channel)) {
       const signed = typeof auth === 'string' && verifyChannelAuth(this.settings.key, this.settings.secret, this.socketId(connection), channel, auth, typeof channelData === 'string' ? channelData : undefined);
       if (!signed) {
@@ -139,13 +145,27 @@ export class PusherProtocol {
         return;
       }
     }
+    const member = isPresence(channel) ? this.presenceMember(connection, channel, channelData) : null;
+    if (member === undefined) return;
+    const already = connection.channels.has(channel);
     try {
       // Pusher's own rules decide (public, or signed): the native channel rules are not asked.
       const joined = await subscribe(this.scope, connection, channel, null, false);
       if (joined === null) return;
-      connection.sendText(subscriptionSucceeded(channel));
+      if (member === null) {
+        connection.sendText(subscriptionSucceeded(channel));
+        joined.release();
+        return;
+      }
+      const members = await this.scope.members(channel);
+      connection.sendText(subscriptionSucceeded(channel, presenceList(members)));
       joined.release();
+      if (already) return;
+      announceJoin(this.scope, connection, channel, members, member).catch((error: unknown) =>
+        this.logger.warn({ err: error, connection: connection.id, channel }, 'a presence member_added could not be sent'),
+      );
     } catch (error) {
+      if (member !== null && !already) connection.memberInfo?.delete(channel);
       const message = error instanceof SwitchboardError ? error.message : 'the subscription failed';
       if (!(error instanceof SwitchboardError)) this.logger.error({ err: error, connection: connection.id, channel }, 'Pusher subscribe failed');
       connection.sendText(subscriptionError(channel, 'Error', message, error instanceof SwitchboardError ? 403 : 500));
@@ -154,7 +174,40 @@ export class PusherProtocol {
 
   private unsubscribe(connection: Connection, data: unknown): void {
     const channel = typeof data === 'object' && data !== null ? (data as { channel?: unknown }).channel : undefined;
-    if (typeof channel === 'string') unsubscribe(this.scope, connection, channel);
+    if (typeof channel !== 'string') return;
+    unsubscribe(this.scope, connection, channel);
+    this.leftPresence(connection, channel);
+  }
+
+  /** The connection closed: the users it was the last connection of leave their presence channels. */
+  closed(connection: Connection): void {
+    for (const channel of [...(connection.memberInfo?.keys() ?? [])]) this.leftPresence(connection, channel);
+  }
+
+  /**
+   * The member a presence subscription makes of the connection, from its signed channel_data
+   * (the user id becomes the connection's); undefined (refused, and told why) when it makes none.
+   */
+  private presenceMember(connection: Connection, channel: ChannelName, channelData: unknown): PresenceMember | undefined {
+    const member = presenceMember(channelData);
+    if (member === null) {
+      connection.sendText(subscriptionError(channel, 'AuthError', 'channel_data must be JSON with a user_id', 400));
+      return undefined;
+    }
+    if (connection.userId !== null && String(connection.userId) !== String(member.userId)) {
+      connection.sendText(subscriptionError(channel, 'AuthError', 'a connection is one user on every presence channel', 400));
+      return undefined;
+    }
+    connection.userId = member.userId;
+    (connection.memberInfo ??= new Map()).set(channel, member.info);
+    return member;
+  }
+
+  private leftPresence(connection: Connection, channel: ChannelName): void {
+    if (connection.memberInfo?.delete(channel) !== true || connection.userId === null) return;
+    announceLeave(this.scope, connection, channel, connection.userId).catch((error: unknown) =>
+      this.logger.warn({ err: error, connection: connection.id, channel }, 'a presence member_removed could not be sent'),
+    );
   }
 
   /** A `client-*` event: opt-in, on a private or presence channel the sender is in, never echoed. */

@@ -5,7 +5,7 @@
  * as its data. Presence and position frames of the native protocol are nothing here.
  */
 import type { Delivery } from '../broker/broker.js';
-import type { Wire } from '../connection/wire.js';
+import { isPusherOnly, type Wire } from '../connection/wire.js';
 import { PreparedFrame } from '../transport/prepared-frame.js';
 import { pusherError, PusherClose, pusherEvent } from './pusher-frames.js';
 
@@ -43,6 +43,7 @@ export function pusherFrameOf(nativeFrame: string | Buffer): string | null {
 export const PUSHER_WIRE: Wire = {
   slot: 1,
   render(delivery: Delivery): PreparedFrame | null {
+    if (isPusherOnly(delivery.frame)) return new PreparedFrame(delivery.frame);
     const frame = pusherFrameOf(delivery.frame);
     return frame === null ? null : new PreparedFrame(frame);
   },

@@ -37,6 +37,8 @@ export interface MemberInfo {
   /** As the member's token carries it: a number stays a number (null when anonymous). */
   readonly userId: UserId | null;
   readonly node: string;
+  /** The member's info as JSON text (Pusher presence `user_info`), when it gave one. */
+  readonly info?: string | null;
 }
 
 /** A channel's members on every node, as the `presence` action answers them. */

@@ -11,7 +11,13 @@ export const APP = { appId: 'app-1', key: 'app-key', secret: 'app-secret-of-some
 export const WAIT_MS = 10_000;
 
 /** A pusher-js client of the server, signing private channels itself (as an app's auth endpoint would). */
-export function pusherClient(t: TestContext, server: { port: number }, key = APP.key): Pusher {
+/** A presence member as the application's auth endpoint describes it. */
+export interface PresenceUser {
+  user_id: string | number;
+  user_info?: unknown;
+}
+
+export function pusherClient(t: TestContext, server: { port: number }, key = APP.key, user?: PresenceUser): Pusher {
   const client = new Pusher(key, {
     cluster: 'local',
     wsHost: '127.0.0.1',
@@ -22,8 +28,11 @@ export function pusherClient(t: TestContext, server: { port: number }, key = APP
     channelAuthorization: {
       endpoint: 'unused',
       transport: 'ajax',
-      customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, callback: (error: Error | null, data: { auth: string }) => void) =>
-        callback(null, { auth: channelAuth(APP.key, APP.secret, socketId, channelName) }),
+      customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, callback: (error: Error | null, data: { auth: string; channel_data?: string }) => void) => {
+        if (!channelName.startsWith('presence-') || user === undefined) return callback(null, { auth: channelAuth(APP.key, APP.secret, socketId, channelName) });
+        const channelData = JSON.stringify(user);
+        callback(null, { auth: channelAuth(APP.key, APP.secret, socketId, channelName, channelData), channel_data: channelData });
+      },
     },
   });
   t.after(() => client.disconnect());

@@ -108,7 +108,7 @@ export class ClusterBroker implements BrokerWithView {
   async join(channel: ChannelName, member: Member): Promise<void> {
     // Answered once the primary knows, so that a message published on another worker
     // right after the subscribe ack reaches this one.
-    await this.ask((id) => ({ sb: 'join', id, channel, connectionId: member.connectionId, userId: member.userId }));
+    await this.ask((id) => ({ sb: 'join', id, channel, connectionId: member.connectionId, userId: member.userId, info: member.info ?? null }));
   }
 
   leave(channel: ChannelName, connectionId: ConnectionId): Promise<void> {

@@ -26,7 +26,7 @@ export class ClusterRelay {
    * channel → connection id → its worker, its user id as the token has it (for the views),
    * and that id as a string (what `recipients` match; '' when anonymous)
    */
-  private readonly channels = new Map<ChannelName, Map<ConnectionId, { worker: number; userId: UserId | null; key: string }>>();
+  private readonly channels = new Map<ChannelName, Map<ConnectionId, { worker: number; userId: UserId | null; key: string; info: string | null }>>();
   /** worker → channel → its connections in it */
   private readonly workerChannels = new Map<number, Map<ChannelName, number>>();
   /** worker → its node id, from its hello: who did not answer, as the API names nodes. */
@@ -65,7 +65,7 @@ export class ClusterRelay {
         break;
       }
       case 'join':
-        this.join(worker, request.channel, request.connectionId, request.userId);
+        this.join(worker, request.channel, request.connectionId, request.userId, request.info ?? null);
         this.sendTo(worker, { sb: 'reply', id: request.id, count: 0 });
         break;
       case 'leave':
@@ -92,7 +92,7 @@ export class ClusterRelay {
       case 'members':
         reply(
           [...(this.channels.get(request.channel) ?? [])].map(
-            ([connectionId, member]): MemberInfo => ({ connectionId, userId: member.userId, node: nodeOfConnection(connectionId) }),
+            ([connectionId, member]): MemberInfo => ({ connectionId, userId: member.userId, node: nodeOfConnection(connectionId), ...(member.info !== null && { info: member.info }) }),
           ),
         );
         return;
@@ -205,14 +205,14 @@ export class ClusterRelay {
     return count;
   }
 
-  private join(worker: number, channel: ChannelName, connectionId: ConnectionId, userId: UserId | null): void {
+  private join(worker: number, channel: ChannelName, connectionId: ConnectionId, userId: UserId | null, info: string | null): void {
     let members = this.channels.get(channel);
     if (members === undefined) {
       members = new Map();
       this.channels.set(channel, members);
     }
     const known = members.has(connectionId);
-    members.set(connectionId, { worker, userId, key: userId === null ? '' : String(userId) });
+    members.set(connectionId, { worker, userId, key: userId === null ? '' : String(userId), info });
     if (known) return;
     let channels = this.workerChannels.get(worker);
     if (channels === undefined) {

@@ -29,7 +29,7 @@ export type WorkerMessage =
   | { sb: 'append'; id: number; channel: ChannelName; recipients: readonly string[] | null; exclude: ConnectionId | null; frame: string; history: HistorySettings }
   /** A read of a channel's history in the primary (HistoryQuery). */
   | { sb: 'history'; id: number; channel: ChannelName; since: number | null; until: number | null; limit: number; seen: StreamPosition | null }
-  | { sb: 'join'; id: number; channel: ChannelName; connectionId: ConnectionId; userId: UserId | null }
+  | { sb: 'join'; id: number; channel: ChannelName; connectionId: ConnectionId; userId: UserId | null; info?: string | null }
   | { sb: 'leave'; channel: ChannelName; connectionId: ConnectionId }
   | ({ sb: 'query'; id: number } & Query)
   /** A worker's part of a question the primary put to every worker (`ask`). */
@@ -165,7 +165,9 @@ export function parseWorkerMessage(message: unknown): WorkerMessage | null {
         ? (fields as WorkerMessage)
         : null;
     case 'join':
-      return isId(fields.id) && isString(fields.channel) && isString(fields.connectionId) && isUserId(fields.userId) ? (fields as WorkerMessage) : null;
+      return isId(fields.id) && isString(fields.channel) && isString(fields.connectionId) && isUserId(fields.userId) && (fields.info === undefined || fields.info === null || isString(fields.info))
+        ? (fields as WorkerMessage)
+        : null;
     case 'leave':
       return isString(fields.channel) && isString(fields.connectionId) ? (fields as WorkerMessage) : null;
     case 'query':

@@ -13,7 +13,7 @@ import type { RedisConnections } from './connections.js';
 import type { ControlChannel } from './control.js';
 import { BATCH } from './membership.js';
 import type { NodeLiveness } from './node-liveness.js';
-import { decodeUserId, parseNodeMemberEntry, type RedisKeys } from './redis-keys.js';
+import { decodeMember, parseNodeMemberEntry, type RedisKeys } from './redis-keys.js';
 import type { SyncState } from './sync-state.js';
 
 const CHANNELS_CACHE_MS = 1000;
@@ -58,7 +58,10 @@ export class RedisClusterView implements ClusterView {
   async members(channel: ChannelName): Promise<MemberInfo[]> {
     const { connections, keys } = this.sources;
     const members = await this.needRedis(() => connections.commands.hgetall(keys.members(channel)));
-    return Object.entries(members).map(([connectionId, userId]) => ({ connectionId, userId: decodeUserId(userId), node: nodeOfConnection(connectionId) }));
+    return Object.entries(members).map(([connectionId, stored]) => {
+      const { userId, info } = decodeMember(stored);
+      return { connectionId, userId, node: nodeOfConnection(connectionId), ...(info !== null && { info }) };
+    });
   }
 
   /**

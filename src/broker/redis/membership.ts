@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import type { ChannelName, ConnectionId } from '../../types.js';
 import type { Member } from '../broker.js';
 import type { RedisConnections } from './connections.js';
-import { encodeUserId, nodeMemberEntry, parseNodeMemberEntry, type RedisKeys } from './redis-keys.js';
+import { encodeMember, nodeMemberEntry, parseNodeMemberEntry, type RedisKeys } from './redis-keys.js';
 
 /** Commands pipelined at a time in bulk work (resync, shutdown, scans). */
 export const BATCH = 500;
@@ -60,7 +60,7 @@ export class Membership {
       this.byPubChannel.set(this.keys.messages(channel), channel);
       if (subscriber.status === 'ready') entry.subscribed = subscriber.subscribe(this.keys.messages(channel));
     }
-    const storedUserId = encodeUserId(member.userId);
+    const storedUserId = encodeMember(member.userId, member.info);
     entry.members.set(member.connectionId, storedUserId);
     const work: Array<Promise<unknown>> = [entry.subscribed];
     if (commands.status === 'ready') work.push(this.register(channel, member.connectionId, storedUserId));

@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import type { ChannelName } from '../../types.js';
 import type { NodeReport } from '../../views/cluster-view.js';
 import type { Member } from '../broker.js';
-import { decodeUserId, parseNodeMemberEntry, type RedisKeys, type ScriptedRedis } from './redis-keys.js';
+import { decodeMember, parseNodeMemberEntry, type RedisKeys, type ScriptedRedis } from './redis-keys.js';
 
 /** Members of a dead node that this node removed from `channel`. */
 export type MembersGone = (channel: ChannelName, members: readonly Member[]) => void;
@@ -117,7 +117,7 @@ export class NodeLiveness {
         const { channel, connectionId } = parsed[index] as { channel: ChannelName; connectionId: string };
         const members = byChannel.get(channel) ?? [];
         if (members.length === 0) byChannel.set(channel, members);
-        members.push({ connectionId, userId: decodeUserId(result.value) });
+        members.push({ connectionId, userId: decodeMember(result.value).userId });
       }
       for (const [channel, members] of byChannel) this.reportGone(channel, members);
       removed += parsed.length;

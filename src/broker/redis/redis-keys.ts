@@ -93,6 +93,21 @@ export function encodeUserId(userId: UserId | null): string {
 }
 
 /**
+ * A members-hash value with the member's info (JSON text) after a tab: JSON never holds a raw
+ * tab, so the user id's JSON ends where the tab is. Without info, encodeUserId's value.
+ */
+export function encodeMember(userId: UserId | null, info: string | null | undefined): string {
+  const stored = encodeUserId(userId);
+  return info === null || info === undefined ? stored : `${stored}\t${info}`;
+}
+
+/** The user id and info of a members-hash value (encodeMember; an older node's encodeUserId). */
+export function decodeMember(stored: string): { userId: UserId | null; info: string | null } {
+  const tab = stored.indexOf('\t');
+  return tab === -1 ? { userId: decodeUserId(stored), info: null } : { userId: decodeUserId(stored.slice(0, tab)), info: stored.slice(tab + 1) };
+}
+
+/**
  * The user id of a members-hash value. A node of an older version wrote user ids as plain
  * strings: a value that is not JSON (or not a JSON string or number) is that string.
  */
@@ -109,13 +124,15 @@ export function decodeUserId(stored: string): UserId | null {
 
 /**
  * The key of a members-hash value in the users hash: the user id as a string, which is
- * what `recipients` match. A JSON number's text is already JavaScript's String() of it;
+ * what `recipients` match (the member's info, after a tab, is not part of it). A JSON number's text is already JavaScript's String() of it;
  * a JSON string decodes to itself; an older node's plain string is its own key. Defined
  * in Lua so that a node cleaning out another (whatever format it wrote) counts its users
  * down exactly as they were counted up.
  */
 const USER_KEY_LUA = `
 local function userKey(stored)
+  local tab = string.find(stored, '\t', 1, true)
+  if tab then stored = string.sub(stored, 1, tab - 1) end
   if stored == '' then return nil end
   if string.sub(stored, 1, 1) == '"' then
     local ok, decoded = pcall(cjson.decode, stored)
