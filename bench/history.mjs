@@ -3,6 +3,7 @@
 // the medians side by side, whether the sampled deliveries carried the offsets history
 // promises, and the table that reports it.
 import { format } from './lib/format.mjs';
+import { median } from './lib/median.mjs';
 
 /** History on every channel (no channels file): the last 100 messages, kept an hour. */
 const HISTORY_ENV = { WS_HISTORY_SIZE: '100', WS_HISTORY_TTL: '3600' };
@@ -10,13 +11,6 @@ const HISTORY_ENV = { WS_HISTORY_SIZE: '100', WS_HISTORY_TTL: '3600' };
 const HISTORY_SAMPLE_EVERY = 100;
 /** The goal for deliveries/s with history ÷ without. */
 const HISTORY_GOAL = 0.9;
-
-const median = (values) => {
-  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
-  if (sorted.length === 0) return NaN;
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
 
 /**
  * Whether the sampled connections saw what the mode promises: with history, an offset on

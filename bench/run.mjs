@@ -1,27 +1,42 @@
 // `npm run bench` (and `npm run bench -- --quick`): drives Switchboard, Socket.IO, a
 // hand-written `ws` loop and a frame-once `ws` server, each as its own process, with the
 // same client processes over loopback, and reports the figures side by side from one run.
-// The history scenario (Switchboard's fan-out with history off and on): history.mjs.
+// The history scenario (Switchboard's fan-out with history off and on): history.mjs; the
+// Pusher scenario (its fan-out to native and to Pusher-protocol subscribers): pusher.mjs.
+//
+// Flags: --quick (fewer messages and runs); --servers=a,b (only those servers: switchboard,
+// socketio, ws-loop, frame-once; cross-node, history and pusher need switchboard);
+// --only=a,b (only those scenarios: fanout, latency, idle, handshakes, cross-node, history,
+// pusher — e.g. `--only=pusher`). Results go to bench/results/{quick,full}-latest.json,
+// partial ones too (`only` in the file says which scenarios ran).
 import { fork, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { historyScenario, historyTable } from './history.mjs';
 import { format } from './lib/format.mjs';
+import { cpuSeconds, freePort, rssBytes, sleep, waitForPort } from './lib/processes.mjs';
+import { pusherScenario, pusherTable } from './pusher.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const quick = process.argv.includes('--quick');
-const only = process.argv.find((argument) => argument.startsWith('--servers='))?.slice('--servers='.length).split(',');
+const listFlag = (name) => process.argv.find((argument) => argument.startsWith(`--${name}=`))?.slice(name.length + 3).split(',');
+const only = listFlag('servers');
+const scenarios = listFlag('only');
+const SCENARIOS = ['fanout', 'latency', 'idle', 'handshakes', 'cross-node', 'history', 'pusher'];
+const unknown = scenarios?.filter((name) => !SCENARIOS.includes(name)) ?? [];
+if (unknown.length > 0) throw new Error(`--only: no scenario ${unknown.join(', ')} (there are ${SCENARIOS.join(', ')})`);
+const runs = (scenario) => scenarios === undefined || scenarios.includes(scenario);
 const SECRET = 'benchmark-secret-0123456789abcdef0123456789abcdef';
 const CHANNEL = 'bench';
 
 const SERVERS = ['switchboard', 'socketio', 'ws-loop', 'frame-once'].filter((kind) => only === undefined || only.includes(kind));
 // history: Switchboard's fan-out with history off and on, interleaved `rounds` times each
 // (the order alternating), on one node and on two nodes through Redis; medians reported.
+// pusher: the same fan-out to native and to Pusher-protocol subscribers, interleaved likewise.
 const PLAN = quick
   ? {
       fanout: [{ subscribers: 1000, messages: 400 }, { subscribers: 10000, messages: 20 }],
@@ -29,6 +44,7 @@ const PLAN = quick
       idle: 10000,
       handshakeSeconds: 2,
       history: { subscribers: 1000, messages: 1000, rounds: 3 },
+      pusher: { subscribers: 1000, messages: 1000, rounds: 3 },
     }
   : {
       fanout: [{ subscribers: 1000, messages: 4000 }, { subscribers: 10000, messages: 300 }],
@@ -36,34 +52,8 @@ const PLAN = quick
       idle: 10000,
       handshakeSeconds: 10,
       history: { subscribers: 1000, messages: 4000, rounds: 5 },
+      pusher: { subscribers: 1000, messages: 4000, rounds: 3 },
     };
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function freePort() {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const open = await new Promise((resolve) => {
-      const socket = connect(port, '127.0.0.1', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (open) return;
-    await sleep(50);
-  }
-  throw new Error(`nothing listens on port ${port}`);
-}
 
 async function startServer(kind, extraEnv = {}) {
   const port = await freePort();
@@ -109,17 +99,6 @@ async function startServer(kind, extraEnv = {}) {
       await new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)));
     },
   };
-}
-
-/** CPU seconds (user + system) the process has used so far. */
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-function rssBytes(pid) {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(match[1]) * 1024;
 }
 
 function forkClient(script, args) {
@@ -219,10 +198,12 @@ async function burst({ publishTo, subscribeTo, pids, subscribers, messages, samp
   }
 }
 
-async function fanout(kind, { subscribers, messages }, { env = {}, sampleEvery = 0 } = {}) {
+/** One burst on a fresh `kind` server; `subscriberKind`: the subscribers' raw-client protocol, when not the server's own (`pusher`). */
+async function fanout(kind, { subscribers, messages }, { env = {}, sampleEvery = 0, subscriberKind = kind } = {}) {
   const server = await startServer(kind, env);
   try {
-    const { deliveries, expected, seconds, cpu, sampled } = await burst({ publishTo: server, subscribeTo: server, pids: [server.pid], subscribers, messages, sampleEvery });
+    const subscribeTo = { ...server, kind: subscriberKind };
+    const { deliveries, expected, seconds, cpu, sampled } = await burst({ publishTo: server, subscribeTo, pids: [server.pid], subscribers, messages, sampleEvery });
     return {
       deliveriesPerSecond: deliveries / seconds,
       complete: deliveries >= expected,
@@ -329,41 +310,47 @@ async function handshakes(kind, seconds) {
 }
 
 const results = {};
-for (const kind of SERVERS) {
+const perServer = ['fanout', 'latency', 'idle', 'handshakes'].filter(runs);
+for (const kind of perServer.length > 0 ? SERVERS : []) {
   process.stderr.write(`${kind}: `);
   const result = {};
-  for (const plan of PLAN.fanout) {
-    result[`fanout${plan.subscribers}`] = await fanout(kind, plan);
+  const step = async (name, measure) => {
+    if (!runs(name)) return;
+    await measure();
     process.stderr.write('.');
-  }
-  result.latency = await latency(kind, PLAN.latency);
-  process.stderr.write('.');
-  result.idle = await idleMemory(kind, PLAN.idle);
-  process.stderr.write('.');
-  result.handshakes = await handshakes(kind, PLAN.handshakeSeconds);
+  };
+  for (const plan of PLAN.fanout) await step('fanout', async () => (result[`fanout${plan.subscribers}`] = await fanout(kind, plan)));
+  await step('latency', async () => (result.latency = await latency(kind, PLAN.latency)));
+  await step('idle', async () => (result.idle = await idleMemory(kind, PLAN.idle)));
+  await step('handshakes', async () => (result.handshakes = await handshakes(kind, PLAN.handshakeSeconds)));
   process.stderr.write(' done\n');
   results[kind] = result;
 }
 
 let crossNodeResult = null;
 let historyResult = null;
-if (SERVERS.includes('switchboard')) {
+let pusherResult = null;
+const oneNode = (plan, options) => fanout('switchboard', plan, options);
+if (SERVERS.includes('switchboard') && runs('cross-node')) {
   process.stderr.write('switchboard, two nodes through Redis: ');
   crossNodeResult = await crossNode(PLAN.fanout[0]);
   process.stderr.write(crossNodeResult === null ? 'skipped (no redis-server)\n' : 'done\n');
-  historyResult = await historyScenario(PLAN.history, { oneNode: (plan, options) => fanout('switchboard', plan, options), twoNodes: crossNode });
 }
+if (SERVERS.includes('switchboard') && runs('history')) historyResult = await historyScenario(PLAN.history, { oneNode, twoNodes: crossNode });
+if (SERVERS.includes('switchboard') && runs('pusher')) pusherResult = await pusherScenario(PLAN.pusher, { oneNode });
 
 const rows = [
-  ...PLAN.fanout.flatMap(({ subscribers }) => [
+  ...(!runs('fanout') ? [] : PLAN.fanout.flatMap(({ subscribers }) => [
     [`fan-out deliveries/s, ${subscribers.toLocaleString('en-US')} subscribers (higher is better)`, (r) => r[`fanout${subscribers}`].deliveriesPerSecond, 0, true, (r) => (r[`fanout${subscribers}`].complete ? '' : ' (incomplete)')],
     [`server CPU µs per delivery, ${subscribers.toLocaleString('en-US')} subscribers (lower is better)`, (r) => r[`fanout${subscribers}`].cpuMicrosPerDelivery, 2, false],
+  ])),
+  ...(!runs('latency') ? [] : [
+    [`latency p50 ms at ${PLAN.latency.rate} msg/s × ${PLAN.latency.subscribers} subscribers`, (r) => r.latency.p50, 2, false],
+    [`latency p99 ms`, (r) => r.latency.p99, 2, false],
+    [`latency max ms`, (r) => r.latency.max, 2, false],
   ]),
-  [`latency p50 ms at ${PLAN.latency.rate} msg/s × ${PLAN.latency.subscribers} subscribers`, (r) => r.latency.p50, 2, false],
-  [`latency p99 ms`, (r) => r.latency.p99, 2, false],
-  [`latency max ms`, (r) => r.latency.max, 2, false],
-  [`memory per idle connection, bytes (${PLAN.idle.toLocaleString('en-US')} connections)`, (r) => r.idle.bytesPerConnection, 0, false],
-  [`JWT handshakes/s`, (r) => r.handshakes.perSecond, 0, true],
+  ...(!runs('idle') ? [] : [[`memory per idle connection, bytes (${PLAN.idle.toLocaleString('en-US')} connections)`, (r) => r.idle.bytesPerConnection, 0, false]]),
+  ...(!runs('handshakes') ? [] : [[`JWT handshakes/s`, (r) => r.handshakes.perSecond, 0, true]]),
 ];
 const header = ['scenario', ...SERVERS, ...(results.switchboard && results.socketio ? ['Switchboard ÷ Socket.IO'] : []), ...(results.switchboard && results['frame-once'] ? ['Switchboard ÷ frame-once'] : [])];
 const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
@@ -375,17 +362,17 @@ for (const [label, pick, digits, , note] of rows) {
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
 let crossNodeTable = '';
 if (crossNodeResult !== null) {
-  const single = results.switchboard[`fanout${PLAN.fanout[0].subscribers}`].deliveriesPerSecond;
+  const single = results.switchboard?.[`fanout${PLAN.fanout[0].subscribers}`]?.deliveriesPerSecond;
   const { deliveriesPerSecond, complete, cpuMicrosPerDelivery: cpu } = crossNodeResult;
   crossNodeTable =
     `\n\n| Switchboard across two nodes through Redis, ${PLAN.fanout[0].subscribers.toLocaleString('en-US')} subscribers on the other node | value |\n|---|---|\n` +
-    `| fan-out deliveries/s | ${format(deliveriesPerSecond)}${complete ? '' : ' (incomplete)'} (${format(deliveriesPerSecond / single, 2)}× one node) |\n` +
+    `| fan-out deliveries/s | ${format(deliveriesPerSecond)}${complete ? '' : ' (incomplete)'}${single === undefined ? '' : ` (${format(deliveriesPerSecond / single, 2)}× one node)`} |\n` +
     `| CPU µs per delivery: publishing node / subscribing node / redis-server | ${format(cpu.publishingNode, 2)} / ${format(cpu.subscribingNode, 2)} / ${format(cpu.redis, 2)} |`;
 }
-const historyText = historyResult === null ? '' : historyTable(historyResult);
-const table = `${lines.join('\n')}${crossNodeTable}${historyText}\n\n${quick ? 'Quick run' : 'Full run'} on ${machine}.`;
+const tables = [rows.length > 0 && Object.keys(results).length > 0 ? lines.join('\n') : '', crossNodeTable, historyResult === null ? '' : historyTable(historyResult), pusherResult === null ? '' : pusherTable(pusherResult)];
+const table = [...tables.map((text) => text.trim()).filter((text) => text !== ''), `${quick ? 'Quick run' : 'Full run'} on ${machine}.`].join('\n\n');
 console.log(table);
 mkdirSync(join(here, 'results'), { recursive: true });
 const file = join(here, 'results', `${quick ? 'quick' : 'full'}-latest.json`);
-writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine, quick, plan: PLAN, results, crossNode: crossNodeResult, history: historyResult }, null, 2)}\n`);
+writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine, quick, plan: PLAN, results, crossNode: crossNodeResult, history: historyResult, pusher: pusherResult, only: scenarios ?? null }, null, 2)}\n`);
 console.log(`\nJSON results: ${file}`);

@@ -9,9 +9,37 @@ const OP_CLOSE = 0x8;
 const OP_PING = 0x9;
 const OP_PONG = 0xa;
 
+/**
+ * The Pusher app the bench starts Switchboard with in the Pusher scenario (bench/pusher.mjs):
+ * its environment, and the key a `pusher` client puts in its path.
+ */
+export const PUSHER_BENCH_APP = { PUSHER_APP_ID: 'bench', PUSHER_APP_KEY: 'bench-key', PUSHER_APP_SECRET: 'bench-secret-0123456789abcdef' };
+
 /** Per server kind: the upgrade path, the words of its protocol, and what a delivery looks like. */
 export const PROTOCOLS = {
   switchboard: jsonProtocol(),
+  // Switchboard's Pusher endpoint (protocol 7), as pusher-js speaks it; subscribe only (the publisher stays native).
+  pusher: {
+    path: () => `/app/${PUSHER_BENCH_APP.PUSHER_APP_KEY}?protocol=7&client=js&version=8.4.0`,
+    handshake: async (client) => {
+      await client.waitFor((text) => text.startsWith('{"event":"pusher:connection_established"'));
+    },
+    subscribe: async (client, channel) => {
+      client.sendText(JSON.stringify({ event: 'pusher:subscribe', data: { channel } }));
+      const reply = await client.waitFor((text) => text.includes('"pusher_internal:subscription_succeeded"') || text.includes('"pusher:subscription_error"') || text.includes('"pusher:error"'));
+      if (!reply.includes('"pusher_internal:subscription_succeeded"')) throw new Error(`Pusher subscribe refused: ${reply}`);
+    },
+    publishText: () => {
+      throw new Error('a Pusher client publishes nothing in the bench');
+    },
+    // A native publish `{t, pad}` arrives as `{"event":"message","channel":…,"data":"<the message as JSON>"}`.
+    deliveryPrefix: Buffer.from('{"event":"message"'),
+    // No offsets on the Pusher wire.
+    decode: (text) => ({ message: JSON.parse(JSON.parse(text).data), offset: undefined }),
+    onControlText: (client, text) => {
+      if (text.startsWith('{"event":"pusher:ping"')) client.sendText('{"event":"pusher:pong","data":{}}');
+    },
+  },
   'ws-loop': jsonProtocol(),
   'frame-once': jsonProtocol(),
   socketio: {
