@@ -22,7 +22,7 @@ import { type SwitchboardConfig, type SwitchboardOptions } from './config/option
 import { alreadyResolved, resolveOptions } from './config/resolve.js';
 import { Liveness } from './connection/liveness.js';
 import { requestPath } from './connection/request-path.js';
-import { UpgradeGate } from './connection/upgrade.js';
+import { UpgradeGate, type Route } from './connection/upgrade.js';
 import { SwitchboardError } from './errors.js';
 import { Hooks, type ActionContextOf, type ActionHandlerOf, type ActionOptions, type ConnectHook, type DisconnectHook, type MessageHook, type SubscribeHook } from './hooks.js';
 import { Hub } from './hub/hub.js';
@@ -146,19 +146,19 @@ export class WebSocketHandler {
       features: this.features,
       recoveryMax: this.options.recoveryMax,
     });
+    const pusher = pusherSettings(this.options);
     const scope: ActionScope = {
       hub: this.hub,
       hooks: this.hooks,
-      permissions: new ChannelPermissions(rules),
+      permissions: new ChannelPermissions(rules, pusher !== null),
       features: this.features,
       members: (channel) => this.broker.members(channel),
       verifier,
       maxChannelsPerConnection: this.options.maxChannelsPerConnection,
     };
     this.protocol = new NativeProtocol(scope, this.options, this.stats, this.logger);
-    const pusher = pusherSettings(this.options);
-    this.pusher = pusher === null ? null : new PusherProtocol(scope, pusher, this.stats, this.logger);
-    this.gate = new UpgradeGate(this.options, verifier, this.stats, this.logger, (socket, request, ip, identity, release) => this.accept(socket, request, ip, identity, release));
+    this.pusher = pusher === null ? null : new PusherProtocol(scope, pusher, this.options.maxMessagesPerMinute, this.stats, this.logger);
+    this.gate = new UpgradeGate(this.options, verifier, this.stats, this.logger, (...accepted) => this.accept(...accepted));
     this.liveness = new Liveness(this.hub.connections, this.options, pingFrame);
     this.cluster = new ClusterStatus(this.broker, this.hub);
   }
@@ -311,7 +311,7 @@ export class WebSocketHandler {
     const listener = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
       const requested = requestPath(request.url);
       if (requested === path) this.handleUpgrade(request, socket, head);
-      else if (this.pusher !== null && appKeyOf(requested) !== null) this.gate.handle(request, socket, head, false);
+      else if (this.pusher !== null && appKeyOf(requested) !== null) this.gate.handle(request, socket, head, 'pusher');
       else if (server.listenerCount('upgrade') === 1) this.gate.refuse(socket, HandshakeRefusal.NOT_FOUND, `no WebSocket endpoint at ${requested}`);
     };
     server.on('upgrade', listener);
@@ -364,8 +364,8 @@ export class WebSocketHandler {
   }
 
   /** A WebSocket passed the gate: it becomes a connection of the hub, spoken to in the native protocol. */
-  private accept(socket: SwitchboardSocket, request: IncomingMessage, ip: string, identity: Identity | null, release: () => void): void {
-    const protocol = this.pusher !== null && appKeyOf(request.url ?? '/') !== null ? this.pusher : this.protocol;
+  private accept(socket: SwitchboardSocket, request: IncomingMessage, ip: string, identity: Identity | null, release: () => void, route: Route): void {
+    const protocol = route === 'pusher' && this.pusher !== null ? this.pusher : this.protocol;
     const connection = this.hub.open(socket, { url: redactedUrl(request.url ?? '/'), headers: redactedHeaders(request.headers) }, ip, identity, {
       wire: protocol.wire,
       frame: (open, data, isBinary) => protocol.frame(open, data, isBinary),

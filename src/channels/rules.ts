@@ -151,7 +151,15 @@ function allows(roles: RoleSet, subject: Subject): boolean {
 export class ChannelPermissions {
   private readonly compiled: CompiledRule[] | null;
 
-  constructor(rules: readonly ChannelRule[] | null) {
+  /**
+   * `reservePusherChannels`: with the Pusher endpoint on and no rules, `private-*` and
+   * `presence-*` are Pusher's signed channels, which native clients may not use (a rule may
+   * grant them). Without it, no rules allow everything (GEMVC's behaviour).
+   */
+  constructor(
+    rules: readonly ChannelRule[] | null,
+    private readonly reservePusherChannels = false,
+  ) {
     this.compiled =
       rules === null
         ? null
@@ -164,7 +172,7 @@ export class ChannelPermissions {
   }
 
   can(operation: Operation, channel: ChannelName, subject: Subject): boolean {
-    if (this.compiled === null) return true;
+    if (this.compiled === null) return !this.reservePusherChannels || !/^(?:private|presence)-/.test(channel);
     const parts = channel.split('.');
     for (const candidate of this.compiled) {
       if (matchesPattern(candidate, parts, subject.userKey)) return allows(candidate[operation], subject);

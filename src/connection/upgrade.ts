@@ -23,7 +23,10 @@ export interface UpgradeOptions extends AdmissionLimits {
 }
 
 /** Called with every WebSocket accepted; `release()` must be called once when it has closed. */
-export type Accepted = (socket: SwitchboardSocket, request: IncomingMessage, ip: string, identity: Identity | null, release: () => void) => void;
+/** Which protocol an upgrade is for: the native one, or the Pusher endpoint's (no token is looked for). */
+export type Route = 'native' | 'pusher';
+
+export type Accepted = (socket: SwitchboardSocket, request: IncomingMessage, ip: string, identity: Identity | null, release: () => void, route: Route) => void;
 
 /** A handshake without a token where anonymous connections are not allowed: the one refusal whose text says why. */
 class MissingToken extends TokenError {
@@ -71,10 +74,10 @@ export class UpgradeGate {
   }
 
   /**
-   * Handles one upgrade request: refuses it, or hands the WebSocket to `accepted`. With
-   * `identify: false` no token is looked for (the Pusher endpoint's clients have none).
+   * Handles one upgrade request: refuses it, or hands the WebSocket to `accepted` with its
+   * route. On the Pusher route no token is looked for (Pusher clients have none).
    */
-  handle(request: IncomingMessage, socket: Duplex, head: Buffer, identify = true): void {
+  handle(request: IncomingMessage, socket: Duplex, head: Buffer, route: Route = 'native'): void {
     const ip = request.socket.remoteAddress ?? 'unknown';
     const refusal = this.admission.admit(request, ip);
     if (refusal !== null) {
@@ -88,7 +91,7 @@ export class UpgradeGate {
     socket.once('close', () => {
       if (!accepted) release();
     });
-    (identify ? this.identify(request) : Promise.resolve(null)).then(
+    (route === 'native' ? this.identify(request) : Promise.resolve(null)).then(
       (identity) => {
         if (socket.destroyed) return;
         if (this.closing) {
@@ -97,7 +100,7 @@ export class UpgradeGate {
         }
         this.wss.handleUpgrade(request, socket, head, (ws) => {
           accepted = true;
-          this.accepted(ws, request, ip, identity, release);
+          this.accepted(ws, request, ip, identity, release, route);
         });
       },
       (error: unknown) => {

@@ -5,6 +5,7 @@
  * bytes to every connection that speaks it.
  */
 import type { Delivery } from '../broker/broker.js';
+import { CloseCode } from '../codes.js';
 import { PreparedFrame } from '../transport/prepared-frame.js';
 
 export interface Wire {
@@ -16,6 +17,8 @@ export interface Wire {
   readonly heartbeat: boolean;
   /** Sent just before a connection is closed for silence, and the close code. */
   readonly timeout: { readonly frame: string; readonly code: number };
+  /** The close code for a client that does not keep up with its messages. */
+  readonly slowConsumer: number;
 }
 
 /** How many wires there are: a delivery's frames are cached in an array this long. */
@@ -35,5 +38,5 @@ export function isPusherOnly(frame: string | Buffer): boolean {
 
 /** The native protocol's wire: the delivery's frame as it is (Pusher-only frames are nothing here). */
 export function nativeWire(timeout: Wire['timeout']): Wire {
-  return { slot: 0, render: (delivery) => (isPusherOnly(delivery.frame) ? null : new PreparedFrame(delivery.frame)), heartbeat: true, timeout };
+  return { slot: 0, render: (delivery) => (isPusherOnly(delivery.frame) ? null : new PreparedFrame(delivery.frame)), heartbeat: true, timeout, slowConsumer: CloseCode.SLOW_CONSUMER };
 }

@@ -186,7 +186,7 @@ export class Hub implements LocalNode {
       'closing a slow consumer: its outbound backlog passed maxBufferedBytes',
     );
     connection.dropUnsentFrames();
-    connection.close(CloseCode.SLOW_CONSUMER);
+    connection.close(connection.wire.slowConsumer);
   }
 
   // ---- membership -------------------------------------------------------------------

@@ -30,6 +30,8 @@ export function subscriptionError(channel: ChannelName, type: string, error: str
 export const PusherClose = {
   /** The app key in the URL is not this server's. */
   UNKNOWN_APP: 4001,
+  /** Over capacity (a slow consumer): reconnect after a backoff. */
+  OVER_CAPACITY: 4100,
   /** The user sign-in failed. */
   SIGNIN_FAILED: 4009,
   /** Closed for silence: no pong. */

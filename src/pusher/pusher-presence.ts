@@ -54,11 +54,12 @@ function hasOtherConnection(members: readonly MemberInfo[], userId: UserId, conn
   return members.some((member) => member.connectionId !== connection.id && member.userId !== null && String(member.userId) === key);
 }
 
-/** Announces the user's arrival, unless another of its connections was there already. */
-export async function announceJoin(scope: ActionScope, connection: Connection, channel: ChannelName, members: readonly MemberInfo[], member: PresenceMember): Promise<void> {
-  if (hasOtherConnection(members, member.userId, connection)) return;
+/** Announces the user's arrival, unless another of its connections was there already; true when it did. */
+export async function announceJoin(scope: ActionScope, connection: Connection, channel: ChannelName, members: readonly MemberInfo[], member: PresenceMember): Promise<boolean> {
+  if (hasOtherConnection(members, member.userId, connection)) return false;
   const data = JSON.stringify({ user_id: String(member.userId), user_info: JSON.parse(member.info) as unknown });
   await scope.hub.announce(channel, pusherEvent('pusher_internal:member_added', data, channel), connection.id);
+  return true;
 }
 
 /**
@@ -66,19 +67,23 @@ export async function announceJoin(scope: ActionScope, connection: Connection, c
  * announced removed, by this node to every node, or (`everywhere: false`, when each node is
  * told on its own) to this node's subscribers.
  */
-export async function announceGone(scope: ActionScope, channel: ChannelName, gone: readonly Member[], everywhere: boolean): Promise<void> {
+export async function announceGone(scope: ActionScope, channel: ChannelName, gone: readonly Member[], everywhere: boolean): Promise<string[]> {
   const goneIds = new Set(gone.map((member) => member.connectionId));
   const remaining = (await scope.members(channel)).filter((member) => !goneIds.has(member.connectionId) && member.userId !== null);
   const users = new Set(gone.flatMap((member) => (member.userId === null ? [] : [String(member.userId)])));
+  const removed: string[] = [];
   for (const user of users) {
     if (remaining.some((member) => String(member.userId) === user)) continue;
     await scope.hub.announce(channel, pusherEvent('pusher_internal:member_removed', JSON.stringify({ user_id: user }), channel), null, everywhere);
+    removed.push(user);
   }
+  return removed;
 }
 
-/** After the connection left: announces the user's departure when no other connection of it remains. */
-export async function announceLeave(scope: ActionScope, connection: Connection, channel: ChannelName, userId: UserId): Promise<void> {
+/** After the connection left: announces the user's departure when no other connection of it remains; true when it did. */
+export async function announceLeave(scope: ActionScope, connection: Connection, channel: ChannelName, userId: UserId): Promise<boolean> {
   const members = await scope.members(channel);
-  if (hasOtherConnection(members, userId, connection)) return;
+  if (hasOtherConnection(members, userId, connection)) return false;
   await scope.hub.announce(channel, pusherEvent('pusher_internal:member_removed', JSON.stringify({ user_id: String(userId) }), channel), connection.id);
+  return true;
 }

@@ -13,7 +13,8 @@ import { unixSeconds } from '../clock.js';
 import { isValidChannelName } from '../channels/names.js';
 import type { Connection } from '../connection/connection.js';
 import type { ChannelName } from '../types.js';
-import { SwitchboardError } from '../errors.js';
+import { ConfigError, SwitchboardError } from '../errors.js';
+import { CloseCode } from '../codes.js';
 import type { NodeStats } from '../metrics/stats.js';
 import { connectionEstablished, PONG, PusherClose, PusherErrorCode, pusherError, subscriptionError, subscriptionSucceeded } from './pusher-frames.js';
 import { PUSHER_WIRE } from './pusher-wire.js';
@@ -47,6 +48,17 @@ interface PusherFrame {
 
 const isPrivate = (channel: string): boolean => channel.startsWith('private-') || channel.startsWith('presence-');
 
+/** Pusher's limit on a client event's data. */
+const MAX_CLIENT_EVENT_BYTES = 10 * 1024;
+
+/**
+ * A channel name both protocols can carry: Pusher's characters (no `,` or `;`, which the
+ * native grammar lacks) and the native grammar's (no `:`, which Pusher's lacks).
+ */
+export function isPusherChannelName(channel: string): boolean {
+  return isValidChannelName(channel) && !channel.includes(':');
+}
+
 export class PusherProtocol {
   readonly wire = PUSHER_WIRE;
   /** Where client events are reported, with PUSHER_WEBHOOK_URL. */
@@ -55,14 +67,22 @@ export class PusherProtocol {
   constructor(
     private readonly scope: ActionScope,
     private readonly settings: PusherSettings,
+    private readonly maxMessagesPerMinute: number,
     private readonly stats: NodeStats,
     private readonly logger: Logger,
   ) {
+    // A socket_id is the connection id in digits: a node id that is not one of ours has none.
+    if (socketIdOf(`${scope.hub.nodeId}-1`) === null) throw new ConfigError(`the Pusher endpoint needs node ids made by newNodeId(); '${scope.hub.nodeId}' is not one`);
     const { webhookUrl, key, secret } = settings;
     this.webhooks = webhookUrl === null ? null : new WebhookSender({ url: webhookUrl, key, secret, logger });
     scope.hub.onMembersGone((channel, members, everywhere) => {
       if (!isPresence(channel)) return;
-      announceGone(scope, channel, members, everywhere).catch((error: unknown) => logger.warn({ err: error, channel }, 'member_removed for a dead node could not be sent'));
+      announceGone(scope, channel, members, everywhere).then(
+        // Told to every node by this one: the webhook goes once. Told to each node on its own
+        // (workers), none of them can say it alone, and none sends it.
+        (users) => everywhere && users.forEach((user) => this.webhooks?.send({ name: 'member_removed', channel, user_id: user })),
+        (error: unknown) => logger.warn({ err: error, channel }, 'member_removed for a dead node could not be sent'),
+      );
     });
   }
 
@@ -75,7 +95,7 @@ export class PusherProtocol {
     const key = appKeyOf(connection.request.url);
     if (key !== this.settings.key) {
       connection.sendText(pusherError(PusherClose.UNKNOWN_APP, `App key ${key ?? ''} not in this cluster.`));
-      connection.close(PusherClose.UNKNOWN_APP);
+      connection.close(PusherClose.UNKNOWN_APP, 'unknown app key');
       return;
     }
     connection.sendText(connectionEstablished(this.socketId(connection), this.settings.activityTimeout));
@@ -90,56 +110,74 @@ export class PusherProtocol {
   }
 
   frame(connection: Connection, data: RawData, isBinary: boolean): void {
-    connection.lastSeen = Date.now();
+    const now = Date.now();
+    connection.lastSeen = now;
     this.stats.framesReceived++;
+    this.stats.bytesReceived += Array.isArray(data) ? data.reduce((sum, part) => sum + part.length, 0) : data.byteLength;
     if (!connection.isOpen || isBinary) return;
-    let frame: PusherFrame;
+    let frame: PusherFrame | null = null;
     try {
       frame = JSON.parse((data as Buffer).toString('utf8')) as PusherFrame;
     } catch {
-      connection.sendText(pusherError(null, 'Invalid JSON'));
-      return;
+      // Answered below, after the rate limit: a bad frame counts like any other.
     }
     const event = typeof frame === 'object' && frame !== null ? frame.event : undefined;
-    if (typeof event !== 'string') {
-      connection.sendText(pusherError(null, 'A frame needs an event'));
-      return;
-    }
+    // Answers to the server's pings are free; everything else counts against the rate limit.
     if (event === 'pusher:pong') return;
+    if (!this.admit(connection, now, typeof event === 'string' && event.startsWith('client-'))) return;
     // Everything waits behind the connection's requests in flight, so that replies keep the
     // order of the frames (a client event right after its channel's subscribe finds it subscribed).
+    if (frame === null || typeof event !== 'string') {
+      const problem = frame === null ? 'Invalid JSON' : 'A frame needs an event';
+      connection.enqueue(() => connection.sendText(pusherError(null, problem)));
+      return;
+    }
+    const received = frame;
     if (event.startsWith('client-')) {
-      if (this.admitClientEvent(connection)) connection.enqueue(() => this.clientEvent(connection, event, frame));
+      connection.enqueue(() => this.clientEvent(connection, event, received));
       return;
     }
     connection.enqueue(() => {
       if (event === 'pusher:ping') connection.sendText(PONG);
-      else if (event === 'pusher:subscribe') return this.subscribe(connection, frame.data);
-      else if (event === 'pusher:unsubscribe') this.unsubscribe(connection, frame.data);
+      else if (event === 'pusher:subscribe') return this.subscribe(connection, received.data);
+      else if (event === 'pusher:unsubscribe') this.unsubscribe(connection, received.data);
       else connection.sendText(pusherError(null, `Unsupported event ${event}`));
     });
   }
 
-  /** Client events count against `maxMessagesPerMinute`; one over it is refused with 4301. */
-  private admitClientEvent(connection: Connection): boolean {
-    if (connection.rateLimiter.take(Date.now()) === 0) return true;
+  /**
+   * The rate limit (`maxMessagesPerMinute`, as for native clients): a frame over it is refused
+   * (a client event with Pusher's 4301), and a client that keeps sending while refused is
+   * closed as a native flooder is (4029: pusher-js does not come back after a 40xx close).
+   */
+  private admit(connection: Connection, now: number, clientEvent: boolean): boolean {
+    if (connection.rateLimiter.take(now) === 0) return true;
     this.stats.rateLimited++;
-    connection.enqueue(() => connection.sendText(pusherError(PusherErrorCode.CLIENT_EVENT_RATE_LIMIT, 'Client event rejected due to rate limit')));
+    if (connection.rateLimiter.refusedSinceLastAccepted > this.maxMessagesPerMinute) {
+      connection.close(CloseCode.FLOODING);
+      return false;
+    }
+    const message = clientEvent ? 'Client event rejected due to rate limit' : 'Rate limit exceeded. Please slow down.';
+    connection.enqueue(() => connection.sendText(pusherError(clientEvent ? PusherErrorCode.CLIENT_EVENT_RATE_LIMIT : null, message)));
     return false;
   }
 
   private socketId(connection: Connection): string {
-    return socketIdOf(connection.id) ?? '0.0';
+    return socketIdOf(connection.id) as string;
   }
 
   private async subscribe(connection: Connection, data: unknown): Promise<void> {
     const { channel, auth, channel_data: channelData } = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
-    if (typeof channel !== 'string' || !isValidChannelName(channel)) {
-      connection.sendText(subscriptionError(typeof channel === 'string' ? channel : '', 'InvalidChannel', 'Invalid channel name', 400));
+    if (typeof channel !== 'string' || !isPusherChannelName(channel)) {
+      const problem = 'Invalid channel name: letters, digits and _ - = @ . (no empty part between dots), at most 128 characters';
+      connection.sendText(subscriptionError(typeof channel === 'string' ? channel : '', 'InvalidChannel', problem, 400));
       return;
     }
     if (isPrivate(channel)) {
-      const signed = typeof auth === 'string' && verifyChannelAuth(this.settings.key, this.settings.secret, this.socketId(connection), channel, auth, typeof channelData === 'string' ? channelData : undefined);
+      // channel_data is signed on presence channels only: elsewhere it would let the signature of
+      // `private-a:b` open `private-a` with channel_data "b".
+      const signedData = isPresence(channel) && typeof channelData === 'string' ? channelData : undefined;
+      const signed = typeof auth === 'string' && verifyChannelAuth(this.settings.key, this.settings.secret, this.socketId(connection), channel, auth, signedData);
       if (!signed) {
         connection.sendText(subscriptionError(channel, 'AuthError', `Invalid signature: expected HMAC SHA256 hex digest of ${this.socketId(connection)}:${channel}`, 401));
         return;
@@ -149,8 +187,9 @@ export class PusherProtocol {
     if (member === undefined) return;
     const already = connection.channels.has(channel);
     try {
-      // Pusher's own rules decide (public, or signed): the native channel rules are not asked.
-      const joined = await subscribe(this.scope, connection, channel, null, false);
+      // A signed channel is the application's to grant; a public one is open as far as the
+      // channel rules open it to anyone (a Pusher client carries no token).
+      const joined = await subscribe(this.scope, connection, channel, null, !isPrivate(channel));
       if (joined === null) return;
       if (member === null) {
         connection.sendText(subscriptionSucceeded(channel));
@@ -161,8 +200,9 @@ export class PusherProtocol {
       connection.sendText(subscriptionSucceeded(channel, presenceList(members)));
       joined.release();
       if (already) return;
-      announceJoin(this.scope, connection, channel, members, member).catch((error: unknown) =>
-        this.logger.warn({ err: error, connection: connection.id, channel }, 'a presence member_added could not be sent'),
+      announceJoin(this.scope, connection, channel, members, member).then(
+        (added) => added && this.webhooks?.send({ name: 'member_added', channel, user_id: String(member.userId) }),
+        (error: unknown) => this.logger.warn({ err: error, connection: connection.id, channel }, 'a presence member_added could not be sent'),
       );
     } catch (error) {
       if (member !== null && !already) connection.memberInfo?.delete(channel);
@@ -205,13 +245,15 @@ export class PusherProtocol {
 
   private leftPresence(connection: Connection, channel: ChannelName): void {
     if (connection.memberInfo?.delete(channel) !== true || connection.userId === null) return;
-    announceLeave(this.scope, connection, channel, connection.userId).catch((error: unknown) =>
-      this.logger.warn({ err: error, connection: connection.id, channel }, 'a presence member_removed could not be sent'),
+    const userId = connection.userId;
+    announceLeave(this.scope, connection, channel, userId).then(
+      (removed) => removed && this.webhooks?.send({ name: 'member_removed', channel, user_id: String(userId) }),
+      (error: unknown) => this.logger.warn({ err: error, connection: connection.id, channel }, 'a presence member_removed could not be sent'),
     );
   }
 
   /** A `client-*` event: opt-in, on a private or presence channel the sender is in, never echoed. */
-  private clientEvent(connection: Connection, event: string, frame: PusherFrame): void {
+  private async clientEvent(connection: Connection, event: string, frame: PusherFrame): Promise<void> {
     const { channel, data } = frame;
     if (!this.settings.clientEvents) {
       connection.sendText(pusherError(null, 'To send client events, you must enable this feature (PUSHER_CLIENT_EVENTS=true)'));
@@ -221,12 +263,29 @@ export class PusherProtocol {
       connection.sendText(pusherError(null, 'Client events are only for private and presence channels the client is subscribed to'));
       return;
     }
-    const message = { event, data };
+    if (channel.startsWith('private-encrypted-')) {
+      // The server cannot encrypt for the others, and must not relay plaintext on an encrypted channel.
+      connection.sendText(pusherError(null, 'Client events are not supported on encrypted channels'));
+      return;
+    }
+    const text = typeof data === 'string' ? data : JSON.stringify(data ?? null);
+    if (Buffer.byteLength(text) > MAX_CLIENT_EVENT_BYTES) {
+      connection.sendText(pusherError(null, `Client event data is limited to ${MAX_CLIENT_EVENT_BYTES} bytes`));
+      return;
+    }
+    let message: unknown = { event, data: data ?? null };
+    try {
+      // The application's message hooks see client events as they see native messages.
+      message = await this.scope.hooks.checkMessage(connection, { channel, message, recipients: null });
+    } catch (error) {
+      connection.sendText(pusherError(null, error instanceof SwitchboardError ? error.message : 'the client event was refused'));
+      return;
+    }
     this.webhooks?.send({
       name: 'client_event',
       channel,
       event,
-      data: typeof data === 'string' ? data : JSON.stringify(data ?? null),
+      data: text,
       socket_id: this.socketId(connection),
       ...(connection.userId !== null && { user_id: String(connection.userId) }),
     });

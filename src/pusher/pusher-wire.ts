@@ -31,11 +31,13 @@ export function pusherFrameOf(nativeFrame: string | Buffer): string | null {
   }
   if (frame.action !== 'message' || typeof frame.channel !== 'string') return null;
   const { channel, message } = frame;
-  if (!isPusherEvent(message)) return pusherEvent('message', JSON.stringify(message), channel);
+  // A native client must not speak for the server: Pusher's own events arrive as `message`.
+  if (!isPusherEvent(message) || message.event.startsWith('pusher:') || message.event.startsWith('pusher_internal:')) return pusherEvent('message', JSON.stringify(message), channel);
   const data = typeof message.data === 'string' ? message.data : JSON.stringify(message.data);
   // Pusher adds the sender's user id to client events on presence channels.
-  if (message.event.startsWith('client-') && channel.startsWith('presence-') && frame.user_id !== null && frame.user_id !== undefined) {
-    return JSON.stringify({ event: message.event, channel, data, user_id: frame.user_id });
+  const userId = frame.user_id;
+  if (message.event.startsWith('client-') && channel.startsWith('presence-') && (typeof userId === 'string' || typeof userId === 'number')) {
+    return JSON.stringify({ event: message.event, channel, data, user_id: String(userId) });
   }
   return pusherEvent(message.event, data, channel);
 }
@@ -50,4 +52,6 @@ export const PUSHER_WIRE: Wire = {
   // Pusher clients ping on their own (activity_timeout); the server's WebSocket pings still go.
   heartbeat: false,
   timeout: { frame: pusherError(PusherClose.NO_PONG, 'Pong reply not received: closing'), code: PusherClose.NO_PONG },
+  // 41xx: pusher-js comes back after a backoff (a 40xx close would stop it for good).
+  slowConsumer: PusherClose.OVER_CAPACITY,
 };

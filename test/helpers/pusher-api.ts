@@ -3,7 +3,7 @@ import type { TestContext } from 'node:test';
 import PusherModule from 'pusher';
 import type { HandlerOptions } from '../../src/handler.js';
 import { signApiRequest } from '../../src/pusher/signatures.js';
-import { APP } from './pusher.js';
+import { APP, NATIVE_MAY_USE_ALL } from './pusher.js';
 import { startServer, type TestServer } from './server.js';
 
 // `pusher` is CommonJS (`export =`): Node hands the class over as the default export.
@@ -12,7 +12,8 @@ export type PusherServer = InstanceType<typeof PusherServer>;
 
 /** A server with the Pusher endpoint on (APP's credentials). */
 export async function startPusherServer(t: TestContext, options: HandlerOptions = {}): Promise<TestServer> {
-  const server = await startServer({ heartbeatInterval: 3600, maxMessagesPerMinute: 0, ...options, pusher: { ...APP } });
+  // Native test clients share Pusher's presence and private channels here.
+  const server = await startServer({ heartbeatInterval: 3600, maxMessagesPerMinute: 0, channels: NATIVE_MAY_USE_ALL, ...options, pusher: { ...APP } });
   t.after(() => server.close());
   return server;
 }

@@ -47,3 +47,10 @@ export const connected = (client: Pusher): Promise<void> => within(new Promise<v
 export const subscribed = (channel: Channel): Promise<void> => within(new Promise<void>((resolve) => channel.bind('pusher:subscription_succeeded', () => resolve())), `subscribed to ${channel.name}`);
 export const next = <T>(channel: Channel, event: string): Promise<T> => within(new Promise<T>((resolve) => channel.bind(event, (data: T) => resolve(data))), `${event} on ${channel.name}`);
 
+
+/**
+ * Channel rules that let native clients use every channel, Pusher's signed `private-` and
+ * `presence-` ones included (without rules, those are Pusher's alone): for the tests where
+ * native and Pusher clients share such a channel.
+ */
+export const NATIVE_MAY_USE_ALL = { rules: [{ pattern: '**', subscribe: ['*'], publish: ['*'] }] };

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import PusherServer from 'pusher';
 import { APP, pusherClient, subscribed, within } from '../helpers/pusher.js';
 import { startServer } from '../helpers/server.js';
@@ -17,36 +17,69 @@ interface Received {
   body: string;
 }
 
-test('a client event becomes a signed client_event webhook with the sender socket_id', async (t) => {
+/** An application's webhook receiver: every request it got, and the URL to give the server. */
+async function receiver(t: TestContext): Promise<{ received: Received[]; url: string; events: () => unknown[] }> {
   const received: Received[] = [];
-  let arrived: () => void = () => undefined;
-  const receiver = createServer((request, response) => {
+  const server = createServer((request, response) => {
     let body = '';
     request.on('data', (chunk: Buffer) => (body += chunk.toString()));
     request.on('end', () => {
       received.push({ headers: request.headers, body });
       response.end('{}');
-      arrived();
     });
   });
-  receiver.listen(0, '127.0.0.1');
-  await once(receiver, 'listening');
-  t.after(() => receiver.close());
-  const webhookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/pusher/webhooks`;
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  const pusher = new PusherServer({ appId: APP.appId, key: APP.key, secret: APP.secret, cluster: 'mt1' });
+  // Every event of every valid request, in order (an invalid one fails the test).
+  const events = (): unknown[] =>
+    received.flatMap((hook) => {
+      const webhook = pusher.webhook({ headers: hook.headers, rawBody: hook.body });
+      assert.equal(webhook.isValid(), true, 'signed with the app secret');
+      return webhook.getEvents();
+    });
+  return { received, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/pusher/webhooks`, events };
+}
+
+const eventually = (condition: () => boolean, what: string): Promise<void> =>
+  within(
+    (async () => {
+      while (!condition()) await new Promise((resolve) => setTimeout(resolve, 20));
+    })(),
+    what,
+  );
+
+test('a client event becomes a signed client_event webhook with the sender socket_id', async (t) => {
+  const hooks = await receiver(t);
+  const webhookUrl = hooks.url;
 
   const server = await startServer({ pusher: { ...APP, clientEvents: true, webhookUrl } });
   t.after(() => server.close());
   const client = pusherClient(t, server);
   const channel = client.subscribe('private-room');
   await subscribed(channel);
-  const delivered = within(new Promise<void>((resolve) => (arrived = resolve)), 'the webhook');
   channel.trigger('client-typing', { who: 'me' });
-  await delivered;
+  await eventually(() => hooks.received.length > 0, 'the webhook');
+  assert.deepEqual(hooks.events(), [{ name: 'client_event', channel: 'private-room', event: 'client-typing', data: '{"who":"me"}', socket_id: client.connection.socket_id }]);
+});
 
-  const [hook] = received;
-  assert.ok(hook !== undefined);
-  const pusher = new PusherServer({ appId: APP.appId, key: APP.key, secret: APP.secret, cluster: 'mt1' });
-  const webhook = pusher.webhook({ headers: hook.headers, rawBody: hook.body });
-  assert.equal(webhook.isValid(), true, 'signed with the app secret');
-  assert.deepEqual(webhook.getEvents(), [{ name: 'client_event', channel: 'private-room', event: 'client-typing', data: '{"who":"me"}', socket_id: client.connection.socket_id }]);
+test('presence: member_added for a user first connection, member_removed for its last, once each', async (t) => {
+  const hooks = await receiver(t);
+  const server = await startServer({ pusher: { ...APP, webhookUrl: hooks.url } });
+  t.after(() => server.close());
+  const alice = pusherClient(t, server, APP.key, { user_id: 'alice' });
+  await subscribed(alice.subscribe('presence-room'));
+  const bob = pusherClient(t, server, APP.key, { user_id: 'bob' });
+  await subscribed(bob.subscribe('presence-room'));
+  const bobAgain = pusherClient(t, server, APP.key, { user_id: 'bob' });
+  await subscribed(bobAgain.subscribe('presence-room'));
+  bobAgain.disconnect();
+  bob.disconnect();
+  await eventually(() => hooks.events().length === 3, 'three member events');
+  assert.deepEqual(hooks.events(), [
+    { name: 'member_added', channel: 'presence-room', user_id: 'alice' },
+    { name: 'member_added', channel: 'presence-room', user_id: 'bob' },
+    { name: 'member_removed', channel: 'presence-room', user_id: 'bob' },
+  ]);
 });

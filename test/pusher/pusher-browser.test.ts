@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import { channelAuth } from '../../src/pusher/signatures.js';
 import { closeBrowser, openPage } from '../helpers/browser.js';
 import { TestClient } from '../helpers/client.js';
-import { APP } from '../helpers/pusher.js';
+import { APP, NATIVE_MAY_USE_ALL } from '../helpers/pusher.js';
 import { startServer } from '../helpers/server.js';
 
 const PUSHER_JS = readFileSync(createRequire(import.meta.url).resolve('pusher-js/dist/web/pusher.min.js'), 'utf8');
@@ -21,7 +21,7 @@ after(closeBrowser);
 test('pusher-js in Chromium: a private channel, an event from the server, a client event to a native client', async (t) => {
   const page = await openPage(t);
   if (!page) return;
-  const server = await startServer({ pusher: { ...APP, clientEvents: true } });
+  const server = await startServer({ pusher: { ...APP, clientEvents: true }, channels: NATIVE_MAY_USE_ALL });
   t.after(() => server.close());
   await page.goto(`${server.httpUrl}/healthz`);
   await page.addScriptTag({ content: PUSHER_JS });

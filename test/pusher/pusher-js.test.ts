@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import { WebSocket } from 'ws';
 import { TestClient } from '../helpers/client.js';
-import { APP, connected, next, pusherClient, subscribed, within } from '../helpers/pusher.js';
+import { APP, NATIVE_MAY_USE_ALL, connected, next, pusherClient, subscribed, within } from '../helpers/pusher.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 async function start(t: TestContext, clientEvents = true): Promise<TestServer> {
-  const server = await startServer({ pusher: { ...APP, clientEvents } });
+  const server = await startServer({ pusher: { ...APP, clientEvents }, channels: NATIVE_MAY_USE_ALL });
   t.after(() => server.close());
   return server;
 }

@@ -11,7 +11,7 @@ import { WebSocket } from 'ws';
 import { channelAuth } from '../../src/pusher/signatures.js';
 import { TestClient } from '../helpers/client.js';
 import { sdk } from '../helpers/pusher-api.js';
-import { APP, pusherClient, subscribed, within, type PresenceUser, type Pusher } from '../helpers/pusher.js';
+import { APP, NATIVE_MAY_USE_ALL, pusherClient, subscribed, within, type PresenceUser, type Pusher } from '../helpers/pusher.js';
 import { startRedis } from '../helpers/redis.js';
 import { startNode } from '../helpers/redis-nodes.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -21,7 +21,7 @@ const ALICE: PresenceUser = { user_id: 1, user_info: { name: 'Alice' } };
 const BOB: PresenceUser = { user_id: 'bob', user_info: { name: 'Bob' } };
 
 async function start(t: TestContext): Promise<TestServer> {
-  const server = await startServer({ pusher: APP });
+  const server = await startServer({ pusher: APP, channels: NATIVE_MAY_USE_ALL });
   t.after(() => server.close());
   return server;
 }

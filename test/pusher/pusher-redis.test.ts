@@ -6,12 +6,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startRedis } from '../helpers/redis.js';
 import { connect, startNode } from '../helpers/redis-nodes.js';
-import { APP, next, pusherClient, subscribed } from '../helpers/pusher.js';
+import { APP, NATIVE_MAY_USE_ALL, next, pusherClient, subscribed } from '../helpers/pusher.js';
 
 test('events cross nodes: native to Pusher, Pusher client events to Pusher and native, across two nodes', async (t) => {
   const redis = await startRedis(t);
   if (redis === null) return;
-  const options = { pusher: { ...APP, clientEvents: true } };
+  const options = { pusher: { ...APP, clientEvents: true }, channels: NATIVE_MAY_USE_ALL };
   const a = await startNode(t, redis, options);
   const b = await startNode(t, redis, options);
 

@@ -6,23 +6,35 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { test } from 'node:test';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
 import { nodeOfConnection } from '../../src/ids.js';
 import { channelAuth } from '../../src/pusher/signatures.js';
 import { connectionIdOf } from '../../src/pusher/socket-id.js';
 import type { PresenceChannel } from 'pusher-js';
 import { WebSocket } from 'ws';
-import { APP, connected, next, pusherClient, subscribed, within, type Pusher } from '../helpers/pusher.js';
+import { APP, NATIVE_MAY_USE_ALL, connected, next, pusherClient, subscribed, within, type Pusher } from '../helpers/pusher.js';
 import { TEST_TIMEOUT_MS, connect, serverEnv, startCluster, workerPids } from '../helpers/workers.js';
 
 const MAX_CLIENTS = 20;
+
+/** A channels file letting the native client share the private channel (NATIVE_MAY_USE_ALL). */
+function channelsFile(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'switchboard-pusher-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'channels.json');
+  writeFileSync(file, JSON.stringify(NATIVE_MAY_USE_ALL));
+  return file;
+}
 
 const workerOf = (client: Pusher): string => nodeOfConnection(connectionIdOf(client.connection.socket_id) ?? '');
 
 test('two workers: events reach Pusher clients on both, and client events cross workers', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const cluster = await startCluster(
     t,
-    serverEnv({ WS_WORKER_NUM: '2', PUSHER_APP_ID: APP.appId, PUSHER_APP_KEY: APP.key, PUSHER_APP_SECRET: APP.secret, PUSHER_CLIENT_EVENTS: 'true' }),
+    serverEnv({ WS_WORKER_NUM: '2', WS_CHANNELS_FILE: channelsFile(t), PUSHER_APP_ID: APP.appId, PUSHER_APP_KEY: APP.key, PUSHER_APP_SECRET: APP.secret, PUSHER_CLIENT_EVENTS: 'true' }),
   );
   const port = Number(new URL(cluster.url).port);
   const clients: Pusher[] = [];
