@@ -37,6 +37,7 @@ import { FlushScheduler } from './transport/flush-scheduler.js';
 import { withDeadline } from './clock.js';
 import { appKeyOf, PusherProtocol } from './pusher/pusher-protocol.js';
 import { pusherSettings } from './pusher/pusher-settings.js';
+import { serverToUserOf } from './pusher/pusher-user.js';
 import type { SwitchboardSocket } from './transport/switchboard-socket.js';
 import type { HistoryPage, HistoryRequest, StreamPosition } from './history/history.js';
 import type { ChannelName } from './types.js';
@@ -209,7 +210,9 @@ export class WebSocketHandler {
   async publishMessage(channel: ChannelName, message: unknown, options: PublishMessageOptions = {}): Promise<Published> {
     if (typeof channel !== 'string') throw new SwitchboardError(ErrorCode.INVALID_CHANNEL, 'channel must be a string');
     const data = { channel, message, ...(options.recipients !== undefined && { recipients: options.recipients }), ...(options.ephemeral !== undefined && { ephemeral: options.ephemeral }) };
-    const parsed = parseRequest({ action: 'message', data }, NO_ACTIONS);
+    // Pusher's #server-to-user-{id} is named outside the native grammar, so that only its signed-in user can follow it.
+    const userChannel = serverToUserOf(channel) !== null && message !== null && message !== undefined;
+    const parsed = userChannel ? { ok: true as const, request: { action: 'message' as const, channel, message, recipients: null, ephemeral: true } } : parseRequest({ action: 'message', data }, NO_ACTIONS);
     if (!parsed.ok) throw new SwitchboardError(parsed.violation.code, parsed.violation.error.replaceAll("'data.", "'"));
     if (parsed.request.action !== 'message') throw new SwitchboardError(ErrorCode.INVALID_MESSAGE, 'not a message');
     const { count, position } = await publishFromApplication({ hub: this.hub }, parsed.request, { ephemeral: parsed.request.ephemeral }, options.exclude ?? null);

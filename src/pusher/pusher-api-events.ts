@@ -6,6 +6,7 @@
  * a request is checked before any is published.
  */
 import { isValidChannelName } from '../channels/names.js';
+import { serverToUserOf } from './pusher-user.js';
 import type { WebSocketHandler } from '../handler.js';
 import type { ConnectionId } from '../types.js';
 import { infoAttributes, isObject, isPresence, PusherApiError, type InfoAttribute } from './pusher-api-request.js';
@@ -90,7 +91,7 @@ function channelsOf(where: string, fields: { channel: unknown; channels?: unknow
     throw new PusherApiError(400, `${where}channel${'channels' in fields ? ' or channels' : ''} is required`);
   }
   for (const name of names) {
-    if (!isValidChannelName(name)) {
+    if (!isValidChannelName(name) && (typeof name !== 'string' || serverToUserOf(name) === null)) {
       throw new PusherApiError(400, `Invalid channel name ${JSON.stringify(name)}: up to 128 of A-Z a-z 0-9 _ - : @ = in dot-separated segments`);
     }
   }

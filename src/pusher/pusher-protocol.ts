@@ -16,11 +16,12 @@ import type { ChannelName } from '../types.js';
 import { ConfigError, SwitchboardError } from '../errors.js';
 import { CloseCode } from '../codes.js';
 import type { NodeStats } from '../metrics/stats.js';
-import { connectionEstablished, PONG, PusherClose, PusherErrorCode, pusherError, subscriptionError, subscriptionSucceeded } from './pusher-frames.js';
+import { connectionEstablished, PONG, pusherEvent, PusherClose, PusherErrorCode, pusherError, subscriptionError, subscriptionSucceeded } from './pusher-frames.js';
 import { PUSHER_WIRE } from './pusher-wire.js';
 import type { PusherApp } from './pusher-options.js';
 import { announceGone, announceJoin, announceLeave, isPresence, presenceList, presenceMember, type PresenceMember } from './pusher-presence.js';
-import { verifyChannelAuth } from './signatures.js';
+import { verifyChannelAuth, verifyUserAuth } from './signatures.js';
+import { serverToUserOf, signedInUserId } from './pusher-user.js';
 import { WebhookSender } from './webhooks.js';
 import { socketIdOf } from './socket-id.js';
 
@@ -61,6 +62,8 @@ export function isPusherChannelName(channel: string): boolean {
 
 export class PusherProtocol {
   readonly wire = PUSHER_WIRE;
+  /** The user each signed-in connection signed in as. */
+  private readonly signedIn = new WeakMap<Connection, string>();
   /** Where client events are reported, with PUSHER_WEBHOOK_URL. */
   private readonly webhooks: WebhookSender | null;
 
@@ -141,6 +144,7 @@ export class PusherProtocol {
       if (event === 'pusher:ping') connection.sendText(PONG);
       else if (event === 'pusher:subscribe') return this.subscribe(connection, received.data);
       else if (event === 'pusher:unsubscribe') this.unsubscribe(connection, received.data);
+      else if (event === 'pusher:signin') this.signin(connection, received.data);
       else connection.sendText(pusherError(null, `Unsupported event ${event}`));
     });
   }
@@ -168,6 +172,7 @@ export class PusherProtocol {
 
   private async subscribe(connection: Connection, data: unknown): Promise<void> {
     const { channel, auth, channel_data: channelData } = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
+    if (typeof channel === 'string' && serverToUserOf(channel) !== null) return this.subscribeToUser(connection, channel);
     if (typeof channel !== 'string' || !isPusherChannelName(channel)) {
       const problem = 'Invalid channel name: letters, digits and _ - = @ . (no empty part between dots), at most 128 characters';
       connection.sendText(subscriptionError(typeof channel === 'string' ? channel : '', 'InvalidChannel', problem, 400));
@@ -217,6 +222,32 @@ export class PusherProtocol {
     if (typeof channel !== 'string') return;
     unsubscribe(this.scope, connection, channel);
     this.leftPresence(connection, channel);
+  }
+
+  /** `pusher:signin`: a user signed by the application becomes the connection's; a bad signature closes it (4009). */
+  private signin(connection: Connection, data: unknown): void {
+    const { user_data: userData, auth } = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
+    const id = typeof userData === 'string' && verifyUserAuth(this.settings.key, this.settings.secret, this.socketId(connection), userData, auth) ? signedInUserId(userData) : null;
+    if (id === null || (connection.userId !== null && String(connection.userId) !== id)) {
+      connection.sendText(pusherError(PusherClose.SIGNIN_FAILED, 'Invalid user_data or signature'));
+      connection.close(PusherClose.SIGNIN_FAILED, 'sign-in failed');
+      return;
+    }
+    connection.userId = id;
+    this.signedIn.set(connection, id);
+    connection.sendText(pusherEvent('pusher:signin_success', { user_data: userData }));
+  }
+
+  /** `#server-to-user-{id}`: only for the connection signed in as that user. */
+  private async subscribeToUser(connection: Connection, channel: ChannelName): Promise<void> {
+    if (this.signedIn.get(connection) !== serverToUserOf(channel)) {
+      connection.sendText(subscriptionError(channel, 'AuthError', 'sign in as this user first', 403));
+      return;
+    }
+    const joined = await subscribe(this.scope, connection, channel, null, false);
+    if (joined === null) return;
+    connection.sendText(subscriptionSucceeded(channel));
+    joined.release();
   }
 
   /** The connection closed: the users it was the last connection of leave their presence channels. */
