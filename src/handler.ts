@@ -134,7 +134,7 @@ export class WebSocketHandler {
     }
     this.flushScheduler = new FlushScheduler(this.logger);
     const rules = this.options.channels?.rules ?? null;
-    this.features = new ChannelFeatures(rules, this.options);
+    this.features = new ChannelFeatures(rules, this.options, this.options.pusher.appId !== null);
     this.hub = new Hub({
       nodeId: this.nodeId,
       broker: this.broker,

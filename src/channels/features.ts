@@ -22,6 +22,15 @@ export interface Features {
 
 const NONE: Features = Object.freeze({ presence: false, history: null });
 
+/**
+ * Pusher's cache channels (`cache-*`, `private-cache-*`, `presence-cache-*`,
+ * `private-encrypted-cache-*`) keep their last event for 30 minutes: a history of one.
+ */
+export const CACHE_CHANNEL = /^(?:private-encrypted-|private-|presence-)?cache-/;
+const CACHE_HISTORY: HistorySettings = Object.freeze({ size: 1, ttl: 1800 });
+const CACHED = Object.freeze({ presence: false, history: CACHE_HISTORY });
+const CACHED_WITH_PRESENCE = Object.freeze({ presence: true, history: CACHE_HISTORY });
+
 /** Channels whose features were looked up, kept for the next lookup (fan-out asks once per message). */
 const CACHE_LIMIT = 10_000;
 
@@ -30,7 +39,12 @@ export class ChannelFeatures {
   private readonly everywhere: Features;
   private readonly cache = new Map<ChannelName, Features>();
 
-  constructor(rules: readonly ChannelRule[] | null, defaults: ChannelFeatureDefaults) {
+  /** `cacheChannels`: the Pusher endpoint is on, and its cache channels keep their last event unless a history is configured. */
+  constructor(
+    rules: readonly ChannelRule[] | null,
+    defaults: ChannelFeatureDefaults,
+    private readonly cacheChannels = false,
+  ) {
     this.everywhere = Object.freeze({
       presence: defaults.presence,
       history: defaults.history.size > 0 ? Object.freeze({ size: defaults.history.size, ttl: defaults.history.ttl }) : null,
@@ -45,6 +59,12 @@ export class ChannelFeatures {
   }
 
   of(channel: ChannelName): Features {
+    const features = this.configured(channel);
+    if (!this.cacheChannels || features.history !== null || !CACHE_CHANNEL.test(channel)) return features;
+    return features.presence ? CACHED_WITH_PRESENCE : CACHED;
+  }
+
+  private configured(channel: ChannelName): Features {
     if (this.rules === null) return this.everywhere;
     let features = this.cache.get(channel);
     if (features !== undefined) return features;

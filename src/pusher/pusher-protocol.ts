@@ -19,6 +19,8 @@ import type { NodeStats } from '../metrics/stats.js';
 import { connectionEstablished, PONG, pusherEvent, PusherClose, PusherErrorCode, pusherError, subscriptionError, subscriptionSucceeded } from './pusher-frames.js';
 import { PUSHER_WIRE } from './pusher-wire.js';
 import type { PusherApp } from './pusher-options.js';
+import { CACHE_CHANNEL } from '../channels/features.js';
+import { lastEventFrame } from './pusher-cache.js';
 import { announceGone, announceJoin, announceLeave, isPresence, presenceList, presenceMember, type PresenceMember } from './pusher-presence.js';
 import { verifyChannelAuth, verifyUserAuth } from './signatures.js';
 import { serverToUserOf, signedInUserId } from './pusher-user.js';
@@ -196,15 +198,13 @@ export class PusherProtocol {
       // channel rules open it to anyone (a Pusher client carries no token).
       const joined = await subscribe(this.scope, connection, channel, null, !isPrivate(channel));
       if (joined === null) return;
-      if (member === null) {
-        connection.sendText(subscriptionSucceeded(channel));
-        joined.release();
-        return;
-      }
-      const members = await this.scope.members(channel);
-      connection.sendText(subscriptionSucceeded(channel, presenceList(members)));
+      const members = member === null ? null : await this.scope.members(channel);
+      const cached = CACHE_CHANNEL.test(channel) && !already ? await lastEventFrame(this.scope, channel, joined.position) : null;
+      connection.sendText(subscriptionSucceeded(channel, members === null ? {} : presenceList(members)));
+      if (cached !== null) connection.sendText(cached);
+      // Then the live events held since the join: the replay's order is the history's.
       joined.release();
-      if (already) return;
+      if (member === null || members === null || already) return;
       announceJoin(this.scope, connection, channel, members, member).then(
         (added) => added && this.webhooks?.send({ name: 'member_added', channel, user_id: String(member.userId) }),
         (error: unknown) => this.logger.warn({ err: error, connection: connection.id, channel }, 'a presence member_added could not be sent'),
