@@ -86,6 +86,7 @@ export class Hub implements LocalNode {
   private readonly presence: PresenceEvents;
   private emptied: (() => void) | null = null;
   private goneListener: ((channel: ChannelName, members: readonly Member[], everywhere: boolean) => void) | null = null;
+  private membershipListener: ((change: 'join' | 'leave', channel: ChannelName, connection: Connection) => void) | null = null;
 
   constructor(private readonly options: HubOptions) {
     this.broker = options.broker;
@@ -217,6 +218,7 @@ export class Hub implements LocalNode {
     }
     if (!connection.channels.has(channel)) return none;
     this.presence.announce('join', channel, member);
+    this.membershipListener?.('join', channel, connection);
     return history ? this.recovery.recover(connection, channel, resume) : none;
   }
 
@@ -240,7 +242,9 @@ export class Hub implements LocalNode {
     Promise.resolve()
       .then(() => this.broker.leave(channel, connection.id))
       .catch((error: unknown) => this.logger.error({ err: error, channel }, 'broker leave failed'));
-    if (announce) this.presence.announce('leave', channel, this.member(connection));
+    if (!announce) return;
+    this.presence.announce('leave', channel, this.member(connection));
+    this.membershipListener?.('leave', channel, connection);
   }
 
   /**
@@ -319,6 +323,11 @@ export class Hub implements LocalNode {
   membersGone(channel: ChannelName, members: readonly Member[], everywhere: boolean): void {
     this.presence.gone(channel, members, everywhere);
     this.goneListener?.(channel, members, everywhere);
+  }
+
+  /** Hears every subscribe and unsubscribe here, once done (a second protocol's channel webhooks). */
+  onMembership(listener: (change: 'join' | 'leave', channel: ChannelName, connection: Connection) => void): void {
+    this.membershipListener = listener;
   }
 
   /** Hears of the members that left with their node (a second protocol's presence), as membersGone() does. */

@@ -21,6 +21,7 @@ import { PUSHER_WIRE } from './pusher-wire.js';
 import type { PusherApp } from './pusher-options.js';
 import { CACHE_CHANNEL } from '../channels/features.js';
 import { lastEventFrame } from './pusher-cache.js';
+import { ChannelOccupancy } from './pusher-occupancy.js';
 import { announceGone, announceJoin, announceLeave, isPresence, presenceList, presenceMember, type PresenceMember } from './pusher-presence.js';
 import { verifyChannelAuth, verifyUserAuth } from './signatures.js';
 import { serverToUserOf, signedInUserId } from './pusher-user.js';
@@ -80,7 +81,14 @@ export class PusherProtocol {
     if (socketIdOf(`${scope.hub.nodeId}-1`) === null) throw new ConfigError(`the Pusher endpoint needs node ids made by newNodeId(); '${scope.hub.nodeId}' is not one`);
     const { webhookUrl, key, secret } = settings;
     this.webhooks = webhookUrl === null ? null : new WebhookSender({ url: webhookUrl, key, secret, logger });
+    const webhooks = this.webhooks;
+    const occupancy = webhooks === null ? null : new ChannelOccupancy(scope, (event) => webhooks.send(event));
+    const failed = (what: string) => (error: unknown) => logger.warn({ err: error }, `the ${what} webhook could not be decided`);
+    if (occupancy !== null) {
+      scope.hub.onMembership((change, channel, connection) => void (change === 'join' ? occupancy.joined(channel, connection) : occupancy.left(channel, connection)).catch(failed(`channel ${change}`)));
+    }
     scope.hub.onMembersGone((channel, members, everywhere) => {
+      occupancy?.gone(channel, members, everywhere).catch(failed('channel_vacated'));
       if (!isPresence(channel)) return;
       announceGone(scope, channel, members, everywhere).then(
         // Told to every node by this one: the webhook goes once. Told to each node on its own
