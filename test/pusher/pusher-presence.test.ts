@@ -134,6 +134,13 @@ describe('Pusher presence channels', () => {
     assert.equal(bob.channel.members.count, 2);
     assert.deepEqual(bob.channel.members.get('1'), { id: '1', info: { name: 'Alice' } });
     await until(() => heardByAlice.length === 1, 'member_added across nodes');
+    // The HTTP API answers for the cluster, whichever node is asked.
+    for (const node of [a, b]) {
+      const users = (await sdk(node).get({ path: `/channels/${CHANNEL}/users` }).then((response) => response.json())) as { users: Array<{ id: string }> };
+      assert.deepEqual(users.users.map((user) => user.id).sort(), ['1', 'bob']);
+      const info = (await sdk(node).get({ path: `/channels/${CHANNEL}`, params: { info: 'user_count,subscription_count' } }).then((response) => response.json())) as Record<string, unknown>;
+      assert.deepEqual(info, { occupied: true, user_count: 2, subscription_count: 2 });
+    }
     // The member's info is stored beside its user id: recipients still count by the user id alone.
     const forBob = new Promise<unknown>((resolve) => bob.channel.bind('message', resolve));
     assert.equal((await a.handler.publishMessage(CHANNEL, 'for bob', { recipients: ['bob'] })).recipientsCount, 1);
