@@ -36,7 +36,7 @@ import { channelMessageFrame, pingFrame, positionFrame, presenceFrame } from './
 import { FlushScheduler } from './transport/flush-scheduler.js';
 import { withDeadline } from './clock.js';
 import { appKeyOf, PusherProtocol } from './pusher/pusher-protocol.js';
-import { pusherSettings } from './pusher/pusher-settings.js';
+import { pusherApp } from './pusher/pusher-options.js';
 import { serverToUserOf } from './pusher/pusher-user.js';
 import type { SwitchboardSocket } from './transport/switchboard-socket.js';
 import type { HistoryPage, HistoryRequest, StreamPosition } from './history/history.js';
@@ -147,7 +147,7 @@ export class WebSocketHandler {
       features: this.features,
       recoveryMax: this.options.recoveryMax,
     });
-    const pusher = pusherSettings(this.options);
+    const pusher = pusherApp(this.options);
     const scope: ActionScope = {
       hub: this.hub,
       hooks: this.hooks,

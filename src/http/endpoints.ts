@@ -13,7 +13,7 @@ import { requestPath } from '../connection/request-path.js';
 import { ConfigError } from '../errors.js';
 import type { WebSocketHandler } from '../handler.js';
 import { createMetricsRegistry } from '../metrics/prometheus.js';
-import { pusherApiFor, type PusherApi } from '../pusher/pusher-api.js';
+import { pusherApiFor, type PusherApi } from './pusher-api.js';
 import { HttpApi, isApiEndpoint } from './api.js';
 import { serveClientScript } from './client-script.js';
 import { sendJson } from './json.js';

@@ -6,11 +6,11 @@
  * a request is checked before any is published.
  */
 import { isValidChannelName } from '../channels/names.js';
-import { serverToUserOf } from './pusher-user.js';
+import { serverToUserOf } from '../pusher/pusher-user.js';
 import type { WebSocketHandler } from '../handler.js';
 import type { ConnectionId } from '../types.js';
 import { infoAttributes, isObject, isPresence, PusherApiError, type InfoAttribute } from './pusher-api-request.js';
-import { connectionIdOf } from './socket-id.js';
+import { connectionIdOf } from '../pusher/socket-id.js';
 
 /** Pusher's limits: an event's data in bytes, channels per event, events per batch, an event name's length. */
 export const MAX_DATA_BYTES = 10 * 1024;

@@ -16,19 +16,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ClusterUnavailableError, SwitchboardError } from '../errors.js';
 import type { WebSocketHandler } from '../handler.js';
-import { sendJson } from '../http/json.js';
+import { sendJson } from './json.js';
 import { channelState, channelUsers, listChannels, terminateConnections } from './pusher-api-channels.js';
 import { triggerBatch, triggerEvent } from './pusher-api-events.js';
 import { decodeSegment, jsonObject, PusherApiError, readBody } from './pusher-api-request.js';
-import type { PusherSettings } from './pusher-protocol.js';
-import { pusherSettings } from './pusher-settings.js';
-import { verifyApiRequest } from './signatures.js';
+import type { PusherSettings } from '../pusher/pusher-protocol.js';
+import { pusherApp } from '../pusher/pusher-options.js';
+import { verifyApiRequest } from '../pusher/signatures.js';
 
 const NO_STORE = { 'Cache-Control': 'no-store' };
 
 /** The Pusher HTTP API of `handler`; null while the Pusher endpoint is off. */
 export function pusherApiFor(handler: WebSocketHandler): PusherApi | null {
-  const settings = pusherSettings(handler.options);
+  const settings = pusherApp(handler.options);
   return settings === null ? null : new PusherApi(handler, settings);
 }
 
