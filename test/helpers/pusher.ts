@@ -39,8 +39,8 @@ export function pusherClient(t: TestContext, server: { port: number }, key = APP
   return client;
 }
 
-export function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), WAIT_MS))]);
+export function within<T>(promise: Promise<T>, what: string, timeoutMs = WAIT_MS): Promise<T> {
+  return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs))]);
 }
 
 export const connected = (client: Pusher): Promise<void> => within(new Promise<void>((resolve) => client.connection.bind('connected', () => resolve())), 'connected');

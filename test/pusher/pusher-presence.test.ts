@@ -5,6 +5,7 @@
  * HTTP API lists the same users; native clients on the channel hear none of it.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { describe, test, type TestContext } from 'node:test';
 import type { PresenceChannel } from 'pusher-js';
 import { WebSocket } from 'ws';
@@ -13,7 +14,8 @@ import { TestClient } from '../helpers/client.js';
 import { sdk } from '../helpers/pusher-api.js';
 import { APP, NATIVE_MAY_USE_ALL, pusherClient, subscribed, within, type PresenceUser, type Pusher } from '../helpers/pusher.js';
 import { startRedis } from '../helpers/redis.js';
-import { startNode } from '../helpers/redis-nodes.js';
+import { PREFIX, SHORT_TIMINGS, startNode } from '../helpers/redis-nodes.js';
+import { cliEnv, spawnCli, tempDir } from '../helpers/cli.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 const CHANNEL = 'presence-room';
@@ -149,4 +151,46 @@ describe('Pusher presence channels', () => {
     await until(() => heardByAlice.length === 2, 'member_removed across nodes');
     assert.deepEqual(heardByAlice, ['added bob', 'removed bob']);
   });
+});
+
+test('a node killed with SIGKILL (a real `switchboard start` process): its presence members are removed for the Pusher clients on the survivors', { timeout: 90_000 }, async (t) => {
+  const redis = await startRedis(t);
+  if (redis === null) return;
+  const survivor = await startNode(t, redis, { pusher: APP, brokerTuning: SHORT_TIMINGS });
+  const victim = spawnCli(t, ['start'], {
+    cwd: tempDir(t),
+    env: cliEnv({
+      WS_HOST: '127.0.0.1',
+      WS_PORT: '0',
+      WS_HEARTBEAT_INTERVAL: '3600',
+      REDIS_ENABLED: 'true',
+      REDIS_HOST: '127.0.0.1',
+      REDIS_PORT: String(redis.port),
+      REDIS_PREFIX: PREFIX,
+      PUSHER_APP_ID: APP.appId,
+      PUSHER_APP_KEY: APP.key,
+      PUSHER_APP_SECRET: APP.secret,
+    }),
+  });
+  const victimPort = Number(new URL(await victim.listeningUrl()).port);
+  const watcher = await join(t, survivor, ALICE);
+  const heard = memberEvents(watcher.channel);
+  // A raw connection on the victim (pusher-js would reconnect elsewhere and join again).
+  const socket = new WebSocket(`ws://127.0.0.1:${victimPort}/app/${APP.key}`);
+  t.after(() => socket.terminate());
+  const [established] = (await within(once(socket, 'message'), 'connection_established')) as [Buffer];
+  const socketId = (JSON.parse((JSON.parse(established.toString()) as { data: string }).data) as { socket_id: string }).socket_id;
+  const channelData = JSON.stringify(BOB);
+  socket.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: CHANNEL, channel_data: channelData, auth: channelAuth(APP.key, APP.secret, socketId, CHANNEL, channelData) } }));
+  await until(() => heard.length === 1, 'member_added from the victim node');
+  await victim.kill();
+  // The victim keeps the production liveness TTL (10 s); the survivor checks every 300 ms.
+  await within(
+    (async () => {
+      while (heard.length < 2) await new Promise((resolve) => setTimeout(resolve, 50));
+    })(),
+    'member_removed after the node died',
+    60_000,
+  );
+  assert.deepEqual(heard, ['added bob', 'removed bob']);
 });
