@@ -22,7 +22,7 @@ import { MAX_HISTORY_LIMIT } from '../history/history.js';
 import type { WebSocketHandler } from '../handler.js';
 import { parseRequest } from '../protocol/inbound.js';
 import type { DisconnectResult } from '../views/cluster-view.js';
-import { sendJson } from './json.js';
+import { sendJson, sendRefusal } from './json.js';
 import { openApiDocument } from './openapi.js';
 
 
@@ -68,13 +68,7 @@ export class HttpApi {
       (body) => sendJson(response, 200, body, NO_STORE),
       (error: unknown) => {
         if (error instanceof ApiError) {
-          if (request.complete) {
-            sendJson(response, error.status, { error: error.message }, { ...NO_STORE, ...error.headers });
-            return;
-          }
-          // A body left unread (too large, or never needed): answer, then close rather than read it.
-          sendJson(response, error.status, { error: error.message }, { ...NO_STORE, ...error.headers, Connection: 'close' });
-          response.once('finish', () => request.destroy());
+          sendRefusal(request, response, error.status, error.message, { ...NO_STORE, ...error.headers });
           return;
         }
         if (error instanceof ClusterUnavailableError) {

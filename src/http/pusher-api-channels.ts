@@ -6,7 +6,8 @@
 import { isValidChannelName } from '../channels/names.js';
 import type { WebSocketHandler } from '../handler.js';
 import { distinctUsers, userCounts, type ChannelAttributes } from './pusher-api-events.js';
-import { decodeSegment, infoAttributes, isPresence, PusherApiError } from './pusher-api-request.js';
+import { decodeSegment, infoAttributes, PusherApiError } from './pusher-api-request.js';
+import { isPresence } from '../pusher/pusher-presence.js';
 
 /**
  * `GET /channels?filter_by_prefix=&info=`: the occupied channels, `{channels: {name: {}}}`;

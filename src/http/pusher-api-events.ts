@@ -9,7 +9,8 @@ import { isValidChannelName } from '../channels/names.js';
 import { serverToUserOf } from '../pusher/pusher-user.js';
 import type { WebSocketHandler } from '../handler.js';
 import type { ConnectionId } from '../types.js';
-import { infoAttributes, isObject, isPresence, PusherApiError, type InfoAttribute } from './pusher-api-request.js';
+import { infoAttributes, isObject, PusherApiError, type InfoAttribute } from './pusher-api-request.js';
+import { isPresence } from '../pusher/pusher-presence.js';
 import { connectionIdOf } from '../pusher/socket-id.js';
 
 /** Pusher's limits: an event's data in bytes, channels per event, events per batch, an event name's length. */

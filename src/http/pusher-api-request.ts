@@ -81,8 +81,6 @@ export function infoAttributes(info: unknown, where = 'info'): ReadonlySet<InfoA
   return known;
 }
 
-export const isPresence = (channel: string): boolean => channel.startsWith('presence-');
-
 /** A path segment percent-decoded; 400 when it is not valid percent-encoding. */
 export function decodeSegment(segment: string, what: string): string {
   try {

@@ -16,7 +16,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ClusterUnavailableError, SwitchboardError } from '../errors.js';
 import type { WebSocketHandler } from '../handler.js';
-import { sendJson } from './json.js';
+import { sendJson, sendRefusal } from './json.js';
 import { channelState, channelUsers, listChannels, terminateConnections } from './pusher-api-channels.js';
 import { triggerBatch, triggerEvent } from './pusher-api-events.js';
 import { decodeSegment, jsonObject, PusherApiError, readBody } from './pusher-api-request.js';
@@ -59,13 +59,7 @@ export class PusherApi {
 
   private fail(request: IncomingMessage, response: ServerResponse, path: string, error: unknown): void {
     if (error instanceof PusherApiError) {
-      if (request.complete) {
-        sendJson(response, error.status, { error: error.message }, { ...NO_STORE, ...error.headers });
-        return;
-      }
-      // A body left unread (too large, or the app unknown): answer, then close rather than read it.
-      sendJson(response, error.status, { error: error.message }, { ...NO_STORE, ...error.headers, Connection: 'close' });
-      response.once('finish', () => request.destroy());
+      sendRefusal(request, response, error.status, error.message, { ...NO_STORE, ...error.headers });
       return;
     }
     if (error instanceof ClusterUnavailableError) {
