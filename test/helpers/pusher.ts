@@ -17,14 +17,14 @@ export interface PresenceUser {
   user_info?: unknown;
 }
 
+/** Where pusher-js (or Laravel Echo) finds the test server: its WebSocket transport on 127.0.0.1, no TLS, no stats. */
+export function connectionOptions(server: { port: number }): { cluster: string; wsHost: string; wsPort: number; forceTLS: false; enabledTransports: ['ws']; disableStats: true } {
+  return { cluster: 'local', wsHost: '127.0.0.1', wsPort: server.port, forceTLS: false, enabledTransports: ['ws'], disableStats: true };
+}
+
 export function pusherClient(t: TestContext, server: { port: number }, key = APP.key, user?: PresenceUser): Pusher {
   const client = new Pusher(key, {
-    cluster: 'local',
-    wsHost: '127.0.0.1',
-    wsPort: server.port,
-    forceTLS: false,
-    enabledTransports: ['ws'],
-    disableStats: true,
+    ...connectionOptions(server),
     channelAuthorization: {
       endpoint: 'unused',
       transport: 'ajax',

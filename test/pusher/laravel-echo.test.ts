@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import Echo from 'laravel-echo';
 import { channelAuth } from '../../src/pusher/signatures.js';
-import { APP, Pusher, within } from '../helpers/pusher.js';
+import { APP, Pusher, connectionOptions, within } from '../helpers/pusher.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 type EchoClient = Echo<'pusher'>;
@@ -16,12 +16,7 @@ function echoClient(t: TestContext, server: TestServer): EchoClient {
   const echo = new Echo({
     broadcaster: 'pusher',
     key: APP.key,
-    cluster: 'local',
-    wsHost: '127.0.0.1',
-    wsPort: server.port,
-    forceTLS: false,
-    enabledTransports: ['ws'],
-    disableStats: true,
+    ...connectionOptions(server),
     // Echo types this as the pusher-js module; what it calls is the class.
     Pusher: Pusher as never,
     // What Laravel's /broadcasting/auth answers, signed here instead.

@@ -5,14 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import PusherJs from 'pusher-js';
 import { WebSocket } from 'ws';
 import { userAuth } from '../../src/pusher/signatures.js';
 import { sdk } from '../helpers/pusher-api.js';
-import { APP, connected, within, type Pusher } from '../helpers/pusher.js';
+import { APP, Pusher, connected, connectionOptions, within } from '../helpers/pusher.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
-const PusherClass = ((PusherJs as unknown as { default?: unknown }).default ?? PusherJs) as typeof PusherJs.default;
 
 async function start(t: TestContext): Promise<TestServer> {
   const server = await startServer({ pusher: APP });
@@ -22,13 +20,8 @@ async function start(t: TestContext): Promise<TestServer> {
 
 /** A pusher-js client that signs in as `id` through its (here local) user authentication endpoint. */
 function signedIn(t: TestContext, server: TestServer, id: string): Pusher {
-  const client = new PusherClass(APP.key, {
-    cluster: 'local',
-    wsHost: '127.0.0.1',
-    wsPort: server.port,
-    forceTLS: false,
-    enabledTransports: ['ws'],
-    disableStats: true,
+  const client = new Pusher(APP.key, {
+    ...connectionOptions(server),
     userAuthentication: {
       endpoint: 'unused',
       transport: 'ajax',
