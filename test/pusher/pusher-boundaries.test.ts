@@ -137,3 +137,14 @@ describe('the Pusher endpoint and the native protocol, side by side', () => {
     assert.equal(native.welcome.action, 'welcome');
   });
 });
+
+describe('a silent Pusher client', () => {
+  test('is told why and closed with 4201 after WS_CONNECTION_TIMEOUT, as Pusher closes a client that stopped answering', async (t) => {
+    const server = await start(t, { heartbeatInterval: 3600, connectionTimeout: 1 });
+    const client = await raw(t, server);
+    assert.equal(await within(client.closed, 'the close'), 4201);
+    const last = client.frames[client.frames.length - 1];
+    assert.equal(last?.event, 'pusher:error');
+    assert.equal((last?.data as { code: number }).code, 4201);
+  });
+});
