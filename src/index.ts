@@ -39,7 +39,7 @@ export { ClusterRelay } from './broker/cluster/cluster-relay.js';
 export type { ConnectionInfo } from './connection/connection-info.js';
 export { DEFAULTS } from './config/options.js';
 export { resolveOptions } from './config/resolve.js';
-export type { SwitchboardConfig, SwitchboardOptions, SslOptions, AuthOptions, RedisOptions, HistoryOptions, PusherOptions, LogLevelName } from './config/options.js';
+export type { SwitchboardConfig, SwitchboardOptions, SslOptions, AuthOptions, RedisOptions, RedisAddress, HistoryOptions, PusherOptions, LogLevelName } from './config/options.js';
 export { loadConfig } from './config/load.js';
 export type { LoadConfigInput } from './config/load.js';
 export { CloseCode, ErrorCode, HandshakeRefusal } from './codes.js';

@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { parseChannelRules, RuleError } from '../channels/rules.js';
 import { ConfigError } from '../errors.js';
 import { readNamedFile } from './file-checks.js';
-import type { ChannelRulesSource, LogLevelName, SwitchboardConfig } from './options.js';
+import type { ChannelRulesSource, LogLevelName, RedisAddress, SwitchboardConfig } from './options.js';
 import { normalizeOrigin, parseRedisUrl } from './values.js';
 
 /** A value a field cannot take; the message says what is wrong with it. */
@@ -166,6 +166,24 @@ function redisUrl(value: unknown): string | null {
   throw new Problem('is not a URL like redis://[:password@]host:port/db (or rediss:// for TLS); value not shown');
 }
 
+/** A list of Redis addresses: 'host:port,host:port' ([v6]:port too), or in code strings or { host, port }. */
+function redisAddresses(value: unknown): RedisAddress[] | null {
+  if (value === null || value === '') return null;
+  const list = typeof value === 'string' ? value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '') : value;
+  if (!Array.isArray(list) || list.length === 0) throw new Problem(`${show(value)} is not a comma-separated list of host:port`);
+  return list.map((entry: unknown) => {
+    if (typeof entry === 'object' && entry !== null) {
+      const { host, port } = entry as Partial<RedisAddress>;
+      if (typeof host === 'string' && host !== '' && typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535) return { host, port };
+      throw new Problem(`${show(entry)} is not an address like { host: '10.0.0.1', port: 26379 }`);
+    }
+    const match = typeof entry === 'string' ? /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(entry) : null;
+    const port = match === null ? NaN : Number(match[3]);
+    if (match === null || port < 1 || port > 65535) throw new Problem(`${show(entry)} is not host:port (like 10.0.0.1:26379)`);
+    return { host: (match[1] ?? match[2]) as string, port };
+  });
+}
+
 function origins(value: unknown): string[] | null {
   if (value === null) return null;
   const list = typeof value === 'string' ? value.split(',') : value;
@@ -230,6 +248,7 @@ export const FIELDS: readonly Field[] = [
   { env: 'WS_LOG_FILE', option: 'logFile', coerce: optionalString },
   { env: 'WS_LOG_LEVEL', option: 'logLevel', coerce: logLevel },
   { env: 'WS_HEARTBEAT_INTERVAL', option: 'heartbeatInterval', coerce: seconds },
+  { env: 'WS_HANDSHAKE_TIMEOUT', option: 'handshakeTimeout', coerce: seconds },
   { env: 'WS_CONNECTION_TIMEOUT', option: 'connectionTimeout', coerce: seconds },
   { env: 'WS_MAX_MESSAGES_PER_MINUTE', option: 'maxMessagesPerMinute', coerce: integer(0, 1_000_000) },
   { env: 'WS_MAX_PAYLOAD', option: 'maxPayload', coerce: integer(64, 100 * 1024 * 1024) },
@@ -256,6 +275,9 @@ export const FIELDS: readonly Field[] = [
   { env: 'REDIS_DATABASE', option: 'redis.database', coerce: integer(0, 65535) },
   { env: 'REDIS_PREFIX', option: 'redis.prefix', coerce: redisPrefix },
   { env: 'REDIS_URL', option: 'redis.url', coerce: redisUrl },
+  { env: 'REDIS_SENTINELS', option: 'redis.sentinels', coerce: redisAddresses },
+  { env: 'REDIS_SENTINEL_NAME', option: 'redis.sentinelName', coerce: optionalString },
+  { env: 'REDIS_CLUSTER_NODES', option: 'redis.clusterNodes', coerce: redisAddresses },
   { env: 'WS_API_KEY', option: 'apiKey', coerce: apiKey, secret: true },
   { env: 'PUSHER_APP_ID', option: 'pusher.appId', coerce: pusherPathSegment('app id') },
   { env: 'PUSHER_APP_KEY', option: 'pusher.key', coerce: pusherPathSegment('app key') },
@@ -270,7 +292,7 @@ const NESTED_OPTIONS: Readonly<Record<string, string>> = {
   ssl: '{ enabled, cert, key }',
   history: '{ size, ttl }',
   auth: '{ secret, publicKey, issuer, audience }',
-  redis: '{ enabled, host, port, password, database, prefix, url }',
+  redis: '{ enabled, host, port, password, database, prefix, url, sentinels, sentinelName, clusterNodes }',
   pusher: '{ appId, key, secret, clientEvents, activityTimeout, webhookUrl }',
 };
 

@@ -46,6 +46,23 @@ export interface RedisOptions {
   prefix: string;
   /** `redis://[:password@]host:port/db` or `rediss://` for TLS; overrides host, port, password and database (REDIS_URL). @default null */
   url: string | null;
+  /**
+   * Redis Sentinel: the sentinels to ask for the master named `sentinelName`, which then
+   * replaces host and port (REDIS_SENTINELS, comma-separated host:port). @default null
+   */
+  sentinels: RedisAddress[] | null;
+  /** The master's name in the sentinels' configuration (REDIS_SENTINEL_NAME). @default null */
+  sentinelName: string | null;
+  /**
+   * Redis Cluster: some of its nodes (the rest are discovered); replaces host, port and
+   * database (REDIS_CLUSTER_NODES, comma-separated host:port). @default null
+   */
+  clusterNodes: RedisAddress[] | null;
+}
+
+export interface RedisAddress {
+  host: string;
+  port: number;
 }
 
 /**
@@ -102,6 +119,8 @@ export interface SwitchboardOptions {
   logLevel: LogLevelName;
   /** Seconds between server pings (WS_HEARTBEAT_INTERVAL). @default 30 */
   heartbeatInterval: number;
+  /** Seconds an HTTP request or WebSocket handshake may take to arrive in full before its socket is closed (WS_HANDSHAKE_TIMEOUT). @default 10 */
+  handshakeTimeout: number;
   /** Seconds of silence from a client before it is closed with 4008 (WS_CONNECTION_TIMEOUT). @default 300 */
   connectionTimeout: number;
   /** Frames a connection may send per rolling minute; 0 = unlimited (WS_MAX_MESSAGES_PER_MINUTE). @default 60 */
@@ -163,6 +182,7 @@ export const DEFAULTS: Readonly<SwitchboardOptions> = Object.freeze({
   logFile: null,
   logLevel: 'info',
   heartbeatInterval: 30,
+  handshakeTimeout: 10,
   connectionTimeout: 300,
   maxMessagesPerMinute: 60,
   maxPayload: 65536,
@@ -178,7 +198,7 @@ export const DEFAULTS: Readonly<SwitchboardOptions> = Object.freeze({
   history: Object.freeze({ size: 0, ttl: 3600 }),
   recoveryMax: 1000,
   auth: Object.freeze({ secret: null, publicKey: null, issuer: null, audience: null }),
-  redis: Object.freeze({ enabled: false, host: '127.0.0.1', port: 6379, password: null, database: 0, prefix: 'websocket:', url: null }),
+  redis: Object.freeze({ enabled: false, host: '127.0.0.1', port: 6379, password: null, database: 0, prefix: 'websocket:', url: null, sentinels: null, sentinelName: null, clusterNodes: null }),
   apiKey: null,
   pusher: Object.freeze({ appId: null, key: null, secret: null, clientEvents: false, activityTimeout: 30, webhookUrl: null }),
 });

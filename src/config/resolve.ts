@@ -55,6 +55,7 @@ export function resolveOptions(...layers: ConfigLayer[]): SwitchboardOptions {
     throw new ConfigError('WS_ALLOW_ANONYMOUS (allowAnonymous): false needs TOKEN_SECRET or JWT_PUBLIC_KEY, or no client could ever connect');
   }
   checkPusherApp(resolved);
+  checkRedisTopology(resolved);
   resolutions.set(resolved.ssl, JSON.stringify(resolved));
   return resolved;
 }
@@ -77,6 +78,27 @@ function checkPusherApp(options: SwitchboardOptions): void {
   );
 }
 
+/** Sentinel and Cluster replace the one server of host, port and url: one topology at a time, Sentinel with its name. */
+function checkRedisTopology({ redis }: SwitchboardOptions): void {
+  if (redis.sentinels !== null && redis.clusterNodes !== null) {
+    throw new ConfigError('REDIS_SENTINELS (redis.sentinels) and REDIS_CLUSTER_NODES (redis.clusterNodes): set one or the other, not both');
+  }
+  if ((redis.sentinels === null) !== (redis.sentinelName === null)) {
+    throw new ConfigError(
+      redis.sentinels === null
+        ? 'REDIS_SENTINEL_NAME (redis.sentinelName): set without REDIS_SENTINELS (redis.sentinels), the sentinels to ask for that master'
+        : 'REDIS_SENTINEL_NAME (redis.sentinelName): required with REDIS_SENTINELS (redis.sentinels), the name of the master the sentinels watch',
+    );
+  }
+  const topology = redis.sentinels !== null ? 'REDIS_SENTINELS (redis.sentinels)' : redis.clusterNodes !== null ? 'REDIS_CLUSTER_NODES (redis.clusterNodes)' : null;
+  if (topology !== null && redis.url !== null) {
+    throw new ConfigError(`REDIS_URL (redis.url): names one server, and ${topology} is set; give the password as REDIS_PASSWORD`);
+  }
+  if (redis.clusterNodes !== null && redis.database !== 0) {
+    throw new ConfigError(`REDIS_DATABASE (redis.database): ${redis.database}, but Redis Cluster has database 0 only (REDIS_CLUSTER_NODES is set)`);
+  }
+}
+
 /** Every resolution as it was checked, known by its `ssl` object, which a shallow copy (`{ ...options, logger }`) keeps. */
 const resolutions = new WeakMap<object, string>();
 
@@ -91,6 +113,10 @@ export function alreadyResolved(options: object): SwitchboardOptions | null {
   if (typeof ssl !== 'object' || ssl === null) return null;
   const checked = resolutions.get(ssl);
   return checked !== undefined && JSON.stringify(options) === checked ? (options as SwitchboardOptions) : null;
+}
+
+function addressText({ host, port }: { host: string; port: number }): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 function describeRules({ source, rules }: ChannelRulesSource): string {
@@ -114,7 +140,7 @@ export function describeOptions(options: SwitchboardOptions): Array<{ env: strin
               : field.option === 'pusher.webhookUrl'
               ? maskedUrl(value as string)
               : Array.isArray(value)
-              ? value.join(',')
+              ? value.map((entry: unknown) => (typeof entry === 'object' && entry !== null ? addressText(entry as { host: string; port: number }) : String(entry))).join(',')
               : `${value as string | number | boolean}`;
     return { env: field.env, option: field.option, value: shown };
   });

@@ -41,7 +41,7 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 
 /** The resolved Redis options of a node of the test's Redis (as loadConfig would give them). */
 export function redisOptions(redis: TestRedis, overrides: Partial<RedisOptions> = {}): RedisOptions {
-  return { enabled: true, host: '127.0.0.1', port: redis.port, password: null, database: 0, prefix: PREFIX, url: null, ...overrides };
+  return { enabled: true, host: '127.0.0.1', port: redis.port, password: null, database: 0, prefix: PREFIX, url: null, sentinels: null, sentinelName: null, clusterNodes: null, ...overrides };
 }
 
 /**
