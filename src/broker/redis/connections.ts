@@ -1,86 +1,109 @@
 /**
- * A node's two connections to Redis: one for commands (scripts defined, auto-pipelined)
- * and one for its subscriptions. Neither queues commands while disconnected: everything
- * that must survive an outage is held, bounded, by the broker itself.
+ * A node's connections to Redis: one for commands (scripts defined, auto-pipelined) and
+ * its subscriptions (subscriber.ts): against one server or a Sentinel's master a second
+ * connection, against a Cluster one per master with sharded pub/sub. None queues commands
+ * while disconnected; the silence watchdog drops a connection to a Redis that stopped
+ * answering, so that the outage is handled as any other.
  */
-import { Redis, type RedisOptions as IoRedisOptions } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import type { RedisOptions } from '../../config/options.js';
-import { parseRedisUrl } from '../../config/values.js';
+import { topologyOf, type ConnectionSettings } from './client-options.js';
 import { withScripts, type ScriptedRedis } from './redis-keys.js';
+import { ShardedSubscriber } from './sharded-subscriber.js';
+import { PlainSubscriber, quitConnection, wireEvents, type ConnectionEvents, type MessageListener, type Subscriber } from './subscriber.js';
 
-export interface ConnectionSettings {
-  nodeId: string;
-  retryDelay: (attempt: number) => number;
-  commandTimeoutMs: number;
-  silenceTimeoutMs: number;
-  /** True once the broker is closed: no reconnect attempt after that. */
-  closed: () => boolean;
-}
-
-export function defaultRetryDelay(attempt: number): number {
-  const base = Math.min(100 * 2 ** Math.min(attempt - 1, 10), 5000);
-  return Math.round(base * (0.8 + Math.random() * 0.4));
-}
+export { defaultRetryDelay, type ConnectionSettings } from './client-options.js';
 
 export class RedisConnections {
   readonly commands: ScriptedRedis;
-  readonly subscriber: Redis;
-  /** host:port/database, for log lines and /readyz (never the password). */
+  readonly subscriber: Subscriber;
+  /** Pub/sub is sharded (a Cluster): SPUBLISH and SSUBSCRIBE. */
+  readonly sharded: boolean;
+  /** Where Redis is, for log lines and /readyz (never the password). */
   readonly where: string;
   private readonly silenceTimeoutMs: number;
   /** When each connection's outstanding watchdog PING was sent, or null. */
   private readonly pingSentAt = new Map<Redis, { at: number } | null>();
+  private events: ConnectionEvents = { ready: () => undefined, lost: () => undefined, error: () => undefined };
+  private listener: MessageListener = () => undefined;
 
   constructor(options: RedisOptions, settings: ConnectionSettings) {
     this.silenceTimeoutMs = settings.silenceTimeoutMs;
-    // A URL wins over host, port, password and database, and alone brings an ACL user and TLS.
-    const fromUrl = options.url === null ? null : parseRedisUrl(options.url);
-    const host = fromUrl?.host ?? options.host;
-    const port = fromUrl?.port ?? options.port;
-    const database = fromUrl?.database ?? options.database;
-    const password = fromUrl === null ? options.password : fromUrl.password;
-    this.where = `${host}:${port}/${database}`;
-    const connection: IoRedisOptions = {
-      host,
-      port,
-      db: database,
-      ...(password !== null && { password }),
-      ...(fromUrl?.username != null && { username: fromUrl.username }),
-      ...(fromUrl?.tls === true && { tls: {} }),
-      lazyConnect: true,
-      // Never queue inside ioredis while disconnected: the outbox is bounded, its queue is not.
-      enableOfflineQueue: false,
-      // Commands in flight when a connection drops fail at once rather than being resent:
-      // a PUBLISH that may have run must not run twice.
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      // The broker resubscribes itself, after re-registering, so that it knows when it is done.
-      autoResubscribe: false,
-      commandTimeout: settings.commandTimeoutMs,
-      keepAlive: 10_000,
-      retryStrategy: (attempt) => (settings.closed() ? null : settings.retryDelay(attempt)),
+    const topology = topologyOf(options, settings);
+    this.where = topology.where;
+    const events: ConnectionEvents = {
+      ready: () => this.events.ready(),
+      lost: () => this.events.lost(),
+      error: (error) => this.events.error(error),
     };
-    this.commands = withScripts(new Redis({ ...connection, connectionName: `switchboard:${settings.nodeId}`, enableAutoPipelining: true }));
-    this.subscriber = new Redis({ ...connection, connectionName: `switchboard:${settings.nodeId}:sub` });
-    for (const redis of this.both) redis.on('close', () => this.pingSentAt.set(redis, null));
+    const listener: MessageListener = (pubChannel, payload) => this.listener(pubChannel, payload);
+    if (topology.kind === 'cluster') {
+      this.sharded = true;
+      const cluster = new Cluster(topology.nodes, { ...topology.options, redisOptions: { ...topology.node, connectionName: `switchboard:${settings.nodeId}` } });
+      this.commands = withScripts(cluster, true);
+      this.subscriber = new ShardedSubscriber(cluster, (host, port) => this.watched(new Redis({ ...topology.node, host, port, connectionName: `switchboard:${settings.nodeId}:sub` })), listener, events);
+      // The cluster client says 'close' whenever its pool of node connections is empty for
+      // a moment, as it is while it swaps the startup nodes for the discovered ones: only a
+      // close after it was ready is an outage.
+      let wasReady = false;
+      cluster.on('ready', () => {
+        wasReady = true;
+        events.ready();
+      });
+      cluster.on('close', () => {
+        if (wasReady) events.lost();
+        wasReady = false;
+      });
+      cluster.on('error', (error: Error) => events.error(error));
+    } else {
+      this.sharded = false;
+      this.commands = withScripts(this.watched(new Redis({ ...topology.options, connectionName: `switchboard:${settings.nodeId}`, enableAutoPipelining: true })), false);
+      this.subscriber = new PlainSubscriber(this.watched(new Redis({ ...topology.options, connectionName: `switchboard:${settings.nodeId}:sub` })), listener, events);
+      wireEvents(this.commands as Redis, events);
+    }
   }
 
-  get both(): readonly Redis[] {
-    return [this.commands, this.subscriber];
+  /** Where the connections' ready, lost and error events go (the node's sync state). */
+  listen(events: ConnectionEvents): void {
+    this.events = events;
   }
 
-  bothReady(): boolean {
-    return this.commands.status === 'ready' && this.subscriber.status === 'ready';
+  /** Where messages on subscribed channels go. */
+  onMessage(listener: MessageListener): void {
+    this.listener = listener;
+  }
+
+  /** Starts connecting (both keep retrying in the background); rejects at the first failure. */
+  connect(): Promise<unknown> {
+    return Promise.all([this.commands.connect(), this.subscriber.connect()]);
+  }
+
+  allReady(): boolean {
+    return this.commands.status === 'ready' && this.subscriber.ready();
+  }
+
+  /** Commands can be sent (on a Cluster: the cluster is up, whatever the state of one shard). */
+  get commandsReady(): boolean {
+    return this.commands.status === 'ready';
+  }
+
+  /** A plain PUBLISH, or SPUBLISH on a Cluster (to the shard of the channel's slot). */
+  publish(pubChannel: string, payload: string | Buffer): Promise<number> {
+    return (this.sharded ? this.commands.spublish(pubChannel, payload) : this.commands.publish(pubChannel, payload)) as Promise<number>;
   }
 
   /**
    * A Redis that stops answering without closing the connection (frozen, or a network
    * path that silently drops packets) would leave commands waiting and /readyz green. A
    * PING unanswered for silenceTimeoutMs drops the connection, and the outage is handled
-   * as any other. Called every check interval; `silent` hears of it before the drop.
+   * as any other. Called every check interval; `silent` hears of it before the drop. (A
+   * Cluster's own command connections are the cluster client's; its command timeout and
+   * redirections cover them.)
    */
   watch(silent: (problem: string) => void): void {
-    for (const redis of this.both) {
+    if (this.subscriber instanceof ShardedSubscriber) this.subscriber.maintain();
+    const watched = this.commands instanceof Redis ? [this.commands, ...this.subscriber.connections()] : this.subscriber.connections();
+    for (const redis of watched) {
       if (redis.status !== 'ready') continue;
       const outstanding = this.pingSentAt.get(redis) ?? null;
       if (outstanding !== null) {
@@ -104,18 +127,11 @@ export class RedisConnections {
   }
 
   async quit(): Promise<void> {
-    await Promise.all(this.both.map(quit));
+    await Promise.all([quitConnection(this.commands), this.subscriber.quit()]);
   }
-}
 
-async function quit(redis: Redis): Promise<void> {
-  if (redis.status === 'ready') {
-    try {
-      await redis.quit();
-      return;
-    } catch {
-      // fall through
-    }
+  private watched(redis: Redis): Redis {
+    redis.on('close', () => this.pingSentAt.delete(redis));
+    return redis;
   }
-  redis.disconnect();
 }

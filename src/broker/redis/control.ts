@@ -1,7 +1,8 @@
 /**
  * Requests from one node to the others through Redis pub/sub (POST /api/disconnect):
  * a request goes on the control channel every node listens to, and each node answers on
- * the asking node's replies channel (see redis-keys.ts). The wire format is JSON, and
+ * the asking node's replies channel (see redis-keys.ts). The resync announcements of
+ * peer-sync.ts travel on the same two channels. The wire format is JSON, and
  * stays readable by nodes of other versions during a rolling upgrade.
  */
 import type { Logger } from 'pino';
@@ -9,6 +10,7 @@ import { PendingRequests } from '../../rpc/pending-requests.js';
 import type { DisconnectResult, DisconnectTarget } from '../../views/cluster-view.js';
 import type { LocalNode } from '../broker.js';
 import type { RedisConnections } from './connections.js';
+import type { PeerSync } from './peer-sync.js';
 import type { RedisKeys } from './redis-keys.js';
 
 /** How long POST /api/disconnect waits for the other nodes' answers. */
@@ -23,6 +25,8 @@ export class ControlChannel {
     private readonly keys: RedisKeys,
     private readonly nodeId: string,
     private readonly logger: Logger,
+    /** The resync announcements share the control channel (peer-sync.ts). */
+    private readonly peers: PeerSync,
   ) {}
 
   /** The pub/sub channels this node must listen to: requests to every node, and answers to its own. */
@@ -50,7 +54,7 @@ export class ControlChannel {
     const answers = this.requests.gather(nodes, (id) => {
       if (requestId === 0) {
         requestId = id;
-        published = this.connections.commands.publish(this.keys.control, JSON.stringify({ type: 'disconnect', id: String(id), from: this.nodeId, target }));
+        published = this.connections.publish(this.keys.control, JSON.stringify({ type: 'disconnect', id: String(id), from: this.nodeId, target }));
       }
       return true;
     });
@@ -70,19 +74,21 @@ export class ControlChannel {
 
   private onRequest(payload: Buffer, local: LocalNode): void {
     const request = parseJson(payload);
+    if (request !== null && this.peers.receive(request)) return;
     if (request?.type !== 'disconnect' || typeof request.id !== 'string' || typeof request.from !== 'string' || request.from === this.nodeId) return;
     const target = request.target as Partial<{ userId: unknown; connectionId: unknown }> | null;
     let closed: number;
     if (typeof target?.userId === 'string') closed = local.disconnect({ userId: target.userId });
     else if (typeof target?.connectionId === 'string') closed = local.disconnect({ connectionId: target.connectionId });
     else return;
-    this.connections.commands
+    this.connections
       .publish(this.keys.replies(request.from), JSON.stringify({ id: request.id, node: this.nodeId, count: closed }))
       .catch((error: unknown) => this.logger.debug({ err: error }, 'answering a disconnect request failed'));
   }
 
   private onReply(payload: Buffer): void {
     const reply = parseJson(payload);
+    if (reply !== null && this.peers.receive(reply)) return;
     if (typeof reply?.id !== 'string' || !/^\d{1,15}$/.test(reply.id) || typeof reply.node !== 'string' || typeof reply.count !== 'number') return;
     this.requests.answer(Number(reply.id), reply.count, reply.node);
   }

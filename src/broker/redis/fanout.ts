@@ -21,6 +21,7 @@ import type { RedisConnections } from './connections.js';
 import { Outbox } from './outbox.js';
 import { encodePayload, parsePayload } from './payload.js';
 import type { RedisKeys } from './redis-keys.js';
+import { isRefusal } from './refusals.js';
 
 /** A message held for Redis: only what send() needs (the payload holds the frame). */
 interface OutboxEntry {
@@ -45,6 +46,8 @@ export class Fanout {
     private readonly nodeId: string,
     private readonly logger: Logger,
     limits: { messages: number; bytes: number },
+    /** Redis refused a message in a way that says it is out of reach: the node holds and resyncs. */
+    private readonly outage: (problem: string) => void,
   ) {
     this.outbox = new Outbox(limits.messages, limits.bytes);
   }
@@ -74,11 +77,23 @@ export class Fanout {
     try {
       return await this.send(entry);
     } catch (error) {
+      if (isRefusal(error)) {
+        // Redis never ran it: held like any message of an outage, and sent after the resync.
+        this.outbox.push(entry, payload.length);
+        this.outage((error as Error).message);
+        return localCount;
+      }
       // The message reached this node's subscribers; whether Redis ran the PUBLISH is
-      // unknown, so it is not sent again. The state change is logged by the broker.
+      // unknown (a timeout, a connection that closed after sending), so it is not sent
+      // again. The state change is logged by the broker.
       this.logger.debug({ err: error, channel }, 'publishing through Redis failed');
       return localCount;
     }
+  }
+
+  /** Messages held for the other nodes now. */
+  get held(): number {
+    return this.outbox.size;
   }
 
   /**

@@ -17,7 +17,7 @@
  * counting from the value the store has (a client compares the epoch first, so the numbers
  * of a new epoch need not restart at 0, and keeping them growing keeps stream ids growing).
  */
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /**
  * Makes sure the channel has an epoch. KEYS[1] position, KEYS[2] stream; `candidate` the
@@ -153,7 +153,8 @@ export interface HistoryCommands {
   ): Promise<ReadHistoryReply>;
 }
 
-export function defineHistoryScripts(redis: Redis): void {
-  redis.defineCommand('switchboardPublishKept', { numberOfKeys: 4, lua: PUBLISH_KEPT_SCRIPT });
+/** `publishing` turns the script's PUBLISH into SPUBLISH on a Cluster (redis-keys.ts withScripts). */
+export function defineHistoryScripts(redis: Redis | Cluster, publishing: (lua: string) => string): void {
+  redis.defineCommand('switchboardPublishKept', { numberOfKeys: 4, lua: publishing(PUBLISH_KEPT_SCRIPT) });
   redis.defineCommand('switchboardReadHistory', { numberOfKeys: 2, lua: READ_HISTORY_SCRIPT });
 }

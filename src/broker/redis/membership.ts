@@ -52,18 +52,18 @@ export class Membership {
   }
 
   async join(channel: ChannelName, member: Member): Promise<void> {
-    const { commands, subscriber } = this.connections;
+    const { subscriber } = this.connections;
     let entry = this.localChannels.get(channel);
     if (entry === undefined) {
       entry = { members: new Map(), subscribed: Promise.resolve() };
       this.localChannels.set(channel, entry);
       this.byPubChannel.set(this.keys.messages(channel), channel);
-      if (subscriber.status === 'ready') entry.subscribed = subscriber.subscribe(this.keys.messages(channel));
+      if (subscriber.ready()) entry.subscribed = subscriber.subscribe(this.keys.messages(channel));
     }
     const storedUserId = encodeMember(member.userId, member.info);
     entry.members.set(member.connectionId, storedUserId);
     const work: Array<Promise<unknown>> = [entry.subscribed];
-    if (commands.status === 'ready') work.push(this.register(channel, member.connectionId, storedUserId));
+    if (this.connections.commandsReady) work.push(this.register(channel, member.connectionId, storedUserId));
     try {
       await Promise.all(work);
     } catch (error) {
@@ -72,16 +72,16 @@ export class Membership {
   }
 
   async leave(channel: ChannelName, connectionId: ConnectionId): Promise<void> {
-    const { commands, subscriber } = this.connections;
+    const { subscriber } = this.connections;
     const entry = this.localChannels.get(channel);
     if (entry === undefined || !entry.members.delete(connectionId)) return;
     const work: Array<Promise<unknown>> = [];
     if (entry.members.size === 0) {
       this.localChannels.delete(channel);
       this.byPubChannel.delete(this.keys.messages(channel));
-      if (subscriber.status === 'ready') work.push(subscriber.unsubscribe(this.keys.messages(channel)));
+      if (subscriber.ready()) work.push(subscriber.unsubscribe(this.keys.messages(channel)));
     }
-    if (commands.status === 'ready') work.push(this.unregister(channel, connectionId));
+    if (this.connections.commandsReady) work.push(this.unregister(channel, connectionId));
     try {
       await Promise.all(work);
     } catch (error) {
@@ -156,7 +156,7 @@ export class Membership {
    */
   private failed(error: unknown, channel: ChannelName): void {
     this.logger.debug({ err: error, channel }, 'a membership change failed in Redis');
-    if (this.connections.bothReady()) this.refused();
+    if (this.connections.allReady()) this.refused();
   }
 
   private register(channel: ChannelName, connectionId: ConnectionId, storedUserId: string): Promise<unknown> {

@@ -24,6 +24,8 @@ const SCAN_BATCH = 500;
 
 export class NodeLiveness {
   private readonly cleaning = new Set<string>();
+  /** The other nodes alive at the last check: those a resync after an outage waits for. */
+  private seen: ReadonlySet<string> = new Set();
 
   constructor(
     private readonly commands: ScriptedRedis,
@@ -87,6 +89,7 @@ export class NodeLiveness {
   async checkOthers(): Promise<void> {
     const others = (await this.commands.hkeys(this.keys.nodes)).filter((node) => node !== this.nodeId);
     const alive = await Promise.all(others.map((node) => this.commands.exists(this.keys.nodeAlive(node))));
+    this.seen = new Set(others.filter((_, index) => alive[index] !== 0));
     for (const [index, node] of others.entries()) {
       if (alive[index] !== 0 || this.cleaning.has(node)) continue;
       this.cleaning.add(node);
@@ -94,6 +97,17 @@ export class NodeLiveness {
         .catch((error: unknown) => this.logger.warn({ err: error, node }, 'cleaning out a dead node failed; retrying later'))
         .finally(() => this.cleaning.delete(node));
     }
+  }
+
+  /**
+   * The other nodes to expect back after an outage: those alive at the last check before
+   * it, and those whose liveness key Redis holds now (Redis may have lost the keys, or kept
+   * stale ones).
+   */
+  async peers(): Promise<string[]> {
+    const listed = (await this.commands.hkeys(this.keys.nodes)).filter((node) => node !== this.nodeId);
+    const alive = await Promise.all(listed.map((node) => this.commands.exists(this.keys.nodeAlive(node))));
+    return [...new Set([...this.seen, ...listed.filter((_, index) => alive[index] !== 0)])];
   }
 
   /** Removes every membership of a node that stopped refreshing its liveness key. */

@@ -13,8 +13,11 @@
  * - sync-state.ts: outages and the resync after them (re-register, reconcile the
  *   membership, resubscribe, send the outbox, in that order, then ready again, and the
  *   node told to read what it missed of the history);
- * - connections.ts: the two connections, which never queue commands while disconnected,
- *   and the watchdog for a Redis that stops answering;
+ * - connections.ts, client-options.ts, subscriber.ts, sharded-subscriber.ts: the
+ *   connections to one server, a Sentinel's master or a Cluster (sharded pub/sub there),
+ *   which never queue commands while disconnected, and the watchdog for a Redis that
+ *   stops answering;
+ * - peer-sync.ts: held messages wait for the other nodes to listen again;
  * - cluster-view.ts and control.ts: what the HTTP API asks of the cluster.
  */
 import type { Logger } from 'pino';
@@ -30,6 +33,7 @@ import { ControlChannel } from './control.js';
 import { Fanout } from './fanout.js';
 import { Membership } from './membership.js';
 import { NodeLiveness } from './node-liveness.js';
+import { PeerSync } from './peer-sync.js';
 import { RedisHistory } from './redis-history.js';
 import { RedisKeys } from './redis-keys.js';
 import { SyncState, type SyncSummary } from './sync-state.js';
@@ -50,6 +54,8 @@ export interface RedisBrokerTuning {
   commandTimeoutMs?: number;
   /** How long a PING may go unanswered before its connection is dropped and reconnected. @default 10000 */
   silenceTimeoutMs?: number;
+  /** After an outage, how long held messages wait for the other nodes to be listening again. @default nodeTtlMs */
+  peerWaitMs?: number;
 }
 
 export interface RedisBrokerOptions extends RedisBrokerTuning {
@@ -71,6 +77,7 @@ export class RedisBroker implements BrokerWithView {
   private readonly historyStore: RedisHistory;
   private readonly liveness: NodeLiveness;
   private readonly control: ControlChannel;
+  private readonly peers: PeerSync;
   private readonly view: RedisClusterView;
   private local: LocalNode | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -92,10 +99,15 @@ export class RedisBroker implements BrokerWithView {
       silenceTimeoutMs: brokerOptions.silenceTimeoutMs ?? 10_000,
       closed: () => this.state.isClosed,
     });
-    this.fanout = new Fanout(this.connections, keys, nodeId, this.logger, {
-      messages: brokerOptions.outboxMessages ?? 10_000,
-      bytes: brokerOptions.outboxBytes ?? 16 * 1024 * 1024,
-    });
+    this.fanout = new Fanout(
+      this.connections,
+      keys,
+      nodeId,
+      this.logger,
+      { messages: brokerOptions.outboxMessages ?? 10_000, bytes: brokerOptions.outboxBytes ?? 16 * 1024 * 1024 },
+      (problem) => this.state.outage(problem),
+    );
+    this.peers = new PeerSync(this.connections, keys, nodeId, this.logger, brokerOptions.peerWaitMs ?? this.nodeTtlMs);
     this.historyStore = new RedisHistory({
       connections: this.connections,
       keys,
@@ -115,10 +127,13 @@ export class RedisBroker implements BrokerWithView {
       () => this.local?.report() ?? null,
       (channel, members) => this.local?.membersGone(channel, members, true),
     );
-    this.control = new ControlChannel(this.connections, keys, nodeId, this.logger);
+    this.control = new ControlChannel(this.connections, keys, nodeId, this.logger, this.peers);
     this.state = new SyncState(this.connections, nodeId, this.logger, {
       resync: (current) => this.resync(current),
-      lost: () => this.fanout.hold(),
+      lost: () => {
+        this.fanout.hold();
+        this.peers.lost();
+      },
       ready: () => {
         // The beat during the resync reported the node not ready yet; without another one now,
         // the other nodes would show it not ready until the next check interval.
@@ -138,7 +153,7 @@ export class RedisBroker implements BrokerWithView {
       local: () => this.local,
       staleReportMs: this.checkIntervalMs * 3,
     });
-    this.connections.subscriber.on('messageBuffer', (pubChannel: Buffer, payload: Buffer) => this.onMessage(pubChannel.toString(), payload));
+    this.connections.onMessage((pubChannel, payload) => this.onMessage(pubChannel, payload));
   }
 
   async start(local: LocalNode): Promise<void> {
@@ -210,6 +225,10 @@ export class RedisBroker implements BrokerWithView {
     await this.connections.subscriber.subscribe(...this.control.pubChannels);
     await this.liveness.beat();
     const { channels, members, failures } = await this.membership.reconcile();
+    if (!current()) return { channels: 0, members: 0, sent: 0, dropped: 0, failures };
+    await this.peers.announce();
+    // Held messages go out once the other nodes listen again (peer-sync.ts).
+    if (this.fanout.held > 0) await this.peers.waitFor(await this.liveness.peers());
     if (!current()) return { channels: 0, members: 0, sent: 0, dropped: 0, failures };
     // The outbox goes out in order; from here on publishes follow it on the same connection.
     const { sent, dropped } = await this.fanout.flush();

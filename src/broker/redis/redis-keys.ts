@@ -14,10 +14,10 @@
  *   Pnode:{N}:members set of "C connection-id": N's memberships, to clean out N if it dies
  *   Pnode:{N}:cleanup lock held by the node that cleans out N
  *   Pnode:{N}:resync  flag: N's entries were (partly) removed while it was alive; N registers again
- *   Pcontrol          pub/sub channel of requests to every node (POST /api/disconnect)
+ *   Pcontrol          pub/sub channel of requests to every node (POST /api/disconnect, resync announcements)
  *   Preply:{N}        pub/sub channel of the answers to node N's requests
  */
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { ChannelName, UserId } from '../../types.js';
 import { defineHistoryScripts, type HistoryCommands } from './history-scripts.js';
 
@@ -213,8 +213,10 @@ end
 redis.call('DEL', KEYS[2], KEYS[3])
 return 1`;
 
-/** Redis with the scripts above defined as commands. */
-export interface ScriptedRedis extends Redis, HistoryCommands {
+/** A Redis server (or Sentinel's master) or a Redis Cluster, with the scripts above defined as commands. */
+export type ScriptedRedis = (Redis | Cluster) & ScriptCommands & HistoryCommands;
+
+interface ScriptCommands {
   switchboardJoin(members: string, users: string, connectionId: string, storedUserId: string): Promise<number>;
   /** The removed member's stored user id (decodeUserId), or null when it was not there. */
   switchboardLeave(members: string, users: string, connectionId: string): Promise<string | null>;
@@ -223,13 +225,18 @@ export interface ScriptedRedis extends Redis, HistoryCommands {
   switchboardForgetNode(alive: string, members: string, resyncFlag: string, flagTtlMs: number): Promise<number>;
 }
 
-/** Defines the scripts on a connection; ioredis sends each by its SHA and loads it when Redis lacks it. */
-export function withScripts(redis: Redis): ScriptedRedis {
+/**
+ * Defines the scripts on a connection; ioredis sends each by its SHA and loads it when
+ * Redis lacks it. On a Cluster the scripts publish with SPUBLISH: the message goes to
+ * the shard of the channel's slot, which is the slot of every key the script touches.
+ */
+export function withScripts<R extends Redis | Cluster>(redis: R, sharded: boolean): R & ScriptCommands & HistoryCommands {
+  const publishing = (lua: string): string => (sharded ? lua.replaceAll("redis.call('PUBLISH',", "redis.call('SPUBLISH',") : lua);
   redis.defineCommand('switchboardJoin', { numberOfKeys: 2, lua: JOIN_SCRIPT });
   redis.defineCommand('switchboardLeave', { numberOfKeys: 2, lua: LEAVE_SCRIPT });
-  redis.defineCommand('switchboardPublish', { numberOfKeys: 2, lua: PUBLISH_SCRIPT });
+  redis.defineCommand('switchboardPublish', { numberOfKeys: 2, lua: publishing(PUBLISH_SCRIPT) });
   redis.defineCommand('switchboardHeartbeat', { numberOfKeys: 2, lua: HEARTBEAT_SCRIPT });
   redis.defineCommand('switchboardForgetNode', { numberOfKeys: 3, lua: FORGET_NODE_SCRIPT });
-  defineHistoryScripts(redis);
-  return redis as ScriptedRedis;
+  defineHistoryScripts(redis, publishing);
+  return redis as R & ScriptCommands & HistoryCommands;
 }

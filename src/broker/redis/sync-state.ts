@@ -27,7 +27,7 @@ export interface SyncSteps {
 }
 
 const FIRST_RESYNC_DELAY_MS = 500;
-const MAX_RESYNC_DELAY_MS = 30_000;
+const MAX_RESYNC_DELAY_MS = 5000;
 
 export class SyncState {
   /** True once the node is registered, subscribed and its outbox sent, until a connection drops: ready. */
@@ -57,17 +57,16 @@ export class SyncState {
     private readonly logger: Logger,
     private readonly steps: SyncSteps,
   ) {
-    for (const redis of connections.both) {
-      redis.on('ready', () => {
+    connections.listen({
+      ready: () => {
         this.lastProblem = 'connection lost';
         this.sync();
-      });
-      redis.on('close', () => this.connectionLost());
-      // ioredis reports every failed attempt; the state change is what gets logged.
-      redis.on('error', (error: Error) => {
+      },
+      lost: () => this.connectionLost(),
+      error: (error) => {
         this.lastProblem = error.message;
-      });
-    }
+      },
+    });
   }
 
   /** Connects both connections in the background (they keep retrying); resolves at the first outcome, in sync or not. */
@@ -75,7 +74,7 @@ export class SyncState {
     const firstOutcome = new Promise<void>((resolve) => {
       this.onFirstOutcome = resolve;
     });
-    for (const redis of this.connections.both) redis.connect().catch(() => this.settleFirstOutcome());
+    this.connections.connect().catch(() => this.settleFirstOutcome());
     return firstOutcome;
   }
 
@@ -100,7 +99,7 @@ export class SyncState {
    * supersedes an older one.
    */
   sync(): void {
-    if (!this.connections.bothReady() || this.closing) return;
+    if (!this.connections.allReady() || this.closing) return;
     if (this.resyncRunning) {
       // Once the running one is done: restarting it would redo (and re-send) its work.
       this.resyncAgain = true;
@@ -135,7 +134,7 @@ export class SyncState {
         this.lastProblem = error instanceof Error ? error.message : String(error);
         this.settleFirstOutcome();
         // A connection that dropped mid-way brings another 'ready' and another attempt.
-        if (!this.connections.bothReady()) return;
+        if (!this.connections.allReady()) return;
         if (!this.resyncFailing) {
           this.resyncFailing = true;
           this.logger.warn({ err: error }, `registering with Redis (${this.connections.where}) failed; retrying`);
@@ -143,6 +142,19 @@ export class SyncState {
         this.resyncSoon();
       },
     );
+  }
+
+  /**
+   * Redis refused a command for a reason that says it is not in reach (the cluster is
+   * down, the master became a replica, the connection is not writable) while the
+   * connections look up: the node holds its messages as in any outage, and tries to
+   * resync until Redis takes commands again.
+   */
+  outage(problem: string): void {
+    if (this.closing) return;
+    this.lastProblem = problem;
+    if (this.synced) this.connectionLost();
+    this.resyncSoon();
   }
 
   /** Another resync in a while (with backoff), unless one is already due. */
