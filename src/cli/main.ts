@@ -19,6 +19,7 @@ import { packageVersion } from '../version.js';
 import { DAEMON_CHILD_ENV, DEFAULT_DAEMON_LOG, daemonize, removePidFile, reportToParent, stopDaemon, writePidFile } from './daemon.js';
 import { serveWorkerMetrics } from './worker-metrics.js';
 import { runPrimary, type StartFailure } from './workers.js';
+import { openFileLimit, openFileWarning } from './open-file-limit.js';
 
 const EXIT_CONFIG = 2;
 const MAX_TOKEN_TTL_SECONDS = 365 * 86400;
@@ -141,6 +142,9 @@ async function start(args: string[], options: SwitchboardOptions): Promise<numbe
   if (isDaemonChild) writePidFile(options.pidFile);
   try {
     const address = await server.listen();
+    // Once serving (a server that cannot start says only why), and once per server: the
+    // primary of workers says it for all.
+    warnOfOpenFileLimit(options, logger, isWorker);
     if (isDaemonChild) reportToParent({ type: 'ready', url: address.url });
   } catch (error) {
     if (isDaemonChild) removePidFile(options.pidFile);
@@ -213,10 +217,16 @@ function tellPrimary(message: StartFailure): Promise<void> {
 }
 
 /** The primary of WS_WORKER_NUM > 1 workers: forks them and waits for them to finish. */
+function warnOfOpenFileLimit(options: SwitchboardOptions, logger: ReturnType<typeof createLogger>, isWorker: boolean): void {
+  const warning = isWorker ? null : openFileWarning(openFileLimit(), options.maxConnections);
+  if (warning !== null) logger.warn(warning);
+}
+
 async function startPrimary(options: SwitchboardOptions, logger: ReturnType<typeof createLogger>, isDaemonChild: boolean): Promise<number> {
   if (isDaemonChild) writePidFile(options.pidFile);
   const code = await runPrimary(options, logger, {
     ready: (url) => {
+      warnOfOpenFileLimit(options, logger, false);
       if (isDaemonChild) reportToParent({ type: 'ready', url });
     },
     failed: (exitCode, reason) => {
