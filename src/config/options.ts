@@ -119,7 +119,11 @@ export interface SwitchboardOptions {
   logLevel: LogLevelName;
   /** Seconds between server pings (WS_HEARTBEAT_INTERVAL). @default 30 */
   heartbeatInterval: number;
-  /** Seconds an HTTP request or WebSocket handshake may take to arrive in full before its socket is closed (WS_HANDSHAKE_TIMEOUT). @default 10 */
+  /**
+   * Seconds an HTTP request or WebSocket handshake may take to arrive in full before its socket
+   * is closed (WS_HANDSHAKE_TIMEOUT). Switchboard's own listener only (createServer, the CLI):
+   * attach() leaves the timeouts of an application's server to it. @default 10
+   */
   handshakeTimeout: number;
   /** Seconds of silence from a client before it is closed with 4008 (WS_CONNECTION_TIMEOUT). @default 300 */
   connectionTimeout: number;

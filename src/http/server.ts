@@ -14,6 +14,7 @@ import { resolveOptions } from '../config/resolve.js';
 import { ConfigError } from '../errors.js';
 import { WebSocketHandler, type HandlerOptions } from '../handler.js';
 import { HttpEndpoints } from './endpoints.js';
+import { answerClientError, requestTimeouts, tlsHandshakeTimeout } from './request-limits.js';
 
 export interface ListenAddress {
   host: string;
@@ -37,27 +38,18 @@ export class SwitchboardServer {
     this.options = options;
     this.endpoints = new HttpEndpoints(handler, { websocketPath: options.path }, () => (this.closing !== null ? 'shutting down' : handler.notReadyReason()));
     const onRequest = (request: IncomingMessage, response: ServerResponse): void => this.endpoints.handle(request, response);
+    // handshakeTimeout bounds how long a request or upgrade may take to arrive in full
+    // (request-limits.ts); Node takes some of these settings only here, at construction.
+    const timeouts = requestTimeouts(options.handshakeTimeout);
     if (options.ssl.enabled) {
       // resolveOptions checked both files when ssl.enabled is set.
-      this.httpServer = createHttpsServer({ cert: readConfigFile(options.ssl.cert as string), key: readConfigFile(options.ssl.key as string) }, onRequest);
+      const tls = { cert: readConfigFile(options.ssl.cert as string), key: readConfigFile(options.ssl.key as string), handshakeTimeout: tlsHandshakeTimeout(options.handshakeTimeout) };
+      this.httpServer = createHttpsServer({ ...tls, ...timeouts }, onRequest);
     } else {
-      this.httpServer = createHttpServer(onRequest);
+      this.httpServer = createHttpServer(timeouts, onRequest);
     }
     handler.attach(this.httpServer, { path: options.path });
-    // A request Node cannot parse gets a JSON answer like every other answer here (with
-    // Node's own status), then the connection closes. A response already under way on
-    // that connection must not be cut into: then the connection just closes.
-    this.httpServer.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-      const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
-      if (!socket.writable || inFlight) {
-        socket.destroy();
-        return;
-      }
-      const [status, text] =
-        error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
-      const body = `{"error":"${status === 400 ? 'malformed HTTP request' : text.toLowerCase()}"}`;
-      socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
-    });
+    this.httpServer.on('clientError', answerClientError);
   }
 
   /** Starts listening; resolves with the bound address (the real port when `port` is 0). */

@@ -92,7 +92,12 @@ function checkField(name: string, value: unknown, kind: FieldKind): Violation | 
     case 'object':
       return isPlainObject(value) ? null : new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must be an object`);
     case 'present':
-      return value === null ? new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must not be null`) : null;
+      if (value === null) return new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must not be null`);
+      // JSON.parse reads a number too large for a double (1e309) as Infinity, which
+      // JSON.stringify writes as null: it would reach subscribers as the null refused above.
+      return typeof value === 'number' && !Number.isFinite(value)
+        ? new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must not be null or a number out of range (like 1e309)`)
+        : null;
     case 'recipients': {
       if (!Array.isArray(value)) return new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must be an array of user ids`);
       if (value.length > MAX_RECIPIENTS) {
@@ -145,17 +150,20 @@ export function parseRequest(frame: unknown, knownActions: { has(name: string): 
 
   if (!isPlainObject(frame)) return fail(ErrorCode.INVALID_MESSAGE, 'message must be a JSON object', null, null);
 
+  const rawAction = frame.action;
+  // Read before the id is checked, so that an error about the id still says which
+  // action it refused; an id that is not one is never echoed.
+  const readableAction = typeof rawAction === 'string' ? rawAction : null;
   const rawId = frame.id;
   let id: RequestId | null = null;
   if (rawId !== undefined) {
     if (typeof rawId === 'string' || (typeof rawId === 'number' && Number.isFinite(rawId))) id = rawId;
-    else return fail(ErrorCode.INVALID_MESSAGE, "field 'id' must be a string or a number", null, null);
+    else return fail(ErrorCode.INVALID_MESSAGE, "field 'id' must be a string or a number", readableAction, null);
   }
 
-  const rawAction = frame.action;
   if (rawAction === undefined) return fail(ErrorCode.INVALID_MESSAGE, "field 'action' is required", null, id);
-  if (typeof rawAction !== 'string') return fail(ErrorCode.INVALID_MESSAGE, "field 'action' must be a string", null, id);
-  const action = rawAction;
+  if (readableAction === null) return fail(ErrorCode.INVALID_MESSAGE, "field 'action' must be a string", null, id);
+  const action = readableAction;
 
   for (const key of Object.keys(frame)) {
     if (!TOP_LEVEL_FIELDS.has(key)) return fail(ErrorCode.INVALID_MESSAGE, `unknown field '${key}'`, action, id);

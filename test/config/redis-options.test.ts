@@ -12,7 +12,7 @@ const fromCode = (options: Record<string, unknown>) => resolveOptions(layerFromO
 
 void describe('Redis options', () => {
   void test('Redis is off by default, with the SPEC defaults for the rest', () => {
-    assert.deepEqual(resolveOptions().redis, { enabled: false, host: '127.0.0.1', port: 6379, password: null, database: 0, prefix: 'websocket:', url: null });
+    assert.deepEqual(resolveOptions().redis, { enabled: false, host: '127.0.0.1', port: 6379, password: null, database: 0, prefix: 'websocket:', url: null, sentinels: null, sentinelName: null, clusterNodes: null });
   });
 
   void test('every REDIS_* variable sets its option', () => {
@@ -24,7 +24,7 @@ void describe('Redis options', () => {
       REDIS_DATABASE: '2',
       REDIS_PREFIX: 'chat:',
     });
-    assert.deepEqual(redis, { enabled: true, host: 'cache.internal', port: 6380, password: 's3cret', database: 2, prefix: 'chat:', url: null });
+    assert.deepEqual(redis, { enabled: true, host: 'cache.internal', port: 6380, password: 's3cret', database: 2, prefix: 'chat:', url: null, sentinels: null, sentinelName: null, clusterNodes: null });
   });
 
   void test("GEMVC's redis option in code is accepted", () => {

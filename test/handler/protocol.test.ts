@@ -511,11 +511,11 @@ describe('malformed frames', () => {
     });
   }
 
-  test('an id that is neither a string nor a number gets INVALID_MESSAGE naming id', async (t) => {
+  test('an id that is neither a string nor a number gets INVALID_MESSAGE naming id, and the frame keeps its action', async (t) => {
     const server = await start(t);
     const client = await connect(t, server);
     client.send({ action: 'ping', id: { nested: true } });
-    assertErrorFrame(await client.next(isError), { code: ErrorCode.INVALID_MESSAGE, action: null, error: /\bid\b/ });
+    assertErrorFrame(await client.next(isError), { code: ErrorCode.INVALID_MESSAGE, action: 'ping', error: /\bid\b/ });
   });
 
   test('a binary frame gets INVALID_MESSAGE', async (t) => {
