@@ -95,9 +95,11 @@ function checkField(name: string, value: unknown, kind: FieldKind): Violation | 
       if (value === null) return new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must not be null`);
       // JSON.parse reads a number too large for a double (1e309) as Infinity, which
       // JSON.stringify writes as null: it would reach subscribers as the null refused above.
-      return typeof value === 'number' && !Number.isFinite(value)
-        ? new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must not be null or a number out of range (like 1e309)`)
-        : null;
+      if (typeof value === 'number' && !Number.isFinite(value)) {
+        return new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must not be null or a number out of range (like 1e309)`);
+      }
+      // A value nested thousands deep overflows the stack of JSON.stringify when it is sent on.
+      return nestedDeeperThan(value, MAX_DEPTH) ? new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' is nested more than ${MAX_DEPTH} levels deep`) : null;
     case 'recipients': {
       if (!Array.isArray(value)) return new Violation(ErrorCode.INVALID_MESSAGE, `field '${field}' must be an array of user ids`);
       if (value.length > MAX_RECIPIENTS) {
@@ -110,6 +112,21 @@ function checkField(name: string, value: unknown, kind: FieldKind): Violation | 
       return null;
     }
   }
+}
+
+/** How deep a message's objects and arrays may nest: far beyond any real payload, far below what overflows JSON.stringify. */
+export const MAX_DEPTH = 512;
+
+/** Whether `value` nests objects or arrays more than `limit` deep; walks without recursion, and stops at the first too deep. */
+function nestedDeeperThan(value: unknown, limit: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const stack: Array<[object, number]> = [[value, 1]];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const [node, depth] = next;
+    if (depth > limit) return true;
+    for (const child of Object.values(node)) if (typeof child === 'object' && child !== null) stack.push([child as object, depth + 1]);
+  }
+  return false;
 }
 
 function validateData(data: Record<string, unknown>, schema: Schema): Violation | null {

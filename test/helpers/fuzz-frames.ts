@@ -282,11 +282,12 @@ export class FrameMaker {
     if (refusal !== null) return this.text('mutated request', json, { reply: 'error', codes: [refusal], action, id: id.echo });
     if (action === 'pong') return this.text('valid request', json, { reply: 'none' });
     if (action === FAIL) return this.text('valid request', json, { reply: 'error', codes: [ErrorCode.INTERNAL_ERROR], action, id: id.echo });
-    // Data too deep for JSON.stringify cannot be sent on: an INTERNAL_ERROR, never a crash.
+    // Data too deep for JSON.stringify cannot be sent on: a message nested that deep is
+    // refused as it arrives; what a custom action echoes is an INTERNAL_ERROR, never a crash.
     const deep = isDeep(json) ? [ErrorCode.INTERNAL_ERROR] : [];
     const codes: Record<string, readonly ErrorCode[]> = {
       subscribe: [ErrorCode.TOO_MANY_CHANNELS],
-      message: [ErrorCode.NOT_SUBSCRIBED, ...deep],
+      message: [ErrorCode.NOT_SUBSCRIBED, ...(isDeep(json) ? [ErrorCode.INVALID_MESSAGE] : [])],
       presence: [ErrorCode.NOT_ENABLED],
       history: [ErrorCode.NOT_ENABLED],
       auth: [ErrorCode.TOKEN_INVALID],
