@@ -57,8 +57,11 @@ export class RedisConnections {
       cluster.on('error', (error: Error) => events.error(error));
     } else {
       this.sharded = false;
-      this.commands = withScripts(this.watched(new Redis({ ...topology.options, connectionName: `switchboard:${settings.nodeId}`, enableAutoPipelining: true })), false);
-      this.subscriber = new PlainSubscriber(this.watched(new Redis({ ...topology.options, connectionName: `switchboard:${settings.nodeId}:sub` })), listener, events);
+      const commands = this.watched(new Redis({ ...topology.options, connectionName: `switchboard:${settings.nodeId}`, enableAutoPipelining: true }));
+      const subscriber = this.watched(new Redis({ ...topology.options, connectionName: `switchboard:${settings.nodeId}:sub` }));
+      for (const redis of [commands, subscriber]) keepAlive(redis, settings);
+      this.commands = withScripts(commands, false);
+      this.subscriber = new PlainSubscriber(subscriber, listener, events);
       wireEvents(this.commands as Redis, events);
     }
   }
@@ -134,4 +137,22 @@ export class RedisConnections {
     redis.on('close', () => this.pingSentAt.delete(redis));
     return redis;
   }
+}
+
+/**
+ * A connection gives up ('end') only when the broker closes it, or when ioredis gives up on
+ * its own: a Sentinel's failover detector that disconnects while a reconnect attempt waits
+ * for a sentinel's answer ends that connection without asking the retry strategy (ioredis
+ * #1683). Unless the broker is closed, it connects again after the usual delay.
+ */
+function keepAlive(redis: Redis, settings: ConnectionSettings): void {
+  let attempt = 0;
+  redis.on('ready', () => (attempt = 0));
+  redis.on('end', () => {
+    if (settings.closed()) return;
+    const timer = setTimeout(() => {
+      if (!settings.closed() && redis.status === 'end') redis.connect().catch(() => undefined);
+    }, settings.retryDelay(++attempt));
+    timer.unref();
+  });
 }
