@@ -195,7 +195,9 @@ export class NativeProtocol {
     }
     // The cluster out of reach (Redis, the primary) is an outage, logged where it is
     // detected; a bug is logged here.
-    if (error instanceof ClusterUnavailableError) this.logger.warn({ err: error, connection: connection.id, action }, 'request failed: the cluster is out of reach');
+    // Logged at debug: the outage itself is logged once where it is detected, and a line
+    // per refused request would flood the log for as long as it lasts.
+    if (error instanceof ClusterUnavailableError) this.logger.debug({ err: error, connection: connection.id, action }, 'request failed: the cluster is out of reach');
     else this.logger.error({ err: error, connection: connection.id, action }, 'request failed');
     connection.send(errorFrame(ErrorCode.INTERNAL_ERROR, ErrorText.INTERNAL_ERROR, action, id));
   }

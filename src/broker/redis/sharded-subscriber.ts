@@ -40,7 +40,15 @@ export class ShardedSubscriber implements Subscriber {
   }
 
   async subscribe(...pubChannels: string[]): Promise<unknown> {
-    return await Promise.all(this.bySlot(pubChannels).map(({ shard, channels }) => shard.ssubscribe(...channels)));
+    try {
+      return await Promise.all(this.bySlot(pubChannels).map(({ shard, channels }) => shard.ssubscribe(...channels)));
+    } catch (error) {
+      // MOVED: a slot changed hands (a failover) and the cluster client has not noticed yet;
+      // without a refresh every resync would be sent to the same wrong master. The refresh
+      // brings the new map, and with it a resync on the new masters.
+      if (error instanceof Error && /^(MOVED|ASK) /.test(error.message)) this.refresh();
+      throw error;
+    }
   }
 
   async unsubscribe(...pubChannels: string[]): Promise<unknown> {
@@ -66,7 +74,11 @@ export class ShardedSubscriber implements Subscriber {
    * its map again, so that a replica promoted in place of a dead master is found.
    */
   maintain(): void {
-    if (this.closed || this.cluster.status !== 'ready' || this.ready() || this.refreshing) return;
+    if (!this.ready()) this.refresh();
+  }
+
+  private refresh(): void {
+    if (this.closed || this.cluster.status !== 'ready' || this.refreshing) return;
     this.refreshing = true;
     this.cluster.refreshSlotsCache(() => {
       this.refreshing = false;
