@@ -216,12 +216,13 @@ function tellPrimary(message: StartFailure): Promise<void> {
   });
 }
 
-/** The primary of WS_WORKER_NUM > 1 workers: forks them and waits for them to finish. */
+/** Warns once per server (the primary of workers speaks for all) when the open-file limit is too low. */
 function warnOfOpenFileLimit(options: SwitchboardOptions, logger: ReturnType<typeof createLogger>, isWorker: boolean): void {
   const warning = isWorker ? null : openFileWarning(openFileLimit(), options.maxConnections);
   if (warning !== null) logger.warn(warning);
 }
 
+/** The primary of WS_WORKER_NUM > 1 workers: forks them and waits for them to finish. */
 async function startPrimary(options: SwitchboardOptions, logger: ReturnType<typeof createLogger>, isDaemonChild: boolean): Promise<number> {
   if (isDaemonChild) writePidFile(options.pidFile);
   const code = await runPrimary(options, logger, {

@@ -43,9 +43,10 @@ test('the CLI started under a low limit logs the warning once, and serves all th
   t.after(() => child.kill('SIGKILL'));
   let stdout = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  await waitUntil(() => stdout.includes('listening on'), GENEROUS_MS, 'the server to listen');
+  // The warning follows the listening line, and the two may reach the pipe in separate chunks.
+  await waitUntil(() => stdout.includes('listening on') && stdout.includes('the open-file limit is 256'), GENEROUS_MS, 'the server to listen and warn');
+  assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
   const warnings = parseLogLines(stdout).filter((line) => typeof line.msg === 'string' && line.msg.startsWith('the open-file limit is 256'));
   assert.equal(warnings.length, 1, stdout);
   assert.equal(warnings[0]?.level, 40);
-  assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
 });
