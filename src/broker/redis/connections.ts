@@ -42,19 +42,7 @@ export class RedisConnections {
       const cluster = new Cluster(topology.nodes, { ...topology.options, redisOptions: { ...topology.node, connectionName: `switchboard:${settings.nodeId}` } });
       this.commands = withScripts(cluster, true);
       this.subscriber = new ShardedSubscriber(cluster, (host, port) => this.watched(new Redis({ ...topology.node, host, port, connectionName: `switchboard:${settings.nodeId}:sub` })), listener, events);
-      // The cluster client says 'close' whenever its pool of node connections is empty for
-      // a moment, as it is while it swaps the startup nodes for the discovered ones: only a
-      // close after it was ready is an outage.
-      let wasReady = false;
-      cluster.on('ready', () => {
-        wasReady = true;
-        events.ready();
-      });
-      cluster.on('close', () => {
-        if (wasReady) events.lost();
-        wasReady = false;
-      });
-      cluster.on('error', (error: Error) => events.error(error));
+      wireEvents(cluster, events, { lostOnlyAfterReady: true });
     } else {
       this.sharded = false;
       const commands = this.watched(new Redis({ ...topology.options, connectionName: `switchboard:${settings.nodeId}`, enableAutoPipelining: true }));

@@ -25,7 +25,11 @@ export interface Subscriber {
   ready(): boolean;
   subscribe(...pubChannels: string[]): Promise<unknown>;
   unsubscribe(...pubChannels: string[]): Promise<unknown>;
-  /** Opens its connections (and keeps retrying in the background); rejects at a first failure. */
+  /**
+   * Starts opening its connections, which keep retrying in the background. A single
+   * connection rejects at its first failure; a sharded one resolves at once and opens a
+   * connection per master as the cluster's map becomes known.
+   */
   connect(): Promise<unknown>;
   /** The standalone connections it holds now, for the silence watchdog. */
   connections(): readonly Redis[];
@@ -64,10 +68,22 @@ export class PlainSubscriber implements Subscriber {
   }
 }
 
-/** Hands a connection's ready, close and error events to the node's sync state. */
-export function wireEvents(emitter: EventEmitter, events: ConnectionEvents): void {
-  emitter.on('ready', () => events.ready());
-  emitter.on('close', () => events.lost());
+/**
+ * Hands a connection's ready, close and error events to the node's sync state. With
+ * `lostOnlyAfterReady`, a close is an outage only when the emitter was ready before it: the
+ * cluster client says 'close' whenever its pool of node connections is empty for a moment,
+ * as it is while it swaps the startup nodes for the discovered ones.
+ */
+export function wireEvents(emitter: EventEmitter, events: ConnectionEvents, { lostOnlyAfterReady = false } = {}): void {
+  let wasReady = false;
+  emitter.on('ready', () => {
+    wasReady = true;
+    events.ready();
+  });
+  emitter.on('close', () => {
+    if (wasReady || !lostOnlyAfterReady) events.lost();
+    wasReady = false;
+  });
   // ioredis reports every failed attempt; the state change is what gets logged.
   emitter.on('error', (error: Error) => events.error(error));
 }
