@@ -14,7 +14,7 @@ import { test } from 'node:test';
 import type { TestClient } from '../helpers/client.js';
 import { until } from '../helpers/redis.js';
 import { QUIET_MS, connect, isMessage, messagesOn, readyz, receivedAtLeast, sleep, type Readiness } from '../helpers/redis-nodes.js';
-import { redisCommand } from '../helpers/redis-topology.js';
+import { redisCommand, TOPOLOGY_MS } from '../helpers/redis-topology.js';
 import { sentinelFor } from '../helpers/redis-topology-test.js';
 import { Publisher, RECOVERY_MS, assertEveryAckedOnce, cutOffReplicas, deliveredUpTo, logOf, readyAgain, sentinelRedis, topologyNode, type TopologyNode } from '../helpers/redis-topology-nodes.js';
 
@@ -37,7 +37,7 @@ async function liveFlows(nodes: readonly TopologyNode[], clients: readonly TestC
   }
 }
 
-test('the master fails over: /readyz is 503 naming the sentinels\' master meanwhile, both nodes are ready again on their own, messages flow again with and without history, every acknowledged one reaches the history subscribers once, in order; the old master rejoins as a replica', async (t) => {
+test('the master fails over: /readyz is 503 naming the sentinels\' master meanwhile, both nodes are ready again on their own, messages flow again with and without history, every acknowledged one reaches the history subscribers once, in order; the old master rejoins as a replica', { timeout: 4 * TOPOLOGY_MS }, async (t) => {
   const sentinel = await sentinelFor(t);
   if (sentinel === null) return;
   const a = await topologyNode(t, sentinelRedis(sentinel));

@@ -11,6 +11,9 @@ import { freePort, pollFor, redisCommand, RedisProcess, serverArgs, splitAddress
 
 export const SENTINEL_MASTER_NAME = 'mymaster';
 
+/** How long a restarted old master may take to be made a replica by the sentinels (see restart()). */
+export const REJOIN_MS = 2 * TOPOLOGY_MS;
+
 export interface SentinelOptions {
   /** 1 or 2. @default 1 */
   replicas?: number;
@@ -32,8 +35,14 @@ export interface SentinelTopology {
   killMaster(): Promise<string>;
   /** Waits until every sentinel names a master other than `oldMaster`, and it acts as one. */
   waitForFailover(oldMaster: string, timeoutMs?: number): Promise<string>;
-  /** Starts a killed data node again; resolves once it replicates the current master and the sentinels see it. */
-  restart(address: string): Promise<void>;
+  /**
+   * Starts a killed data node again; resolves once it replicates the current master and the
+   * sentinels see it. The sentinels wait 8 s of a steady report before they turn an old
+   * master into a replica, ask for INFO every 10 s, and take no action at all for 30 s after
+   * a pause of their own timer over 2 s (TILT, which a loaded machine brings about): hence
+   * the long bound.
+   */
+  restart(address: string, timeoutMs?: number): Promise<void>;
   isRunning(address: string): boolean;
   /** The running data nodes other than the master the sentinels name. */
   replicas(): Promise<string[]>;
@@ -133,7 +142,7 @@ function sentinelTopology(name: string, data: readonly RedisProcess[], sentinels
         200,
       );
     },
-    async restart(address) {
+    async restart(address, timeoutMs = REJOIN_MS) {
       const server = byAddress(address);
       await server.start();
       await pollFor(
@@ -145,7 +154,7 @@ function sentinelTopology(name: string, data: readonly RedisProcess[], sentinels
           // The sentinels' view of its link lags by up to their 10 s INFO period: their flags suffice.
           return seenAsReplica(sentinels, name, address, false);
         },
-        TOPOLOGY_MS,
+        timeoutMs,
         `${address} to rejoin as a replica`,
         200,
       );

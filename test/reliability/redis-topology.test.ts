@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Cluster, Redis } from 'ioredis';
-import { pollFor, redisCommand, splitAddress } from '../helpers/redis-topology.js';
+import { pollFor, redisCommand, splitAddress, TOPOLOGY_MS } from '../helpers/redis-topology.js';
 import { clusterFor, sentinelFor, singleRedisFor } from '../helpers/redis-topology-test.js';
 
 test('a single Redis with AOF keeps its data across a SIGKILL; a wiped one starts empty', async (t) => {
@@ -24,7 +24,7 @@ test('a single Redis with AOF keeps its data across a SIGKILL; a wiped one start
   assert.equal(await redisCommand(redis.address, 'GET', 'kept'), null);
 });
 
-test('Sentinel: a killed master is replaced by its replica, and comes back as a replica', async (t) => {
+test('Sentinel: a killed master is replaced by its replica, and comes back as a replica', { timeout: 4 * TOPOLOGY_MS }, async (t) => {
   const sentinel = await sentinelFor(t, { replicas: 1 });
   if (sentinel === null) return;
   const client = new Redis({ sentinels: sentinel.sentinels.map(splitAddress), name: sentinel.name, maxRetriesPerRequest: 20 });
