@@ -2,12 +2,22 @@
  * Heartbeat, inactivity timeouts (SPEC §3) and token expiry (SPEC §5) with two timers for
  * the whole node, never one per connection: the heartbeat pings everyone, the sweep
  * closes the silent and the expired and cuts connections that did not finish closing.
+ *
+ * A beat goes out in slices of BEAT_SLICE connections, a little apart, so that neither the
+ * beat nor the burst of pongs it brings back holds the event loop for long: at 50,000
+ * connections, pinging everyone in one go kept other clients waiting for over a second.
  */
 import { CloseCode } from '../codes.js';
-import { PreparedFrame } from '../transport/prepared-frame.js';
+import { OPCODE_PING, PreparedFrame } from '../transport/prepared-frame.js';
 import type { Connection } from './connection.js';
 
 const MAX_BANKED_PINGS = 2;
+/** Connections pinged in one slice of a beat. */
+export const BEAT_SLICE = 1000;
+/** Time between two slices of a beat at most; a beat spreads over half the interval at most. */
+const MAX_SLICE_GAP_MS = 50;
+/** The WebSocket ping, framed once: it goes out in the same write as the JSON ping. */
+const PING = new PreparedFrame('', OPCODE_PING);
 
 export interface LivenessOptions {
   /** Seconds between pings. */
@@ -25,6 +35,8 @@ export type HeartbeatFrame = () => string;
 export class Liveness {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
+  /** The next slice of the beat under way. */
+  private sliceTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly connections: ReadonlyMap<string, Connection>,
@@ -44,21 +56,40 @@ export class Liveness {
   stop(): void {
     if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    if (this.sliceTimer !== null) clearTimeout(this.sliceTimer);
     this.heartbeatTimer = null;
     this.sweepTimer = null;
+    this.sliceTimer = null;
   }
 
-  /** Sends the JSON ping (framed once for everyone) and a WebSocket ping control frame. */
+  /**
+   * Sends the JSON ping (framed once for everyone) and a WebSocket ping control frame, a
+   * slice of connections at a time. A connection keeps its place in the map, so each is
+   * pinged once an interval, at the same point of the beat.
+   */
   private heartbeat(): void {
-    if (this.connections.size === 0) return;
+    if (this.connections.size === 0 || this.sliceTimer !== null) return;
+    const slices = Math.ceil(this.connections.size / BEAT_SLICE);
+    const gapMs = Math.min(MAX_SLICE_GAP_MS, (this.options.heartbeatInterval * 1000) / 2 / slices);
+    const remaining = this.connections.values();
     let frame: PreparedFrame | null = null;
-    for (const connection of this.connections.values()) {
-      if (!connection.isOpen) continue;
-      if (connection.wire.heartbeat) connection.sendPrepared((frame ??= new PreparedFrame(this.heartbeatFrame())));
-      // A client cannot bank free pongs by ignoring pings for a long time.
-      connection.unansweredPings = Math.min(connection.unansweredPings + 1, MAX_BANKED_PINGS);
-      connection.socket.ping();
-    }
+    const slice = (): void => {
+      this.sliceTimer = null;
+      let pinged = 0;
+      for (let next = remaining.next(); !next.done; next = remaining.next()) {
+        const connection = next.value;
+        if (!connection.isOpen) continue;
+        if (connection.wire.heartbeat) connection.sendPrepared((frame ??= new PreparedFrame(this.heartbeatFrame())));
+        connection.sendPrepared(PING);
+        // A client cannot bank free pongs by ignoring pings for a long time.
+        connection.unansweredPings = Math.min(connection.unansweredPings + 1, MAX_BANKED_PINGS);
+        if (++pinged === BEAT_SLICE) {
+          this.sliceTimer = setTimeout(slice, gapMs).unref();
+          return;
+        }
+      }
+    };
+    slice();
   }
 
   private sweep(): void {

@@ -9,7 +9,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { payloadOf } from './prepared-frame.js';
+import { OPCODE_PING, payloadOf } from './prepared-frame.js';
 
 /** The internals of `ws` 8.23 we rely on, checked at run time before every write. */
 interface WsInternals {
@@ -45,7 +45,10 @@ export function rawSocketOf(socket: WebSocket): Duplex | null {
 export function writeFrames(socket: WebSocket, frames: readonly Buffer[]): WritePath {
   const raw = rawSocketOf(socket);
   if (raw === null) {
-    for (const frame of frames) socket.send(payloadOf(frame), { binary: false });
+    for (const frame of frames) {
+      if (((frame[0] as number) & 0x0f) === OPCODE_PING) socket.ping(payloadOf(frame));
+      else socket.send(payloadOf(frame), { binary: false });
+    }
     return 'fallback';
   }
   if (frames.length === 1) {

@@ -8,6 +8,8 @@
  */
 
 const OPCODE_TEXT = 0x01;
+/** A ping control frame (RFC 6455 §5.5.2): the heartbeat's, queued with the other frames. */
+export const OPCODE_PING = 0x09;
 
 /** The payload of a complete unmasked frame: what follows its 2-, 4- or 10-byte header. */
 export function payloadOf(wire: Buffer): Buffer {
@@ -19,12 +21,15 @@ export class PreparedFrame {
   /** The whole frame as it goes on the wire. */
   readonly wire: Buffer;
 
-  /** `payload`: the frame's text, or its UTF-8 bytes (as they arrive from another node). */
-  constructor(payload: string | Buffer) {
+  /**
+   * `payload`: the frame's text, or its UTF-8 bytes (as they arrive from another node).
+   * `opcode`: text, or OPCODE_PING for a ping (whose payload must stay under 126 bytes).
+   */
+  constructor(payload: string | Buffer, opcode = OPCODE_TEXT) {
     const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
     const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10;
     const wire = Buffer.allocUnsafe(headerLength + length);
-    wire[0] = 0x80 | OPCODE_TEXT; // FIN + text, unmasked (RFC 6455 §5.2: servers never mask)
+    wire[0] = 0x80 | opcode; // FIN + opcode, unmasked (RFC 6455 §5.2: servers never mask)
     if (length < 126) {
       wire[1] = length;
     } else if (length < 65536) {

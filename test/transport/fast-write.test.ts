@@ -8,7 +8,7 @@ import { test, type TestContext } from 'node:test';
 import { Connection } from '../../src/connection/connection.js';
 import { NodeStats } from '../../src/metrics/stats.js';
 import { FlushScheduler } from '../../src/transport/flush-scheduler.js';
-import { PreparedFrame } from '../../src/transport/prepared-frame.js';
+import { OPCODE_PING, PreparedFrame } from '../../src/transport/prepared-frame.js';
 import { nativeWire } from '../../src/connection/wire.js';
 import { eventually } from '../helpers/client.js';
 import { pair, silentLogger, type PairOptions, type SocketPair } from './socket-pair.js';
@@ -71,4 +71,19 @@ test('Connection.close() writes the frames queued in this turn before its close 
   assert.equal(code, 4008);
   assert.deepEqual(received, ['last words']);
   assert.equal(scheduler.fastWrites, 1);
+});
+
+test('a queued ping frame reaches the client as a WebSocket ping, on the fast path and on the fallback, between the frames around it', async (t) => {
+  for (const perMessageDeflate of [false, true]) {
+    const { client, connection, scheduler, received } = await connected(t, { perMessageDeflate });
+    const events: string[] = [];
+    client.on('ping', (payload: Buffer) => events.push(`ping ${payload.length}`));
+    client.on('message', (data: Buffer) => events.push(data.toString()));
+    connection.sendText('before');
+    connection.sendPrepared(new PreparedFrame('', OPCODE_PING));
+    connection.sendText('after');
+    await eventually(() => received.length === 2 && events.length === 3);
+    assert.deepEqual(events, ['before', 'ping 0', 'after'], `perMessageDeflate: ${perMessageDeflate}`);
+    assert.equal(perMessageDeflate ? scheduler.fallbackWrites : scheduler.fastWrites, 1, 'one write for the three frames');
+  }
 });
