@@ -98,10 +98,15 @@ export class UpgradeGate {
           this.refuse(socket, HandshakeRefusal.SHUTTING_DOWN, 'server is shutting down', ip);
           return;
         }
+        // The 101 response and the first frames (the welcome, queued for the end of this
+        // turn) leave in one write: corked until the turn's frames are flushed. A refusal
+        // by ws ends the socket, which uncorks it.
+        socket.cork();
         this.wss.handleUpgrade(request, socket, head, (ws) => {
           accepted = true;
           this.accepted(ws, request, ip, identity, release, route);
         });
+        setImmediate(() => socket.uncork());
       },
       (error: unknown) => {
         if (!(error instanceof TokenError)) this.logger.error({ err: error }, 'token verification failed');
