@@ -43,7 +43,7 @@ export function unsubscribe(scope: ActionScope, connection: Connection, channel:
  */
 export function leaveForbiddenChannels(scope: ActionScope, connection: Connection): ChannelName[] {
   const left: ChannelName[] = [];
-  for (const channel of [...connection.channels]) {
+  for (const channel of connection.channelList()) {
     if (scope.permissions.can('subscribe', channel, connection)) continue;
     scope.hub.leave(connection, channel);
     left.push(channel);

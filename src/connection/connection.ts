@@ -1,34 +1,66 @@
 /**
  * Per-connection state, kept in our own object rather than patched onto `ws`.
+ *
+ * Most connections sit idle most of the time, so a connection holds only what an idle one
+ * needs: what it shares with the others is one object (ConnectionContext), and its rate
+ * limiter, request queue, channel set and `data` are made on first use. It listens to its
+ * socket itself (SwitchboardSocket.listen), without a closure per event.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
-import { WebSocket } from 'ws';
+import { WebSocket, type RawData } from 'ws';
 import { CloseCode, CloseReason } from '../codes.js';
 import type { NodeStats } from '../metrics/stats.js';
-import { FrameBatch } from '../transport/frame-batch.js';
+import { FrameBatch, type BacklogLimit } from '../transport/frame-batch.js';
 import type { FlushScheduler } from '../transport/flush-scheduler.js';
 import { PreparedFrame } from '../transport/prepared-frame.js';
-import type { SwitchboardSocket } from '../transport/switchboard-socket.js';
+import type { SocketListener, SwitchboardSocket } from '../transport/switchboard-socket.js';
 import type { StreamPosition } from '../history/history.js';
 import type { ChannelName, ConnectionId, UserId } from '../types.js';
 import type { Identity } from '../auth/tokens.js';
 import type { ConnectionInfo } from './connection-info.js';
-import { RateLimiter } from './rate-limiter.js';
+import { RateLimiter, UNLIMITED } from './rate-limiter.js';
 import type { Wire } from './wire.js';
-
 
 export interface ConnectionLimits {
   maxMessagesPerMinute: number;
   maxBufferedBytes: number;
 }
 
-/** What a connection tells the layer that owns it. */
+/**
+ * What a connection tells the layer that owns it (the hub): one object for all of its
+ * connections, each call naming the connection, so that no connection needs closures of its own.
+ */
 export interface ConnectionEvents {
   /** The outbound backlog passed maxBufferedBytes. */
   slowConsumer(connection: Connection): void;
   /** The connection started closing; it must receive and count for nothing more. */
   closing(connection: Connection): void;
+  /** A data frame arrived. */
+  frame(connection: Connection, data: RawData, isBinary: boolean): void;
+  /** `ws` reported an error on the socket (it closes the socket itself). */
+  error(connection: Connection, error: Error & { code?: string }): void;
+  /** The socket has closed. */
+  closed(connection: Connection, code: number, reason: Buffer): void;
+}
+
+/** What every connection of a hub shares: one object, rather than the same fields in each connection. */
+export interface ConnectionContext {
+  readonly limits: ConnectionLimits;
+  readonly logger: Logger;
+  readonly stats: NodeStats;
+  readonly flushScheduler: FlushScheduler;
+  readonly events: ConnectionEvents;
+}
+
+/** The protocol a connection speaks: its wire format, and what it hears of the connection. */
+export interface ConnectionProtocol {
+  /** The protocol's wire format. */
+  readonly wire: Wire;
+  /** A data frame arrived (a throw closes that connection with 1011, nothing else). */
+  frame(connection: Connection, data: RawData, isBinary: boolean): void;
+  /** The connection has closed; it is already out of every channel. */
+  closed(connection: Connection, close: { code: number; reason: string }): void;
 }
 
 /** How long a closing connection may take to answer our close frame before it is cut. */
@@ -42,19 +74,34 @@ const PAUSE_AT_PENDING = 32;
 
 type Task = () => void | Promise<void>;
 
+/**
+ * The requests of a connection that wait behind a slow (async) one. Made when a request
+ * first goes async and dropped once the connection is idle again: most connections, most
+ * of the time, have nothing waiting.
+ */
+class RequestQueue {
+  /** An async request is running. */
+  busy = false;
+  /** The socket is not being read (too many requests waiting). */
+  paused = false;
+  pending: Task[] = [];
+  /** Who waits for the connection to be idle (idle()). */
+  idleWaiters: Array<() => void> = [];
+}
+
+/** The roles of a connection without any (anonymous, or a token without roles): one array for all. */
+const NO_ROLES: readonly string[] = Object.freeze([]);
+
 /** A live message kept back while the connection's subscription replays the history. */
 export interface HeldFrame {
   readonly position: StreamPosition | null;
   readonly frame: PreparedFrame;
 }
 
-export class Connection implements ConnectionInfo {
-  readonly channels = new Set<ChannelName>();
-  readonly data: Record<string, unknown> = {};
-  readonly rateLimiter: RateLimiter;
+export class Connection implements ConnectionInfo, BacklogLimit, SocketListener {
   userId: UserId | null = null;
   role: string | null = null;
-  roles: string[] = [];
+  roles: readonly string[] = NO_ROLES;
   authenticated = false;
   tokenExpiresAt: number | null = null;
   /** Last time anything (frames, pongs) arrived, in ms. */
@@ -73,39 +120,59 @@ export class Connection implements ConnectionInfo {
   /** What this connection tells the other members of a channel about itself (JSON text), by channel; made on first use. */
   memberInfo: Map<ChannelName, string> | null = null;
   /** How deliveries are rendered for this connection: its protocol's wire format. */
-  wire: Wire;
+  readonly wire: Wire;
   private heldBytes = 0;
+  /** Made on first use, as are the three below. */
+  private channelSet: Set<ChannelName> | null = null;
+  private appData: Record<string, unknown> | null = null;
+  private limiter: RateLimiter | null = null;
+  private queue: RequestQueue | null = null;
 
   /** Frames on their way to the socket; after each batch it checks that the client keeps up. */
   private readonly output: FrameBatch;
-  private busy = false;
-  private pending: Task[] = [];
-  private paused = false;
-  private idleWaiters: Array<() => void> = [];
 
   constructor(
     readonly id: ConnectionId,
     readonly socket: SwitchboardSocket,
     readonly ip: string,
     readonly request: { readonly url: string; readonly headers: IncomingHttpHeaders },
-    private readonly limits: ConnectionLimits,
-    private readonly logger: Logger,
-    private readonly events: ConnectionEvents,
-    private readonly stats: NodeStats,
-    flushScheduler: FlushScheduler,
-    wire: Wire,
+    private readonly context: ConnectionContext,
+    /** The protocol it speaks, told of its frames and of its close. */
+    readonly protocol: ConnectionProtocol,
   ) {
-    this.wire = wire;
-    this.rateLimiter = new RateLimiter(limits.maxMessagesPerMinute);
+    this.wire = protocol.wire;
     this.lastSeen = Date.now();
-    this.output = new FrameBatch(socket, flushScheduler, { maxBytes: limits.maxBufferedBytes, onOverflow: () => this.events.slowConsumer(this) });
+    this.output = new FrameBatch(socket, context.flushScheduler, this);
+  }
+
+  /** The channels it is in (the set is made on first use). */
+  get channels(): Set<ChannelName> {
+    return (this.channelSet ??= new Set());
+  }
+
+  /** A copy of its channels, to leave them one by one (made without a set of its own when it has none). */
+  channelList(): ChannelName[] {
+    return this.channelSet === null ? [] : [...this.channelSet];
+  }
+
+  /** Free-form state for the application (made on first use). */
+  get data(): Record<string, unknown> {
+    return (this.appData ??= {});
+  }
+
+  /** Its rate limit (made on its first frame; without a limit, one shared limiter that accepts everything). */
+  get rateLimiter(): RateLimiter {
+    if (this.limiter !== null) return this.limiter;
+    const limit = this.context.limits.maxMessagesPerMinute;
+    if (limit === 0) return UNLIMITED;
+    return (this.limiter = new RateLimiter(limit));
   }
 
   /** Takes on the identity of a verified token (at the handshake or by the `auth` action). */
   authenticate(identity: Identity): void {
     this.userId = identity.userId;
     this.role = identity.role;
-    this.roles = identity.roles;
+    this.roles = identity.roles.length === 0 ? NO_ROLES : identity.roles;
     this.authenticated = true;
     this.tokenExpiresAt = identity.expiresAt;
   }
@@ -121,7 +188,7 @@ export class Connection implements ConnectionInfo {
 
   send(frame: object): void {
     if (!this.isOpen) return;
-    if ((frame as { type?: unknown }).type === 'error') this.stats.errorSent(String((frame as { code?: unknown }).code));
+    if ((frame as { type?: unknown }).type === 'error') this.context.stats.errorSent(String((frame as { code?: unknown }).code));
     this.push(new PreparedFrame(JSON.stringify(frame)));
   }
 
@@ -151,7 +218,7 @@ export class Connection implements ConnectionInfo {
     if (held === undefined) return false;
     held.push({ position, frame });
     this.heldBytes += frame.wire.length;
-    if (this.heldBytes > this.limits.maxBufferedBytes) this.events.slowConsumer(this);
+    if (this.heldBytes > this.maxBufferedBytes) this.context.events.slowConsumer(this);
     return true;
   }
 
@@ -172,8 +239,38 @@ export class Connection implements ConnectionInfo {
 
   private push(frame: PreparedFrame): void {
     if (!this.output.push(frame)) return;
-    this.stats.framesSent++;
-    this.stats.bytesSent += frame.wire.length;
+    const stats = this.context.stats;
+    stats.framesSent++;
+    stats.bytesSent += frame.wire.length;
+  }
+
+  /** BacklogLimit: the most bytes its frames may wait for the client, queued here or unsent below. */
+  get maxBufferedBytes(): number {
+    return this.context.limits.maxBufferedBytes;
+  }
+
+  /** BacklogLimit: the outbound backlog passed maxBufferedBytes. */
+  backlogOverflowed(): void {
+    this.context.events.slowConsumer(this);
+  }
+
+  // ---- SocketListener: what its socket emits, told to the hub -------------------------
+
+  socketMessage(data: RawData, isBinary: boolean): void {
+    this.context.events.frame(this, data, isBinary);
+  }
+
+  /** A ping or a pong arrived. */
+  socketAlive(): void {
+    this.lastSeen = Date.now();
+  }
+
+  socketError(error: Error & { code?: string }): void {
+    this.context.events.error(this, error);
+  }
+
+  socketClosed(code: number, reason: Buffer): void {
+    this.context.events.closed(this, code, reason);
   }
 
   /**
@@ -189,7 +286,7 @@ export class Connection implements ConnectionInfo {
       this.output.flush();
       this.socket.close(code, text);
     } catch (error) {
-      this.logger.debug({ err: error, connection: this.id }, 'close failed; terminating');
+      this.context.logger.debug({ err: error, connection: this.id }, 'close failed; terminating');
       this.socket.terminate();
     }
   }
@@ -203,11 +300,11 @@ export class Connection implements ConnectionInfo {
     if (this.closeCode !== null) return;
     this.closeCode = code;
     this.closeDeadline = Date.now() + graceMs;
-    this.pending = [];
+    if (this.queue !== null) this.queue.pending = [];
     try {
-      this.events.closing(this);
+      this.context.events.closing(this);
     } catch (error) {
-      this.logger.error({ err: error, connection: this.id }, 'cleaning up a closing connection failed');
+      this.context.logger.error({ err: error, connection: this.id }, 'cleaning up a closing connection failed');
     }
   }
 
@@ -231,31 +328,33 @@ export class Connection implements ConnectionInfo {
    */
   enqueue(task: Task): void {
     if (this.closeCode !== null) return;
-    if (!this.busy) {
+    const queue = this.queue;
+    if (queue === null || !queue.busy) {
       this.execute(task);
       return;
     }
-    this.pending.push(task);
-    if (!this.paused && this.pending.length >= PAUSE_AT_PENDING) {
-      this.paused = true;
+    queue.pending.push(task);
+    if (!queue.paused && queue.pending.length >= PAUSE_AT_PENDING) {
+      queue.paused = true;
       this.socket.pause();
     }
   }
 
   /** Resolves once no request of this connection is running or waiting. */
   idle(): Promise<void> {
-    if (!this.busy && this.pending.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+    const queue = this.queue;
+    if (queue === null || (!queue.busy && queue.pending.length === 0)) return Promise.resolve();
+    return new Promise((resolve) => queue.idleWaiters.push(resolve));
   }
 
   private execute(task: Task): void {
     const result = task();
     if (result === undefined) return;
-    this.busy = true;
+    (this.queue ??= new RequestQueue()).busy = true;
     result.then(
       () => this.next(),
       (error: unknown) => {
-        this.logger.error({ err: error, connection: this.id }, 'request task failed');
+        this.context.logger.error({ err: error, connection: this.id }, 'request task failed');
         this.next();
       },
     );
@@ -263,22 +362,21 @@ export class Connection implements ConnectionInfo {
 
   /** Runs pending tasks until one goes async (it calls back here when it settles). */
   private next(): void {
-    this.busy = false;
-    while (!this.busy) {
-      const task = this.pending.shift();
+    const queue = this.queue as RequestQueue;
+    queue.busy = false;
+    while (!queue.busy) {
+      const task = queue.pending.shift();
       if (task === undefined) break;
       this.execute(task);
     }
-    if (this.paused && this.pending.length < PAUSE_AT_PENDING / 2) {
-      this.paused = false;
+    if (queue.paused && queue.pending.length < PAUSE_AT_PENDING / 2) {
+      queue.paused = false;
       if (this.socket.readyState === WebSocket.OPEN) this.socket.resume();
     }
-    if (!this.busy && this.pending.length === 0) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const resolve of waiters) resolve();
+    if (!queue.busy && queue.pending.length === 0) {
+      // Idle again: the queue goes until a request next goes async.
+      this.queue = null;
+      for (const resolve of queue.idleWaiters) resolve();
     }
   }
-
-
 }

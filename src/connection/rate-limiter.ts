@@ -60,3 +60,9 @@ export class RateLimiter {
     return grown;
   }
 }
+
+/**
+ * The limiter of every connection when there is no limit (0): at limit 0 a limiter keeps
+ * no state (take() returns at once), so one serves them all.
+ */
+export const UNLIMITED = new RateLimiter(0);

@@ -4,16 +4,15 @@
  * hub knows no wire format but the frame a delivery already carries.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { RawData } from 'ws';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import type { RawData } from 'ws';
 import type { Identity } from '../auth/tokens.js';
 import type { Broker, Delivery, LocalNode, Member, PublishResult } from '../broker/broker.js';
 import { fanOut } from './fanout.js';
 import type { ChannelFeatures } from '../channels/features.js';
 import { ChannelRegistry } from '../channels/registry.js';
-import { Connection, type ConnectionLimits } from '../connection/connection.js';
-import type { Wire } from '../connection/wire.js';
+import { Connection, type ConnectionContext, type ConnectionLimits, type ConnectionProtocol } from '../connection/connection.js';
 import { connectionIds } from '../ids.js';
 import type { NodeStats } from '../metrics/stats.js';
 import { CloseCode } from '../codes.js';
@@ -63,14 +62,7 @@ export interface HubOptions {
 }
 
 /** What the protocol that owns a connection hears from the hub, and how its deliveries look. */
-export interface ConnectionEvents {
-  /** The protocol's wire format. */
-  readonly wire: Wire;
-  /** A data frame arrived (a throw closes that connection with 1011, nothing else). */
-  frame(connection: Connection, data: RawData, isBinary: boolean): void;
-  /** The connection has closed; it is already out of every channel. */
-  closed(connection: Connection, close: { code: number; reason: string }): void;
-}
+export type ConnectionEvents = ConnectionProtocol;
 
 export class Hub implements LocalNode {
   readonly connections = new Map<ConnectionId, Connection>();
@@ -87,6 +79,8 @@ export class Hub implements LocalNode {
   private emptied: (() => void) | null = null;
   private goneListener: ((channel: ChannelName, members: readonly Member[], everywhere: boolean) => void) | null = null;
   private membershipListener: ((change: 'join' | 'leave', channel: ChannelName, connection: Connection) => void) | null = null;
+  /** What every connection here shares, its events (told to this hub) included. */
+  private readonly connectionContext: ConnectionContext;
 
   constructor(private readonly options: HubOptions) {
     this.broker = options.broker;
@@ -107,6 +101,19 @@ export class Hub implements LocalNode {
     });
     this.recovery = new Recovery({ positions: this.positions, read, recoveryMax: options.recoveryMax });
     this.presence = new PresenceEvents(this.broker, this.features, options.frames.presence, (delivery) => this.fanOutHere(delivery), this.logger);
+    this.connectionContext = {
+      limits: options.limits,
+      logger: this.logger,
+      stats: this.stats,
+      flushScheduler: options.flushScheduler,
+      events: {
+        slowConsumer: (connection) => this.onSlowConsumer(connection),
+        closing: (connection) => this.leaveAll(connection),
+        frame: (connection, data, isBinary) => this.onFrame(connection, data, isBinary),
+        error: (connection, error) => this.onSocketError(connection, error),
+        closed: (connection, code, reason) => this.onClosed(connection, code, reason),
+      },
+    };
   }
 
   get nodeId(): string {
@@ -133,43 +140,40 @@ export class Hub implements LocalNode {
 
   // ---- connections ------------------------------------------------------------------
 
-  /** Takes an accepted WebSocket on: a Connection with its identity, wired to `events`. */
+  /** Takes an accepted WebSocket on: a Connection with its identity, wired to `protocol`. */
   open(socket: SwitchboardSocket, request: { readonly url: string; readonly headers: IncomingHttpHeaders }, ip: string, identity: Identity | null, protocol: ConnectionEvents): Connection {
-    const id = this.nextConnectionId();
-    const events = { slowConsumer: (slow: Connection) => this.onSlowConsumer(slow), closing: (closing: Connection) => this.leaveAll(closing) };
-    const connection = new Connection(id, socket, ip, request, this.options.limits, this.logger, events, this.stats, this.options.flushScheduler, protocol.wire);
+    const connection = new Connection(this.nextConnectionId(), socket, ip, request, this.connectionContext, protocol);
     if (identity !== null) connection.authenticate(identity);
-    this.connections.set(id, connection);
-
-    socket.on('message', (data, isBinary) => {
-      try {
-        protocol.frame(connection, data, isBinary);
-      } catch (error) {
-        // A bug, not the client's doing: this connection goes (1011), the process stays.
-        this.logger.error({ err: error, connection: id }, 'frame handling failed');
-        connection.close(CloseCode.INTERNAL_ERROR);
-      }
-    });
-    const alive = (): void => {
-      connection.lastSeen = Date.now();
-    };
-    socket.on('pong', alive);
-    socket.on('ping', alive);
-    socket.on('error', (error: Error & { code?: string }) => {
-      // ws closes the connection itself after a protocol error (1009 for an oversized frame).
-      this.logger.debug({ err: error, connection: id }, 'socket error');
-      connection.markClosing(WS_ERROR_CLOSE_CODES[error.code ?? ''] ?? CloseCode.PROTOCOL_ERROR);
-    });
-    socket.on('close', (code, reason) => {
-      if (!this.connections.delete(id)) return;
-      connection.markClosing(code);
-      const close = { code: connection.closeCode ?? code, reason: reason.toString() };
-      this.stats.closed(close.code);
-      this.logger.debug({ connection: id, code: close.code }, 'disconnected');
-      if (this.connections.size === 0) this.emptied?.();
-      protocol.closed(connection, close);
-    });
+    this.connections.set(connection.id, connection);
+    // Its socket's events reach onFrame, onSocketError and onClosed through the connection.
+    socket.listen(connection);
     return connection;
+  }
+
+  private onFrame(connection: Connection, data: RawData, isBinary: boolean): void {
+    try {
+      connection.protocol.frame(connection, data, isBinary);
+    } catch (error) {
+      // A bug, not the client's doing: this connection goes (1011), the process stays.
+      this.logger.error({ err: error, connection: connection.id }, 'frame handling failed');
+      connection.close(CloseCode.INTERNAL_ERROR);
+    }
+  }
+
+  private onSocketError(connection: Connection, error: Error & { code?: string }): void {
+    // ws closes the connection itself after a protocol error (1009 for an oversized frame).
+    this.logger.debug({ err: error, connection: connection.id }, 'socket error');
+    connection.markClosing(WS_ERROR_CLOSE_CODES[error.code ?? ''] ?? CloseCode.PROTOCOL_ERROR);
+  }
+
+  private onClosed(connection: Connection, code: number, reason: Buffer): void {
+    if (!this.connections.delete(connection.id)) return;
+    connection.markClosing(code);
+    const close = { code: connection.closeCode ?? code, reason: reason.toString() };
+    this.stats.closed(close.code);
+    this.logger.debug({ connection: connection.id, code: close.code }, 'disconnected');
+    if (this.connections.size === 0) this.emptied?.();
+    connection.protocol.closed(connection, close);
   }
 
   /** Resolves once no connection is open here. */
@@ -253,7 +257,7 @@ export class Hub implements LocalNode {
    * longer delivered to nor counted meanwhile.
    */
   leaveAll(connection: Connection): void {
-    for (const channel of [...connection.channels]) this.leave(connection, channel);
+    for (const channel of connection.channelList()) this.leave(connection, channel);
   }
 
   /** Tells the broker the connection's new user id in each of its channels (it signed in); presence hears it leave and join again. */

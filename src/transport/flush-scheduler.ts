@@ -26,6 +26,8 @@ export class FlushScheduler {
   private nextTurn: NodeJS.Immediate | null = null;
   private fast = 0;
   private fallback = 0;
+  /** One callback for every turn, not a closure per turn (each would live until its turn). */
+  private readonly onTurn = (): void => this.flushChunk();
 
   constructor(private readonly logger: Logger) {}
 
@@ -63,7 +65,7 @@ export class FlushScheduler {
   }
 
   private scheduleTurn(): void {
-    this.nextTurn ??= setImmediate(() => this.flushChunk());
+    this.nextTurn ??= setImmediate(this.onTurn);
   }
 
   private flushChunk(): void {

@@ -21,12 +21,20 @@ async function connected(t: TestContext, options: PairOptions = {}): Promise<Soc
     sockets.server,
     '127.0.0.1',
     { url: '/', headers: {} },
-    { maxMessagesPerMinute: 1000, maxBufferedBytes: 1 << 20 },
-    silentLogger,
-    { slowConsumer: () => assert.fail('not a slow consumer'), closing: () => undefined },
-    new NodeStats(),
-    scheduler,
-    nativeWire({ frame: '{}', code: 4008 }),
+    {
+      limits: { maxMessagesPerMinute: 1000, maxBufferedBytes: 1 << 20 },
+      logger: silentLogger,
+      stats: new NodeStats(),
+      flushScheduler: scheduler,
+      events: {
+        slowConsumer: () => assert.fail('not a slow consumer'),
+        closing: () => undefined,
+        frame: () => undefined,
+        error: () => undefined,
+        closed: () => undefined,
+      },
+    },
+    { wire: nativeWire({ frame: '{}', code: 4008 }), frame: () => undefined, closed: () => undefined },
   );
   return { ...sockets, connection, scheduler };
 }

@@ -17,7 +17,7 @@ import { pair, silentLogger } from './socket-pair.js';
 test('a reading client is not taken for a slow consumer when one turn queues more than the backlog limit', async (t) => {
   const { server, received } = await pair(t);
   let overflows = 0;
-  const batch = new FrameBatch(server, new FlushScheduler(silentLogger), { maxBytes: 1000, onOverflow: () => overflows++ });
+  const batch = new FrameBatch(server, new FlushScheduler(silentLogger), { maxBufferedBytes: 1000, backlogOverflowed: () => overflows++ });
   for (let index = 0; index < 5; index++) batch.push(new PreparedFrame('x'.repeat(100)));
   assert.equal(server.bufferedAmount, 0, '5 × 102 bytes wait for the end of the turn');
   for (let index = 0; index < 5; index++) batch.push(new PreparedFrame('y'.repeat(100)));
@@ -29,7 +29,7 @@ test('a backlog still above the limit after a write is reported as an overflow',
   // A stand-in whose kernel never drains: what matters is the check after the write.
   const socket = { readyState: WebSocket.OPEN, bufferedAmount: 5000, send: () => undefined, flushBeforeClose: () => undefined };
   let overflows = 0;
-  const batch = new FrameBatch(socket as unknown as SwitchboardSocket, new FlushScheduler(silentLogger), { maxBytes: 1000, onOverflow: () => overflows++ });
+  const batch = new FrameBatch(socket as unknown as SwitchboardSocket, new FlushScheduler(silentLogger), { maxBufferedBytes: 1000, backlogOverflowed: () => overflows++ });
   batch.push(new PreparedFrame('z'));
   assert.equal(overflows, 0, 'nothing is written, so nothing is checked, before the end of the turn');
   await new Promise((resolve) => setImmediate(resolve));
