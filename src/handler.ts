@@ -14,18 +14,19 @@ import type { ActionScope } from './actions/scope.js';
 import { redactedHeaders, redactedUrl } from './auth/token-source.js';
 import { TokenVerifier, type Identity } from './auth/tokens.js';
 import type { BrokerWithView } from './broker/broker.js';
-import { createBroker, type RedisBrokerTuning } from './broker/factory.js';
+import { createBroker } from './broker/factory.js';
 import { ChannelFeatures } from './channels/features.js';
 import { ChannelPermissions } from './channels/rules.js';
 import { layerFromOptions } from './config/fields.js';
-import { type SwitchboardConfig, type SwitchboardOptions } from './config/options.js';
+import type { SwitchboardOptions } from './config/options.js';
 import { alreadyResolved, resolveOptions } from './config/resolve.js';
 import { Liveness } from './connection/liveness.js';
 import { requestPath } from './connection/request-path.js';
 import { UpgradeGate, type Route } from './connection/upgrade.js';
 import { SwitchboardError } from './errors.js';
 import { Hooks, type ActionContextOf, type ActionHandlerOf, type ActionOptions, type ConnectHook, type DisconnectHook, type MessageHook, type SubscribeHook } from './hooks.js';
-import { Hub } from './hub/hub.js';
+import type { AttachOptions, HandlerOptions, Published, PublishMessageOptions } from './handler-options.js';
+import { Hub, type ConnectionEvents } from './hub/hub.js';
 import { newNodeId } from './ids.js';
 import { defaultLibraryLogger } from './logger.js';
 import { NodeStats } from './metrics/stats.js';
@@ -39,52 +40,19 @@ import { appKeyOf, PusherProtocol } from './pusher/pusher-protocol.js';
 import { pusherApp } from './pusher/pusher-options.js';
 import { serverToUserOf } from './pusher/pusher-user.js';
 import type { SwitchboardSocket } from './transport/switchboard-socket.js';
-import type { HistoryPage, HistoryRequest, StreamPosition } from './history/history.js';
+import type { HistoryPage, HistoryRequest } from './history/history.js';
 import type { ChannelName } from './types.js';
 import { ClusterStatus, type ClusterStats } from './views/cluster-status.js';
 import type { ChannelCount, DisconnectResult, DisconnectTarget, MemberInfo, Presence } from './views/cluster-view.js';
 
 export type { HistoryPage, HistoryRequest, StoredMessage, StreamPosition } from './history/history.js';
 export type { Presence } from './views/cluster-view.js';
+export type { AttachOptions, HandlerOptions, Published, PublishMessageOptions } from './handler-options.js';
 export type { ActionOptions, ConnectHook, DisconnectHook, MessageHook, MessageVerdict, OutgoingMessage, SubscribeHook, SubscribeVerdict } from './hooks.js';
 /** What a custom action is called with. */
 export type ActionContext = ActionContextOf<WebSocketHandler>;
 /** A custom action; a result other than undefined is sent back as `{success, action, data}`. */
 export type ActionHandler = ActionHandlerOf<WebSocketHandler>;
-
-export interface HandlerOptions extends SwitchboardConfig {
-  /**
-   * The fan-out bus, with the cluster views of the HTTP API.
-   * @default a RedisBroker when `redis.enabled`, otherwise a MemoryBroker (single process)
-   */
-  broker?: BrokerWithView;
-  /** Where to log. @default warnings and errors as JSON lines on stderr */
-  logger?: Logger;
-  /** Timings and bounds of the RedisBroker made when `redis.enabled` (shorter liveness for tests, say). */
-  brokerTuning?: RedisBrokerTuning;
-}
-
-/** What a publish did: the connections it was addressed to, and where the history keeps it. */
-export interface Published {
-  /** Connections it was addressed to, cluster-wide. */
-  readonly recipientsCount: number;
-  /** Its offset and epoch on a channel with history (null otherwise, and for ephemeral messages). */
-  readonly position: StreamPosition | null;
-}
-
-export interface PublishMessageOptions {
-  /** Only connections authenticated as one of these user ids receive it. */
-  recipients?: ReadonlyArray<string | number>;
-  /** Delivered live only: never kept in the history, no offset (typing indicators and the like). @default false */
-  ephemeral?: boolean;
-  /** A connection id that does not receive it (Pusher's `socket_id` exclusion). */
-  exclude?: string;
-}
-
-export interface AttachOptions {
-  /** Path on which upgrades are accepted. @default the `path` option */
-  path?: string;
-}
 
 const MIN_SECRET_BYTES = 32;
 const NO_ACTIONS = new Map<string, never>();
@@ -106,6 +74,9 @@ export class WebSocketHandler {
   private readonly protocol: NativeProtocol;
   /** The Pusher endpoint at /app/{key}, when PUSHER_APP_ID, _KEY and _SECRET are set. */
   private readonly pusher: PusherProtocol | null;
+  /** What its connections tell the handler, one object per protocol (made on the first connection). */
+  private nativeEvents: ConnectionEvents | null = null;
+  private pusherEvents: ConnectionEvents | null = null;
   private readonly liveness: Liveness;
   private readonly flushScheduler: FlushScheduler;
   private started: Promise<void> | null = null;
@@ -366,14 +337,29 @@ export class WebSocketHandler {
     await this.broker.close();
   }
 
-  /** A WebSocket passed the gate: it becomes a connection of the hub, spoken to in the native protocol. */
-  private accept(socket: SwitchboardSocket, request: IncomingMessage, ip: string, identity: Identity | null, release: () => void, route: Route): void {
+  /** A WebSocket passed the gate: it becomes a connection of the hub, spoken to in its route's protocol. */
+  private accept(socket: SwitchboardSocket, request: IncomingMessage, ip: string, identity: Identity | null, route: Route): void {
     const protocol = route === 'pusher' && this.pusher !== null ? this.pusher : this.protocol;
-    const connection = this.hub.open(socket, { url: redactedUrl(request.url ?? '/'), headers: redactedHeaders(request.headers) }, ip, identity, {
+    const events = protocol === this.pusher ? (this.pusherEvents ??= this.connectionProtocol(protocol)) : (this.nativeEvents ??= this.connectionProtocol(protocol));
+    const connection = this.hub.open(socket, { url: redactedUrl(request.url ?? '/'), headers: redactedHeaders(request.headers) }, ip, identity, events);
+    if (this.closing !== null) {
+      connection.close(CloseCode.GOING_AWAY);
+      return;
+    }
+    this.logger.debug({ connection: connection.id, ip }, 'connected');
+    protocol.opened(connection);
+  }
+
+  /**
+   * What the connections of one protocol tell the handler: one object for all of them (each
+   * call names its connection), so that a connection carries no closures of its own.
+   */
+  private connectionProtocol(protocol: NativeProtocol | PusherProtocol): ConnectionEvents {
+    return {
       wire: protocol.wire,
       frame: (open, data, isBinary) => protocol.frame(open, data, isBinary),
       closed: (closed, close) => {
-        release();
+        this.gate.release(closed.ip);
         this.pusher?.closed(closed);
         if (!this.hooks.hasDisconnectHooks) return;
         // After the request (or connect hook) in flight has finished, so the application
@@ -385,12 +371,6 @@ export class WebSocketHandler {
           .finally(() => this.settling.delete(settled));
         this.settling.add(settled);
       },
-    });
-    if (this.closing !== null) {
-      connection.close(CloseCode.GOING_AWAY);
-      return;
-    }
-    this.logger.debug({ connection: connection.id, ip }, 'connected');
-    protocol.opened(connection);
+    };
   }
 }

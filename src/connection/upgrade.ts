@@ -22,11 +22,11 @@ export interface UpgradeOptions extends AdmissionLimits {
   readonly allowAnonymous: boolean;
 }
 
-/** Called with every WebSocket accepted; `release()` must be called once when it has closed. */
 /** Which protocol an upgrade is for: the native one, or the Pusher endpoint's (no token is looked for). */
 export type Route = 'native' | 'pusher';
 
-export type Accepted = (socket: SwitchboardSocket, request: IncomingMessage, ip: string, identity: Identity | null, release: () => void, route: Route) => void;
+/** Called with every WebSocket accepted; `UpgradeGate.release(ip)` must be called once when it has closed. */
+export type Accepted = (socket: SwitchboardSocket, request: IncomingMessage, ip: string, identity: Identity | null, route: Route) => void;
 
 /** A handshake without a token where anonymous connections are not allowed: the one refusal whose text says why. */
 class MissingToken extends TokenError {
@@ -84,13 +84,7 @@ export class UpgradeGate {
       this.refuse(socket, refusal.kind, refusal.message, ip);
       return;
     }
-    let accepted = false;
-    const release = (): void => this.admission.release(ip);
-    // The slot goes back when the socket closes before it became a WebSocket: a refusal
-    // below, a client that left during token verification, or a handshake ws rejected.
-    socket.once('close', () => {
-      if (!accepted) release();
-    });
+    const taken = holdSlot(socket, this.admission, ip);
     (route === 'native' ? this.identify(request) : Promise.resolve(null)).then(
       (identity) => {
         if (socket.destroyed) return;
@@ -103,8 +97,8 @@ export class UpgradeGate {
         // by ws ends the socket, which uncorks it.
         socket.cork();
         this.wss.handleUpgrade(request, socket, head, (ws) => {
-          accepted = true;
-          this.accepted(ws, request, ip, identity, release, route);
+          taken();
+          this.accepted(ws, request, ip, identity, route);
         });
         setImmediate(() => socket.uncork());
       },
@@ -114,6 +108,11 @@ export class UpgradeGate {
         this.refuse(socket, HandshakeRefusal.UNAUTHORIZED, refusalText(error), ip);
       },
     );
+  }
+
+  /** Gives back the admission slot of an accepted WebSocket that has closed. */
+  release(ip: string): void {
+    this.admission.release(ip);
   }
 
   /**
@@ -138,6 +137,22 @@ export class UpgradeGate {
     }
     return this.verifier.verify(token);
   }
+}
+
+/**
+ * Holds an admitted handshake's slot until its socket becomes a WebSocket: the slot goes back
+ * when the socket closes before that (a refusal, a client that left during token verification,
+ * a handshake ws rejected). Returns what the caller calls once the WebSocket is accepted: the
+ * close listener goes, and the slot is the connection's to release. Made outside handle(), so
+ * that the listener, which lives as long as the socket, holds only the ip and not the request,
+ * its headers and the head buffer.
+ */
+function holdSlot(socket: Duplex, admission: Admission, ip: string): () => void {
+  const release = (): void => admission.release(ip);
+  socket.once('close', release);
+  return () => {
+    socket.off('close', release);
+  };
 }
 
 /** The body says only what the client can act on; the detail stays in the log. */
