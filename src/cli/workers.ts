@@ -6,7 +6,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { ClusterRelay } from '../broker/cluster/cluster-relay.js';
-import { describeMessage, isStartFailure, isSwitchboardMessage } from '../broker/cluster/messages.js';
+import { IpcBatcher, unbatched } from '../broker/cluster/ipc-batch.js';
+import { describeMessage, isStartFailure, isSwitchboardMessage, type PrimaryMessage } from '../broker/cluster/messages.js';
 import type { SwitchboardOptions } from '../config/options.js';
 import { metricsGatherer } from './worker-metrics.js';
 
@@ -37,11 +38,23 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
         (id, message) => {
           const worker = cluster.workers?.[id];
           if (worker === undefined || !worker.isConnected()) return false;
-          worker.send(message);
+          outboundTo(worker).post(message);
           return true;
         },
         () => [...alive],
       );
+  /** What the relay tells one worker in a turn goes as one IPC message. */
+  const outbound = new Map<number, IpcBatcher<PrimaryMessage>>();
+  const outboundTo = (worker: Worker): IpcBatcher<PrimaryMessage> => {
+    let batcher = outbound.get(worker.id);
+    if (batcher === undefined) {
+      batcher = new IpcBatcher((message) => {
+        if (worker.isConnected()) worker.send(message);
+      });
+      outbound.set(worker.id, batcher);
+    }
+    return batcher;
+  };
   const startedAt = new Map<number, number>();
   /** Workers not yet exited (cluster.workers also waits for their IPC channel to close). */
   const alive = new Set<number>();
@@ -69,20 +82,24 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
       alive.add(worker.id);
       // Sending to a worker that has just died fails with EPIPE, reported here; its exit follows.
       worker.on('error', (error) => logger.debug({ err: error, workerPid: worker.process.pid }, 'IPC with a worker failed'));
-      worker.on('message', (message: unknown) => {
-        if (isStartFailure(message)) {
-          logger.error({ workerPid: worker.process.pid }, message.reason);
-          if (!ready) startFailed(message.exitCode, message.reason);
-          return;
-        }
-        if (metrics.handle(worker, message)) return;
-        // Late messages of a worker that exited must not bring its memberships back.
-        if (worker.isDead()) return;
-        if (relay?.handle(worker.id, message) === true) return;
-        // Relay messages with Redis on (no relay) are ours too; anything else is not.
-        if (!isSwitchboardMessage(message)) logger.debug({ workerPid: worker.process.pid, message: describeMessage(message) }, 'ignoring an unknown IPC message');
+      worker.on('message', (received: unknown) => {
+        for (const message of unbatched(received)) fromWorker(worker, message);
       });
       return worker;
+    };
+
+    const fromWorker = (worker: Worker, message: unknown): void => {
+      if (isStartFailure(message)) {
+        logger.error({ workerPid: worker.process.pid }, message.reason);
+        if (!ready) startFailed(message.exitCode, message.reason);
+        return;
+      }
+      if (metrics.handle(worker, message)) return;
+      // Late messages of a worker that exited must not bring its memberships back.
+      if (worker.isDead()) return;
+      if (relay?.handle(worker.id, message) === true) return;
+      // Relay messages with Redis on (no relay) are ours too; anything else is not.
+      if (!isSwitchboardMessage(message)) logger.debug({ workerPid: worker.process.pid, message: describeMessage(message) }, 'ignoring an unknown IPC message');
     };
 
     function stop(code: number): void {
@@ -120,6 +137,8 @@ export function runPrimary(options: SwitchboardOptions, logger: Logger, hooks: P
     });
 
     cluster.on('exit', (worker, code, signal) => {
+      outbound.get(worker.id)?.discard();
+      outbound.delete(worker.id);
       relay?.removeWorker(worker.id);
       metrics.workerGone(worker.id);
       alive.delete(worker.id);

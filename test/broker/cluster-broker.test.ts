@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ClusterBroker } from '../../src/broker/cluster/cluster-broker.js';
+import { BATCH_MAX } from '../../src/broker/cluster/ipc-batch.js';
 import { ClusterUnavailableError, RequestTimeoutError } from '../../src/errors.js';
 import { memoryLogger } from '../helpers/memory-logger.js';
 import { FakePrimary, localNode, publication, report, settle, wiredWorkers } from './cluster-fakes.js';
@@ -23,10 +24,11 @@ async function started(options: { requestTimeoutMs?: number; level?: 'debug' | '
 test('a worker says hello with its node id, and publishes its frame as a Buffer after delivering locally', async (t) => {
   const { primary, broker, local } = await started();
   t.after(() => broker.close());
+  await settle(1);
   assert.deepEqual(primary.sent[0], { sb: 'hello', nodeId: 'workerA1' });
   const publishing = broker.publish(publication('room', '{"n":1}', { exclude: 'workerA1-3' }));
   assert.deepEqual(local.deliveries, [{ channel: 'room', recipients: null, exclude: 'workerA1-3', frame: '{"n":1}', position: null }], 'local delivery comes first');
-  const sent = primary.last('publish');
+  const sent = await primary.last('publish');
   assert.ok(Buffer.isBuffer(sent.frame));
   assert.equal(sent.frame.toString(), '{"n":1}');
   assert.equal(sent.exclude, 'workerA1-3');
@@ -84,9 +86,9 @@ test('the primary\'s questions are answered with this worker\'s report or its cl
   const { primary, broker, local } = await started();
   t.after(() => broker.close());
   primary.say({ sb: 'ask', ask: 3, query: 'report' });
-  assert.deepEqual(primary.last('part'), { sb: 'part', ask: 3, part: report('workerA1') });
+  assert.deepEqual(await primary.last('part'), { sb: 'part', ask: 3, part: report('workerA1') });
   primary.say({ sb: 'ask', ask: 4, query: 'disconnect', target: { userId: 'alice' } });
-  assert.deepEqual(primary.last('part'), { sb: 'part', ask: 4, part: 1 });
+  assert.deepEqual(await primary.last('part'), { sb: 'part', ask: 4, part: 1 });
   assert.equal(local.closed, 1);
 });
 
@@ -113,4 +115,52 @@ test('two workers through a relay: a publish reaches the other worker, the views
   assert.deepEqual((await two.members('room')).map(({ node }) => node).sort(), ['worker1AA', 'worker2AA']);
   assert.deepEqual((await two.nodes()).map(({ id }) => id).sort(), ['worker1AA', 'worker2AA']);
   assert.deepEqual(await one.disconnect({ userId: 'alice' }), { disconnected: 2, unanswered: [] });
+});
+
+test('what a worker posts in one turn leaves as one IPC message, in order, and a batch holds BATCH_MAX messages at most', async (t) => {
+  const { primary, broker } = await started();
+  t.after(() => broker.close());
+  await settle(1);
+  const before = primary.ipcMessages;
+  const publishing = [1, 2, 3].map((n) => broker.publish(publication('room', `{"n":${n}}`)));
+  await settle(1);
+  assert.equal(primary.ipcMessages - before, 1, 'three publishes in one turn, one IPC message');
+  const publishes = primary.sent.filter((message) => message.sb === 'publish');
+  assert.deepEqual(
+    publishes.map((message) => message.frame.toString()),
+    ['{"n":1}', '{"n":2}', '{"n":3}'],
+  );
+  // The answers come back as one batch too, and each reaches its own request.
+  primary.say({ sb: 'batch', messages: publishes.map((message, index) => ({ sb: 'reply', id: message.id, count: 10 + index })) });
+  assert.deepEqual(
+    (await Promise.all(publishing)).map((result) => result.count),
+    [10, 11, 12],
+  );
+
+  const many = BATCH_MAX * 2 + 1;
+  const start = primary.ipcMessages;
+  for (let n = 0; n < many; n++) void broker.leave(`room${n}`, 'workerA1-1');
+  assert.equal(primary.ipcMessages - start, 2, 'a full batch leaves at once');
+  await settle(1);
+  assert.equal(primary.ipcMessages - start, 3, 'the rest at the end of the turn');
+  assert.equal(primary.sent.filter((message) => message.sb === 'leave').length, many);
+});
+
+test('a malformed message in a batch from the primary is ignored; the others of the batch are used', async (t) => {
+  const { primary, broker, local } = await started();
+  t.after(() => broker.close());
+  primary.say({
+    sb: 'batch',
+    messages: [
+      { sb: 'deliver', channel: 'room', recipients: null, exclude: null, frame: Buffer.from('{"n":1}'), position: null },
+      { sb: 'deliver', channel: 7, recipients: null, exclude: null, frame: Buffer.from('{"n":2}'), position: null },
+      null,
+      { sb: 'deliver', channel: 'room', recipients: null, exclude: null, frame: Buffer.from('{"n":3}'), position: null },
+    ],
+  });
+  primary.say({ sb: 'batch', messages: 'not a list' });
+  assert.deepEqual(
+    local.deliveries.map((delivery) => String(delivery.frame)),
+    ['{"n":1}', '{"n":3}'],
+  );
 });

@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import type { Delivery, LocalNode, Member, Publication } from '../../src/broker/broker.js';
 import { ClusterBroker, type PrimaryChannel } from '../../src/broker/cluster/cluster-broker.js';
 import { ClusterRelay } from '../../src/broker/cluster/cluster-relay.js';
+import { unbatched, type Batch } from '../../src/broker/cluster/ipc-batch.js';
 import type { PrimaryMessage, WorkerMessage } from '../../src/broker/cluster/messages.js';
 import type { MemoryHistory } from '../../src/history/memory-history.js';
 import type { ChannelName } from '../../src/types.js';
@@ -18,9 +19,13 @@ import { memoryLogger } from '../helpers/memory-logger.js';
 /** A fake `process` of a worker: records what is sent, and emits what the test makes the primary say. */
 export class FakePrimary extends EventEmitter implements PrimaryChannel {
   connected = true;
+  /** Every relay message sent, a batch's one by one. */
   readonly sent: WorkerMessage[] = [];
-  send = (message: WorkerMessage, _handle: undefined, _options: undefined, callback: (error: Error | null) => void): boolean => {
-    this.sent.push(message);
+  /** IPC messages sent: a batch is one. */
+  ipcMessages = 0;
+  send = (message: WorkerMessage | Batch<WorkerMessage>, _handle: undefined, _options: undefined, callback: (error: Error | null) => void): boolean => {
+    this.ipcMessages++;
+    for (const one of unbatched(message)) this.sent.push(one as WorkerMessage);
     callback(null);
     return true;
   };
@@ -33,7 +38,9 @@ export class FakePrimary extends EventEmitter implements PrimaryChannel {
   say(message: unknown): void {
     this.emit('message', message);
   }
-  last<T extends WorkerMessage['sb']>(tag: T): Extract<WorkerMessage, { sb: T }> {
+  /** The last message of this tag sent, once the turn it was posted in has ended (the worker sends a turn's messages together). */
+  async last<T extends WorkerMessage['sb']>(tag: T): Promise<Extract<WorkerMessage, { sb: T }>> {
+    await settle(1);
     const found = this.sent.filter((message) => message.sb === tag).at(-1);
     assert.ok(found !== undefined, `a ${tag} message was sent`);
     return found as Extract<WorkerMessage, { sb: T }>;
@@ -117,7 +124,7 @@ export async function wiredWorkers(count: number, options: { history?: MemoryHis
   for (let worker = 1; worker <= count; worker++) {
     const primary = new FakePrimary();
     primary.send = (message, _handle, _options, callback) => {
-      if (!gone.has(worker)) setImmediate(() => relay.handle(worker, message));
+      if (!gone.has(worker)) setImmediate(() => unbatched(message).forEach((one) => relay.handle(worker, one)));
       callback(null);
       return true;
     };

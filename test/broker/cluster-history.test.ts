@@ -175,13 +175,13 @@ test('a worker sends a kept publish and a history read with every field, and tak
   const { primary, broker } = await lonelyWorker();
   t.after(() => broker.close());
   const publishing = broker.publish(publication('room', '{"n":1}', { history: kept, recipients: ['7'], exclude: 'x-1' }));
-  const append = primary.last('append');
+  const append = await primary.last('append');
   assert.deepEqual(append, { sb: 'append', id: append.id, channel: 'room', recipients: ['7'], exclude: 'x-1', frame: '{"n":1}', history: kept });
   primary.say({ sb: 'stored', id: append.id, count: 3, position: { epoch: 'e1', offset: 9 } });
   assert.deepEqual(await publishing, { count: 3, position: { epoch: 'e1', offset: 9 } });
 
   const reading = broker.history('room', { since: 2, until: 5, limit: 10 });
-  const read = primary.last('history');
+  const read = await primary.last('history');
   assert.deepEqual(read, { sb: 'history', id: read.id, channel: 'room', since: 2, until: 5, limit: 10, seen: null });
   const page = { epoch: 'e1', offset: 9, messages: [{ offset: 3, frame: '{"offset":3}' }] };
   primary.say({ sb: 'page', id: read.id, page });
@@ -189,7 +189,7 @@ test('a worker sends a kept publish and a history read with every field, and tak
 
   // A count where a position is due is not made into one.
   const second = broker.publish(publication('room', '{"n":2}', { history: kept }));
-  primary.say({ sb: 'reply', id: primary.last('append').id, count: 3 });
+  primary.say({ sb: 'reply', id: (await primary.last('append')).id, count: 3 });
   assert.ok((await second.catch((reason: unknown) => reason)) instanceof ClusterUnavailableError);
 });
 
@@ -198,8 +198,8 @@ test('malformed stored, page, gone and deliver messages are ignored', async (t) 
   t.after(() => broker.close());
   const publishing = broker.publish(publication('room', '{}', { history: kept })).catch((reason: unknown) => reason);
   const reading = broker.history('room', { since: null, until: null, limit: 5 }).catch((reason: unknown) => reason);
-  const appendId = primary.last('append').id;
-  const readId = primary.last('history').id;
+  const appendId = (await primary.last('append')).id;
+  const readId = (await primary.last('history')).id;
   const malformed: unknown[] = [
     { sb: 'stored', id: appendId, count: 1 },
     { sb: 'stored', id: appendId, count: 1, position: { epoch: 'e', offset: -1 } },

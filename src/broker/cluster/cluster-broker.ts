@@ -22,6 +22,7 @@ import type { ChannelName, ConnectionId } from '../../types.js';
 import type { ChannelCount, DisconnectResult, DisconnectTarget, MemberInfo, NodeReport } from '../../views/cluster-view.js';
 import type { HistoryPage, HistoryQuery, StreamPosition } from '../../history/history.js';
 import type { BrokerWithView, LocalNode, Member, Publication, PublishResult } from '../broker.js';
+import { IpcBatcher, unbatched, type Batch } from './ipc-batch.js';
 import { describeMessage, isSwitchboardMessage, parsePrimaryMessage, type PrimaryMessage, type Query, type WorkerMessage } from './messages.js';
 
 /** How long a worker waits for the primary's answer; longer than the relay's own wait for the workers (PARTS_WAIT_MS). */
@@ -29,7 +30,7 @@ const REQUEST_TIMEOUT_MS = 5000;
 
 /** The channel to the primary: `process` in a worker. */
 export interface PrimaryChannel {
-  send?: ((message: WorkerMessage, sendHandle: undefined, options: undefined, callback: (error: Error | null) => void) => boolean) | undefined;
+  send?: ((message: WorkerMessage | Batch<WorkerMessage>, sendHandle: undefined, options: undefined, callback: (error: Error | null) => void) => boolean) | undefined;
   connected?: boolean;
   on(event: 'message', listener: (message: unknown) => void): unknown;
   off(event: 'message', listener: (message: unknown) => void): unknown;
@@ -54,6 +55,8 @@ export class ClusterBroker implements BrokerWithView {
   /** Requests to the primary: counts (publish, join) and query answers. */
   private readonly requests: PendingRequests<unknown, never>;
   private readonly listener = (message: unknown): void => this.onMessage(message);
+  /** What this worker tells the primary in one turn goes as one IPC message. */
+  private readonly outbound = new IpcBatcher<WorkerMessage>((message) => this.sendNow(message));
   private lateCountWarnedAt = 0;
   private lateCounts = 0;
 
@@ -148,6 +151,7 @@ export class ClusterBroker implements BrokerWithView {
   }
 
   close(): Promise<void> {
+    this.outbound.flush();
     this.primary.off('message', this.listener);
     this.local = null;
     this.requests.close();
@@ -183,27 +187,35 @@ export class ClusterBroker implements BrokerWithView {
     return this.requests.request((id) => this.post(build(id)));
   }
 
+  /** Sends `message` at the end of this turn, with the others of the turn; false when the primary is gone. */
   private post(message: WorkerMessage): boolean {
     if (this.primary.connected === false || typeof this.primary.send !== 'function') return false;
+    this.outbound.post(message);
+    return true;
+  }
+
+  private sendNow(message: WorkerMessage | Batch<WorkerMessage>): void {
+    if (this.primary.connected === false) return;
     try {
       // false means "queued behind a backlog", not lost. A failure is reported to the
       // callback (not as an 'error' event that would take the worker down); the worker
-      // exits with its primary anyway.
-      this.primary.send(message, undefined, undefined, () => undefined);
-      return true;
-    } catch {
-      return false;
+      // exits with its primary anyway, and its requests time out.
+      this.primary.send?.(message, undefined, undefined, () => undefined);
+    } catch (error) {
+      this.logger.debug({ err: error }, 'sending to the primary failed');
     }
   }
 
   private onMessage(raw: unknown): void {
-    const message = parsePrimaryMessage(raw);
-    if (message === null) {
-      // Another listener's (/metrics, node:cluster's own) or a malformed one.
-      if (!isSwitchboardMessage(raw)) this.logger.debug({ message: describeMessage(raw) }, 'ignoring an unknown IPC message');
-      return;
+    for (const one of unbatched(raw)) {
+      const message = parsePrimaryMessage(one);
+      if (message === null) {
+        // Another listener's (/metrics, node:cluster's own) or a malformed one.
+        if (!isSwitchboardMessage(one)) this.logger.debug({ message: describeMessage(one) }, 'ignoring an unknown IPC message');
+        continue;
+      }
+      this.handle(message);
     }
-    this.handle(message);
   }
 
   private handle(message: PrimaryMessage): void {

@@ -80,7 +80,7 @@ function tagged(message: unknown): Fields | null {
 /** Whether any part of Switchboard sends this message: an unknown one is worth a debug line, a known one is another listener's. */
 export function isSwitchboardMessage(message: unknown): boolean {
   const tag = tagged(message)?.sb as string | undefined;
-  return tag !== undefined && (WORKER_TAGS.has(tag) || PRIMARY_TAGS.has(tag) || METRICS_TAGS.has(tag) || tag === 'start-failed');
+  return tag !== undefined && (WORKER_TAGS.has(tag) || PRIMARY_TAGS.has(tag) || METRICS_TAGS.has(tag) || tag === 'start-failed' || tag === 'batch');
 }
 
 const isId = (value: unknown): value is number => Number.isSafeInteger(value);
