@@ -28,11 +28,15 @@ function offsetProblem(history, sampled) {
 function summarize(runs, history) {
   const pick = (get) => median(runs.map(get));
   const cpu = runs[0].cpuMicrosPerDelivery;
+  const loop = runs[0].loopMaxMs;
+  const worst = (get) => Math.max(...runs.map(get));
   const problems = runs.map((run) => offsetProblem(history, run.sampled)).filter((problem) => problem !== null);
   return {
     deliveriesPerSecond: pick((run) => run.deliveriesPerSecond),
     complete: runs.every((run) => run.complete),
     cpuMicrosPerDelivery: typeof cpu === 'number' ? pick((run) => run.cpuMicrosPerDelivery) : Object.fromEntries(Object.keys(cpu).map((key) => [key, pick((run) => run.cpuMicrosPerDelivery[key])])),
+    // The worst run's largest event-loop delay, per node across two nodes.
+    loopMaxMs: typeof loop === 'number' ? worst((run) => run.loopMaxMs) : Object.fromEntries(Object.keys(loop).map((key) => [key, worst((run) => run.loopMaxMs[key])])),
     offsetsChecked: problems.length === 0,
     ...(problems.length > 0 && { offsetProblems: problems }),
     runs,
@@ -95,21 +99,27 @@ export function historyTable(historyResult) {
   const ratioCell = (ratio) => `${format(ratio * 100, 1)}% (goal ≥ ${format(HISTORY_GOAL * 100)}%${Number.isFinite(ratio) ? (ratio >= HISTORY_GOAL ? ', met' : ', missed') : ''})`;
   const total = (cpu) => (typeof cpu === 'number' ? cpu : Object.values(cpu).reduce((sum, value) => sum + value, 0));
   const cpuRatio = (off, on) => `${format(on / off, 2)}×`;
-  const setup = (label, result, cpuLabel, cpuCells) => {
+  const setup = (label, result, cpuLabel, cpuCells, loopLabel, loopCells) => {
     if (result === null) return [`| ${label}: fan-out deliveries/s | skipped (no redis-server) | | |`];
     if (result.error !== undefined) return [`| ${label}: fan-out deliveries/s | failed: ${result.error} | | |`];
     const { off, on, ratio } = result;
     return [
       `| ${label}: fan-out deliveries/s | ${format(off.deliveriesPerSecond)}${notes(off)} | ${format(on.deliveriesPerSecond)}${notes(on)} | ${ratioCell(ratio)} |`,
       `| ${label}: ${cpuLabel} | ${cpuCells(off.cpuMicrosPerDelivery)} | ${cpuCells(on.cpuMicrosPerDelivery)} | ${cpuRatio(...[off, on].map((side) => total(side.cpuMicrosPerDelivery)))} |`,
+      `| ${label}: ${loopLabel} | ${loopCells(off.loopMaxMs)} | ${loopCells(on.loopMaxMs)} | |`,
     ];
   };
   return (
     `\n\n| Switchboard fan-out with history (${env}), ${subscribers.toLocaleString('en-US')} subscribers, median of ${rounds} runs each | history off | history on | on ÷ off |\n|---|---|---|---|\n` +
     [
-      ...setup('one node, in-memory broker', historyResult.oneNode, 'server CPU µs per delivery (lower is better)', (cpu) => format(cpu, 2)),
-      ...setup('two nodes through Redis', historyResult.twoNodes, 'CPU µs per delivery: publishing node / subscribing node / redis-server', (cpu) =>
-        [cpu.publishingNode, cpu.subscribingNode, cpu.redis].map((value) => format(value, 2)).join(' / '),
+      ...setup('one node, in-memory broker', historyResult.oneNode, 'server CPU µs per delivery (lower is better)', (cpu) => format(cpu, 2), 'event loop max ms, worst run (target ≤ 50)', (loop) => format(loop, 1)),
+      ...setup(
+        'two nodes through Redis',
+        historyResult.twoNodes,
+        'CPU µs per delivery: publishing node / subscribing node / redis-server',
+        (cpu) => [cpu.publishingNode, cpu.subscribingNode, cpu.redis].map((value) => format(value, 2)).join(' / '),
+        'event loop max ms, worst run: publishing node / subscribing node',
+        (loop) => [loop.publishingNode, loop.subscribingNode].map((value) => format(value, 1)).join(' / '),
       ),
     ].join('\n')
   );

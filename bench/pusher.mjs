@@ -36,6 +36,8 @@ function summarize(runs, plan) {
     deliveriesPerSecond: median(runs.map((run) => run.deliveriesPerSecond)),
     complete: runs.every((run) => run.complete),
     cpuMicrosPerDelivery: median(runs.map((run) => run.cpuMicrosPerDelivery)),
+    /** The worst run's largest event-loop delay. */
+    loopMaxMs: Math.max(...runs.map((run) => run.loopMaxMs)),
     deliveriesChecked: problems.length === 0,
     ...(problems.length > 0 && { decodeProblems: problems }),
     runs,
@@ -85,6 +87,7 @@ export function pusherTable(result) {
   return (
     title +
     `| fan-out deliveries/s (higher is better) | ${format(native.deliveriesPerSecond)}${notes(native)} | ${format(pusher.deliveriesPerSecond)}${notes(pusher)} | ${format(ratio * 100, 1)}% (goal ≥ ${format(PUSHER_GOAL * 100)}%${met}) |\n` +
-    `| server CPU µs per delivery (lower is better) | ${format(native.cpuMicrosPerDelivery, 2)} | ${format(pusher.cpuMicrosPerDelivery, 2)} | ${format(pusher.cpuMicrosPerDelivery / native.cpuMicrosPerDelivery, 2)}× |`
+    `| server CPU µs per delivery (lower is better) | ${format(native.cpuMicrosPerDelivery, 2)} | ${format(pusher.cpuMicrosPerDelivery, 2)} | ${format(pusher.cpuMicrosPerDelivery / native.cpuMicrosPerDelivery, 2)}× |\n` +
+    `| event loop max ms, worst run (target ≤ 50) | ${format(native.loopMaxMs, 1)} | ${format(pusher.loopMaxMs, 1)} | ${format(pusher.loopMaxMs / native.loopMaxMs, 2)}× |`
   );
 }

@@ -1,11 +1,12 @@
 // One publishing connection, subscribed to its own channel so that the echo of each message
 // tells it the server has handled it: that bounds the number of messages in flight.
-// Usage (forked with IPC): publisher.mjs <kind> <port> <channel>
+// `token` ('-' or absent: none): an HS256 token to connect with, where channel rules require one.
+// Usage (forked with IPC): publisher.mjs <kind> <port> <channel> [token]
 import { RawClient } from '../lib/raw-client.mjs';
 
-const [kind, portText, channel] = process.argv.slice(2);
+const [kind, portText, channel, token = '-'] = process.argv.slice(2);
 const now = () => performance.timeOrigin + performance.now();
-const client = new RawClient({ port: Number(portText), kind, decodeAll: true });
+const client = new RawClient({ port: Number(portText), kind, decodeAll: true, ...(token !== '-' && { token }) });
 let onEcho = () => undefined;
 client.onMessage = () => onEcho();
 await client.open();

@@ -1,5 +1,5 @@
-// The median of the finite values among `values` (NaN when there are none): how the
-// history and Pusher scenarios (history.mjs, pusher.mjs) sum up their repeated runs.
+// The median of the finite values among `values` (NaN when there are none): how the history,
+// Pusher and features scenarios (history.mjs, pusher.mjs, features.mjs) sum up their repeated runs.
 export const median = (values) => {
   const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
   if (sorted.length === 0) return NaN;

@@ -1,4 +1,4 @@
-// What run.mjs needs to watch the processes it starts: free ports, waiting for a listener,
+// What the bench needs to watch the processes it starts: free ports, waiting for a listener,
 // and a process's CPU time and resident memory from /proc.
 import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';

@@ -28,6 +28,7 @@ export const PROTOCOLS = {
       client.sendText(JSON.stringify({ event: 'pusher:subscribe', data: { channel } }));
       const reply = await client.waitFor((text) => text.includes('"pusher_internal:subscription_succeeded"') || text.includes('"pusher:subscription_error"') || text.includes('"pusher:error"'));
       if (!reply.includes('"pusher_internal:subscription_succeeded"')) throw new Error(`Pusher subscribe refused: ${reply}`);
+      return reply;
     },
     publishText: () => {
       throw new Error('a Pusher client publishes nothing in the bench');
@@ -52,7 +53,7 @@ export const PROTOCOLS = {
     },
     subscribe: async (client, channel) => {
       client.sendText(`421${JSON.stringify(['subscribe', channel])}`);
-      await client.waitFor((text) => text.startsWith('431'));
+      return client.waitFor((text) => text.startsWith('431'));
     },
     publishText: (channel, message) => `42${JSON.stringify(['message', { channel, message }])}`,
     deliveryPrefix: Buffer.from('42["message"'),
@@ -71,9 +72,13 @@ function jsonProtocol() {
     handshake: async (client) => {
       await client.waitFor((text) => text.startsWith('{"action":"welcome"'));
     },
+    // A refused subscribe (`{"type":"error","success":false,…,"action":"subscribe"}`, e.g. FORBIDDEN
+    // under a channels file) fails the connection, and with it the run.
     subscribe: async (client, channel) => {
       client.sendText(JSON.stringify({ action: 'subscribe', data: { channel }, id: 1 }));
-      await client.waitFor((text) => text.includes('"action":"subscribe"'));
+      const reply = await client.waitFor((text) => text.includes('"action":"subscribe"'));
+      if (!reply.startsWith('{"success":true')) throw new Error(`subscribe to ${channel} refused: ${reply}`);
+      return reply;
     },
     publishText: (channel, message) => JSON.stringify({ action: 'message', data: { channel, message } }),
     // A delivery starts with this prefix whatever follows: on a channel with history the
@@ -120,6 +125,8 @@ export class RawClient {
      * its `offset` (a number on a channel with history, undefined otherwise).
      */
     this.onMessage = null;
+    /** Called, when set, with the text of every frame that is not a delivery (replies, presence events). */
+    this.onControl = null;
     this.waiters = [];
     this.pending = null;
     this.upgraded = false;
@@ -205,6 +212,7 @@ export class RawClient {
         } else {
           const text = buffer.toString('utf8', start, end);
           this.protocol.onControlText(this, text);
+          if (this.onControl !== null) this.onControl(text);
           this.waiters = this.waiters.filter((waiter) => !(waiter.predicate(text) && (waiter.resolve(text), true)));
         }
       } else if (opcode === OP_PING) {
@@ -233,6 +241,7 @@ export class RawClient {
     this.socket.write(maskFrame(OP_TEXT, Buffer.from(text)));
   }
 
+  /** Resolves with the server's reply (its text); rejects when the server refuses. */
   subscribe(channel) {
     return this.protocol.subscribe(this, channel);
   }
