@@ -17,13 +17,18 @@ export interface PublishOptions {
   readonly ephemeral: boolean;
 }
 
-/** Publishes a client's message; resolves with the number of connections it was addressed to, and its position in the history. */
-export async function publishFromClient(scope: ActionScope, connection: Connection, publication: OutgoingMessage, options: PublishOptions): Promise<PublishResult> {
+/**
+ * Publishes a client's message. Resolves as soon as the message is in the broker's hands
+ * (the rules and hooks passed, its place in the order taken) with its outcome still to
+ * come: the number of connections it was addressed to, and its position in the history.
+ * A pipelined publish waits only for the first before the next one starts.
+ */
+export async function publishFromClient(scope: ActionScope, connection: Connection, publication: OutgoingMessage, options: PublishOptions): Promise<{ readonly outcome: Promise<PublishResult> }> {
   const { channel, recipients } = publication;
   if (!scope.permissions.can('publish', channel, connection)) throw new SwitchboardError(ErrorCode.FORBIDDEN, `not allowed to publish to ${channel}`);
   if (!connection.channels.has(channel)) throw new SwitchboardError(ErrorCode.NOT_SUBSCRIBED, ErrorText.NOT_SUBSCRIBED);
   const message = await scope.hooks.checkMessage(connection, publication);
-  return scope.hub.publish({ channel, message, sender: connection.id, userId: connection.userId, time: unixSeconds(), recipients }, options.ephemeral);
+  return { outcome: scope.hub.publish({ channel, message, sender: connection.id, userId: connection.userId, time: unixSeconds(), recipients }, options.ephemeral) };
 }
 
 /** Publishes the application's message (already validated), with `"sender": null`; `exclude` receives nothing. */

@@ -95,6 +95,12 @@ export interface Broker {
    * handler then uses it for its connection ids.
    */
   readonly nodeId?: string;
+  /**
+   * Publishes issued one after another reach every node in the order issued even while
+   * the earlier ones are unanswered, so that a connection's publishes may be pipelined
+   * (connection/request-queue.ts) rather than wait a round trip each. Absent: one at a time.
+   */
+  readonly keepsOrderInFlight?: boolean;
   /** Connects the broker to the node it serves. Called once, before anything else. */
   start(local: LocalNode): Promise<void>;
   /**

@@ -11,6 +11,8 @@ import type { BrokerWithView, LocalNode, Member, Publication, PublishResult } fr
 
 export class MemoryBroker implements BrokerWithView {
   readonly kind = 'memory';
+  /** Delivery is synchronous: nothing is ever in flight. */
+  readonly keepsOrderInFlight: boolean = true;
   private local: LocalNode | null = null;
   private readonly store = new MemoryHistory();
 

@@ -20,6 +20,7 @@ import type { ChannelName, ConnectionId, UserId } from '../types.js';
 import type { Identity } from '../auth/tokens.js';
 import type { ConnectionInfo } from './connection-info.js';
 import { RateLimiter, UNLIMITED } from './rate-limiter.js';
+import { RequestQueue, type Task } from './request-queue.js';
 import type { Wire } from './wire.js';
 
 export interface ConnectionLimits {
@@ -65,29 +66,6 @@ export interface ConnectionProtocol {
 
 /** How long a closing connection may take to answer our close frame before it is cut. */
 export const CLOSE_GRACE_MS = 2000;
-
-/**
- * Requests waiting behind a slow (async) one. Past this many the socket stops being read,
- * so TCP pushes back on the client instead of memory growing here.
- */
-const PAUSE_AT_PENDING = 32;
-
-type Task = () => void | Promise<void>;
-
-/**
- * The requests of a connection that wait behind a slow (async) one. Made when a request
- * first goes async and dropped once the connection is idle again: most connections, most
- * of the time, have nothing waiting.
- */
-class RequestQueue {
-  /** An async request is running. */
-  busy = false;
-  /** The socket is not being read (too many requests waiting). */
-  paused = false;
-  pending: Task[] = [];
-  /** Who waits for the connection to be idle (idle()). */
-  idleWaiters: Array<() => void> = [];
-}
 
 /** The roles of a connection without any (anonymous, or a token without roles): one array for all. */
 const NO_ROLES: readonly string[] = Object.freeze([]);
@@ -300,7 +278,7 @@ export class Connection implements ConnectionInfo, BacklogLimit, SocketListener 
     if (this.closeCode !== null) return;
     this.closeCode = code;
     this.closeDeadline = Date.now() + graceMs;
-    if (this.queue !== null) this.queue.pending = [];
+    this.queue?.clear();
     try {
       this.context.events.closing(this);
     } catch (error) {
@@ -323,60 +301,38 @@ export class Connection implements ConnectionInfo, BacklogLimit, SocketListener 
 
   /**
    * Runs this connection's requests one at a time, in arrival order, so an async hook
-   * on `subscribe` finishes before the `message` sent right after it is handled.
-   * Synchronous tasks run at once. Nothing is queued once the connection is closing.
+   * on `subscribe` finishes before the `message` sent right after it is handled; a
+   * `pipelined` one (a publish) may start while the replies of the ones before it are in
+   * flight (request-queue.ts). Synchronous tasks run at once. Nothing is queued once the
+   * connection is closing.
    */
-  enqueue(task: Task): void {
+  enqueue(task: Task, pipelined = false): void {
     if (this.closeCode !== null) return;
-    const queue = this.queue;
-    if (queue === null || !queue.busy) {
-      this.execute(task);
+    if (this.queue !== null) {
+      this.queue.enqueue(task, pipelined);
       return;
     }
-    queue.pending.push(task);
-    if (!queue.paused && queue.pending.length >= PAUSE_AT_PENDING) {
-      queue.paused = true;
-      this.socket.pause();
-    }
-  }
-
-  /** Resolves once no request of this connection is running or waiting. */
-  idle(): Promise<void> {
-    const queue = this.queue;
-    if (queue === null || (!queue.busy && queue.pending.length === 0)) return Promise.resolve();
-    return new Promise((resolve) => queue.idleWaiters.push(resolve));
-  }
-
-  private execute(task: Task): void {
     const result = task();
-    if (result === undefined) return;
-    (this.queue ??= new RequestQueue()).busy = true;
-    result.then(
-      () => this.next(),
-      (error: unknown) => {
-        this.context.logger.error({ err: error, connection: this.id }, 'request task failed');
-        this.next();
-      },
-    );
+    if (result !== undefined) (this.queue = this.newQueue()).track(result);
   }
 
-  /** Runs pending tasks until one goes async (it calls back here when it settles). */
-  private next(): void {
-    const queue = this.queue as RequestQueue;
-    queue.busy = false;
-    while (!queue.busy) {
-      const task = queue.pending.shift();
-      if (task === undefined) break;
-      this.execute(task);
-    }
-    if (queue.paused && queue.pending.length < PAUSE_AT_PENDING / 2) {
-      queue.paused = false;
-      if (this.socket.readyState === WebSocket.OPEN) this.socket.resume();
-    }
-    if (!queue.busy && queue.pending.length === 0) {
+  /** Resolves once no request of this connection is running, waiting or has its reply in flight. */
+  idle(): Promise<void> {
+    return this.queue === null ? Promise.resolve() : this.queue.idle();
+  }
+
+  private newQueue(): RequestQueue {
+    const queue: RequestQueue = new RequestQueue({
+      pauseReading: () => this.socket.pause(),
+      resumeReading: () => {
+        if (this.socket.readyState === WebSocket.OPEN) this.socket.resume();
+      },
+      taskFailed: (error) => this.context.logger.error({ err: error, connection: this.id }, 'request task failed'),
       // Idle again: the queue goes until a request next goes async.
-      this.queue = null;
-      for (const resolve of queue.idleWaiters) resolve();
-    }
+      queueIdle: () => {
+        if (this.queue === queue) this.queue = null;
+      },
+    });
+    return queue;
   }
 }

@@ -279,6 +279,11 @@ export class Hub implements LocalNode {
 
   // ---- messages ---------------------------------------------------------------------
 
+  /** A connection's publishes may be pipelined: the broker keeps the order of those in flight (Broker.keepsOrderInFlight). */
+  get pipelinesPublishes(): boolean {
+    return this.broker.keepsOrderInFlight === true;
+  }
+
   /**
    * Publishes to every subscriber of the channel on every node, serialized once for all
    * of them; on a channel with history the store gives it an offset, unless it is

@@ -13,6 +13,8 @@ import { publishFromClient } from '../actions/publish.js';
 import type { ActionScope } from '../actions/scope.js';
 import type { Connection } from '../connection/connection.js';
 import { ClusterUnavailableError, SwitchboardError } from '../errors.js';
+import type { PublishResult } from '../broker/broker.js';
+import { InFlight } from '../connection/request-queue.js';
 import type { NodeStats } from '../metrics/stats.js';
 import { CloseCode, ErrorCode, ErrorText } from '../codes.js';
 import { decodeJson, invalidJson, parseRequest, type ClientRequest, type ProtocolViolation } from './inbound.js';
@@ -99,7 +101,8 @@ export class NativeProtocol {
       return;
     }
     if (!this.admit(connection, now, request.action === 'custom' ? request.name : request.action, request.id)) return;
-    connection.enqueue(() => this.dispatch(connection, request));
+    if (request.action === 'message') connection.enqueue(() => this.publish(connection, request), this.scope.hub.pipelinesPublishes);
+    else connection.enqueue(() => this.dispatch(connection, request));
   }
 
   /** Applies the rate limit; replies RATE_LIMITED or closes 4029 and returns false when over it. */
@@ -125,7 +128,7 @@ export class NativeProtocol {
     connection.enqueue(() => connection.send(errorFrame(violation.code, violation.error, violation.action, violation.id)));
   }
 
-  private async dispatch(connection: Connection, request: Request): Promise<void> {
+  private async dispatch(connection: Connection, request: Exclude<Request, { action: 'message' }>): Promise<void> {
     const action = request.action === 'custom' ? request.name : request.action;
     try {
       switch (request.action) {
@@ -160,12 +163,6 @@ export class NativeProtocol {
           unsubscribe(this.scope, connection, request.channel);
           connection.send(ack({ action: 'unsubscribe', channel: request.channel }, request.id));
           return;
-        case 'message': {
-          const { count, position } = await publishFromClient(this.scope, connection, request, { ephemeral: request.ephemeral });
-          const body = { action: 'message_sent', channel: request.channel, recipients_count: count };
-          connection.send(ack(position === null ? body : { ...body, offset: position.offset }, request.id));
-          return;
-        }
         case 'presence': {
           const { members, users, connections } = await presenceFor(this.scope, connection, request.channel);
           const list = members.map((member) => ({ connection_id: member.connectionId, user_id: member.userId }));
@@ -186,6 +183,25 @@ export class NativeProtocol {
     } catch (error) {
       this.replyWithError(connection, error, action, request.id);
     }
+  }
+
+  /**
+   * A client's publish. Its ack (or error) is in flight once the message is in the broker's
+   * hands, so that the connection's next publish may start before the broker answers this
+   * one (request-queue.ts); the replies still leave in order.
+   */
+  private async publish(connection: Connection, request: Extract<Request, { action: 'message' }>): Promise<InFlight> {
+    let outcome: Promise<PublishResult>;
+    try {
+      ({ outcome } = await publishFromClient(this.scope, connection, request, { ephemeral: request.ephemeral }));
+    } catch (error) {
+      return new InFlight(Promise.resolve(() => this.replyWithError(connection, error, 'message', request.id)));
+    }
+    const sent = ({ count, position }: PublishResult) => (): void => {
+      const body = { action: 'message_sent', channel: request.channel, recipients_count: count };
+      connection.send(ack(position === null ? body : { ...body, offset: position.offset }, request.id));
+    };
+    return new InFlight(outcome.then(sent, (error: unknown) => () => this.replyWithError(connection, error, 'message', request.id)));
   }
 
   private replyWithError(connection: Connection, error: unknown, action: string | null, id: RequestId | null): void {

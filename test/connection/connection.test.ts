@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { Connection, type ConnectionLimits } from '../../src/connection/connection.js';
 import { UNLIMITED } from '../../src/connection/rate-limiter.js';
+import { InFlight } from '../../src/connection/request-queue.js';
 import { nativeWire } from '../../src/connection/wire.js';
 import { NodeStats } from '../../src/metrics/stats.js';
 import { FlushScheduler } from '../../src/transport/flush-scheduler.js';
@@ -54,6 +55,31 @@ test('requests run in arrival order behind an async one, again after the connect
     assert.deepEqual(ran.slice(-3), [`slow ${round} start`, `slow ${round} end`, `quick ${round}`]);
   }
   await open.idle();
+});
+
+test('a reply in flight holds back the next request that is not pipelined, and idle() waits for it; a rejected reply does not stop the rest', async (t) => {
+  const open = await connection(t);
+  const ran: string[] = [];
+  const answers: Array<(send: () => void) => void> = [];
+  const pipelined = (name: string) => (): InFlight => {
+    ran.push(`${name} start`);
+    return new InFlight(new Promise((resolve) => answers.push(resolve)));
+  };
+  open.enqueue(pipelined('one'), true);
+  open.enqueue(pipelined('two'), true);
+  open.enqueue(() => new InFlight(Promise.reject(new Error('boom'))), true);
+  open.enqueue(() => void ran.push('plain'));
+  let idle = false;
+  void open.idle().then(() => (idle = true));
+  await tick();
+  assert.deepEqual(ran, ['one start', 'two start'], 'both pipelined requests started; the plain one waits');
+  answers[1]?.(() => ran.push('two replied'));
+  await tick();
+  assert.deepEqual(ran.slice(2), [], 'the second reply waits for the first');
+  answers[0]?.(() => ran.push('one replied'));
+  await tick();
+  assert.deepEqual(ran.slice(2), ['one replied', 'two replied', 'plain']);
+  assert.equal(idle, true);
 });
 
 test('a request that fails does not stop the ones behind it', async (t) => {

@@ -48,6 +48,8 @@ export interface ClusterBrokerOptions {
 
 export class ClusterBroker implements BrokerWithView {
   readonly kind = 'workers';
+  /** Everything goes through one IPC channel to the primary, in order, and the primary relays and appends in arrival order. */
+  readonly keepsOrderInFlight = true;
   readonly nodeId: string;
   private readonly logger: Logger;
   private readonly primary: PrimaryChannel;

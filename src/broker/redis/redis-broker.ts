@@ -66,6 +66,8 @@ export interface RedisBrokerOptions extends RedisBrokerTuning {
 
 export class RedisBroker implements BrokerWithView {
   readonly kind = 'redis';
+  // Not keepsOrderInFlight: a publish Redis refuses is held and sent after the resync, so one
+  // issued after it and accepted would arrive first. A connection's publishes go one at a time.
   readonly nodeId: string;
   private readonly logger: Logger;
   private readonly nodeTtlMs: number;
