@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
-import { FLUSH_CHUNK, FlushScheduler } from '../../src/transport/flush-scheduler.js';
+import { FLUSH_BUDGET_MS, FLUSH_CHECK_EVERY, FLUSH_CHUNK, FlushScheduler } from '../../src/transport/flush-scheduler.js';
 import { FrameBatch } from '../../src/transport/frame-batch.js';
 import { PreparedFrame } from '../../src/transport/prepared-frame.js';
 import type { SwitchboardSocket } from '../../src/transport/switchboard-socket.js';
@@ -30,11 +30,31 @@ test('a write-out to more sockets than FLUSH_CHUNK is spread over several event-
   const frame = new PreparedFrame('{"to":"everyone"}');
   for (const socket of sockets) new FrameBatch(socket, scheduler).push(frame);
   await nextTurn();
-  assert.equal(written.length, FLUSH_CHUNK, 'the first turn writes one chunk');
+  // One chunk, or less when the turn's time ran out first (a loaded machine).
+  assert.ok(written.length > 0 && written.length <= FLUSH_CHUNK, `the first turn writes one chunk at most (${written.length})`);
   await eventually(() => written.length === sockets.length);
   assert.deepEqual(written, sockets.map((_, index) => index), 'in the order they were queued');
   assert.equal(scheduler.fallbackWrites, sockets.length, 'one write per socket, counted by the path it took');
   assert.equal(scheduler.fastWrites, 0);
+});
+
+test('a turn whose writes take longer than FLUSH_BUDGET_MS stops and leaves the rest to the next turns, in order', async () => {
+  const scheduler = new FlushScheduler(silentLogger);
+  const written: number[] = [];
+  // Each write holds the thread for FLUSH_BUDGET_MS / 8: the budget is spent before the first check.
+  const slowWrite = (index: number) => (): void => {
+    const until = performance.now() + FLUSH_BUDGET_MS / 8;
+    while (performance.now() < until);
+    written.push(index);
+  };
+  const count = FLUSH_CHECK_EVERY * 3 + 5;
+  for (let index = 0; index < count; index++) new FrameBatch(standIn(slowWrite(index)), scheduler).push(new PreparedFrame('slow'));
+  await nextTurn();
+  assert.equal(written.length, FLUSH_CHECK_EVERY, 'the first turn stops at the first check past the budget');
+  const late = new FrameBatch(standIn(() => written.push(-1)), scheduler);
+  late.push(new PreparedFrame('queued meanwhile'));
+  await eventually(() => written.length === count + 1);
+  assert.deepEqual(written, [...Array.from({ length: count }, (_, index) => index), -1], 'the rest first, in order, then what was queued meanwhile');
 });
 
 test('a socket whose write fails is logged and loses its frames; the other sockets still get theirs', async () => {
