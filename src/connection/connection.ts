@@ -164,16 +164,21 @@ export class Connection implements ConnectionInfo, BacklogLimit, SocketListener 
     return this.userId === null ? null : String(this.userId);
   }
 
-  send(frame: object): void {
+  /**
+   * Sends a reply: written before other sockets' channel messages queued in this turn
+   * (flush-scheduler.ts), unless `afterMessages` (a publish's ack, which follows the
+   * deliveries to this node's subscribers).
+   */
+  send(frame: object, afterMessages = false): void {
     if (!this.isOpen) return;
     if ((frame as { type?: unknown }).type === 'error') this.context.stats.errorSent(String((frame as { code?: unknown }).code));
-    this.push(new PreparedFrame(JSON.stringify(frame)));
+    this.push(new PreparedFrame(JSON.stringify(frame)), !afterMessages);
   }
 
   sendText(text: string): void {
     if (!this.isOpen) return;
     // Through the same per-turn batch as channel messages, so that frames keep their order.
-    this.push(new PreparedFrame(text));
+    this.push(new PreparedFrame(text), true);
   }
 
   /** Queues a frame built once for many connections. */
@@ -215,8 +220,9 @@ export class Connection implements ConnectionInfo, BacklogLimit, SocketListener 
     return held;
   }
 
-  private push(frame: PreparedFrame): void {
-    if (!this.output.push(frame)) return;
+  /** A `reply` is what the client asked for: written before other sockets' channel messages (flush-scheduler.ts). */
+  private push(frame: PreparedFrame, reply = false): void {
+    if (!this.output.push(frame, reply)) return;
     const stats = this.context.stats;
     stats.framesSent++;
     stats.bytesSent += frame.wire.length;

@@ -199,7 +199,8 @@ export class NativeProtocol {
     }
     const sent = ({ count, position }: PublishResult) => (): void => {
       const body = { action: 'message_sent', channel: request.channel, recipients_count: count };
-      connection.send(ack(position === null ? body : { ...body, offset: position.offset }, request.id));
+      // After the deliveries of this turn: this node's subscribers have the message before its publisher's ack.
+      connection.send(ack(position === null ? body : { ...body, offset: position.offset }, request.id), true);
     };
     return new InFlight(outcome.then(sent, (error: unknown) => () => this.replyWithError(connection, error, 'message', request.id)));
   }

@@ -2,6 +2,12 @@
  * Writes the handler's FrameBatches at the end of the event-loop turn, in the order they
  * were first queued, and counts which path each write took: a `ws` update that broke the
  * fast path would otherwise only show as lower throughput.
+ *
+ * Two lanes: a batch holding a reply (an ack, an error, a pong: what a client waits for)
+ * is written before the batches holding only channel messages, so that while a fan-out to
+ * 100,000 subscribers is written out over many turns, other clients' requests are still
+ * answered in the next turn rather than after the whole write-out. One socket's frames
+ * always leave in the order they were queued: only sockets overtake each other.
  */
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
@@ -25,9 +31,13 @@ export interface ScheduledBatch {
   discard(): void;
 }
 
+/** The lanes, in the order they are written. */
+const REPLIES = 0;
+const MESSAGES = 1;
+
 export class FlushScheduler {
-  /** Batches with frames queued, in the order they were first queued. */
-  private dirty: ScheduledBatch[] = [];
+  /** Batches with frames queued, in the order they were first queued: those with replies, then the others. */
+  private readonly lanes: [ScheduledBatch[], ScheduledBatch[]] = [[], []];
   private nextTurn: NodeJS.Immediate | null = null;
   private fast = 0;
   private fallback = 0;
@@ -46,9 +56,13 @@ export class FlushScheduler {
     return this.fallback;
   }
 
-  /** Flushes `batch` at the end of this turn, or a later one when many are waiting. */
-  schedule(batch: ScheduledBatch): void {
-    this.dirty.push(batch);
+  /**
+   * Flushes `batch` at the end of this turn, or a later one when many are waiting; in the
+   * replies' lane when it holds a `reply`. A batch may be listed in both lanes (a reply came
+   * while it waited with messages): the first turn to reach it writes everything it holds.
+   */
+  schedule(batch: ScheduledBatch, reply = false): void {
+    this.lanes[reply ? REPLIES : MESSAGES].push(batch);
     this.scheduleTurn();
   }
 
@@ -64,7 +78,7 @@ export class FlushScheduler {
    * the end of its turn as usual.
    */
   stop(): void {
-    while (this.dirty.length > 0) this.flushBatches(this.dirty.length, Infinity);
+    for (const lane of [REPLIES, MESSAGES] as const) while (this.lanes[lane].length > 0) this.flushLane(lane, Infinity, Infinity);
     if (this.nextTurn !== null) clearImmediate(this.nextTurn);
     this.nextTurn = null;
   }
@@ -75,17 +89,18 @@ export class FlushScheduler {
 
   private flushChunk(): void {
     this.nextTurn = null;
-    this.flushBatches(FLUSH_CHUNK, FLUSH_BUDGET_MS);
-    if (this.dirty.length > 0) this.scheduleTurn();
+    const deadline = performance.now() + FLUSH_BUDGET_MS;
+    const left = FLUSH_CHUNK - this.flushLane(REPLIES, FLUSH_CHUNK, deadline);
+    if (left > 0 && performance.now() <= deadline) this.flushLane(MESSAGES, left, deadline);
+    if (this.lanes[REPLIES].length > 0 || this.lanes[MESSAGES].length > 0) this.scheduleTurn();
   }
 
-  /** Flushes up to `limit` batches, in order, stopping early once `budgetMs` has passed. */
-  private flushBatches(limit: number, budgetMs: number): void {
-    const batches = this.dirty;
+  /** Flushes up to `limit` batches of a lane, in order, stopping early once `deadline` has passed; returns how many. */
+  private flushLane(lane: typeof REPLIES | typeof MESSAGES, limit: number, deadline: number): number {
+    const batches = this.lanes[lane];
     const end = Math.min(batches.length, limit);
     // Batches queued while flushing go to a fresh list, after the ones still waiting here.
-    this.dirty = [];
-    const deadline = performance.now() + budgetMs;
+    this.lanes[lane] = [];
     let index = 0;
     while (index < end) {
       const batch = batches[index++] as ScheduledBatch;
@@ -100,7 +115,9 @@ export class FlushScheduler {
     }
     if (index < batches.length) {
       const rest = batches.slice(index);
-      this.dirty = this.dirty.length === 0 ? rest : rest.concat(this.dirty);
+      const added = this.lanes[lane];
+      this.lanes[lane] = added.length === 0 ? rest : rest.concat(added);
     }
+    return index;
   }
 }

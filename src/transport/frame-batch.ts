@@ -18,6 +18,10 @@ export interface BacklogLimit {
   backlogOverflowed(): void;
 }
 
+const NOT_QUEUED = 0;
+const WITH_MESSAGES = 1;
+const WITH_REPLIES = 2;
+
 /**
  * Each connection owns one for its whole life. Its list of frames exists only while
  * frames wait (within a turn), not while the connection is idle.
@@ -25,8 +29,8 @@ export interface BacklogLimit {
 export class FrameBatch {
   private frames: Buffer[] | null = null;
   private pendingBytes = 0;
-  /** Whether the scheduler holds this batch for the end of the turn. */
-  private queued = false;
+  /** Whether the scheduler holds this batch for the end of the turn: not, with messages only, or in the replies' lane. */
+  private queued: 0 | 1 | 2 = NOT_QUEUED;
 
   constructor(
     private readonly socket: SwitchboardSocket,
@@ -36,8 +40,11 @@ export class FrameBatch {
     socket.flushBeforeClose(this);
   }
 
-  /** Queues a frame; returns false when the socket is not open. */
-  push(frame: PreparedFrame): boolean {
+  /**
+   * Queues a frame; returns false when the socket is not open. A `reply` (what the client
+   * asked for) puts the batch in the scheduler's first lane.
+   */
+  push(frame: PreparedFrame, reply = false): boolean {
     if (this.socket.readyState !== WebSocket.OPEN) return false;
     // Not `[frame.wire]`: arrays from that literal live until the end of the turn, so V8 may
     // decide to allocate them in the old generation, which then fills with garbage and
@@ -45,9 +52,9 @@ export class FrameBatch {
     // keeps its elements young.
     (this.frames ??= []).push(frame.wire);
     this.pendingBytes += frame.wire.length;
-    if (!this.queued) {
-      this.queued = true;
-      this.scheduler.schedule(this);
+    if (this.queued === NOT_QUEUED || (reply && this.queued === WITH_MESSAGES)) {
+      this.queued = reply ? WITH_REPLIES : WITH_MESSAGES;
+      this.scheduler.schedule(this, reply);
     }
     // A burst that fills a whole backlog's worth within one turn is written at once rather
     // than held here: memory stays bounded, and the kernel, not this queue, tells whether
@@ -76,7 +83,7 @@ export class FrameBatch {
 
   /** The scheduler's turn has come for this batch. */
   flushQueued(): void {
-    this.queued = false;
+    this.queued = NOT_QUEUED;
     this.flush();
   }
 }

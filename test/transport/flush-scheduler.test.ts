@@ -57,6 +57,24 @@ test('a turn whose writes take longer than FLUSH_BUDGET_MS stops and leaves the 
   assert.deepEqual(written, [...Array.from({ length: count }, (_, index) => index), -1], 'the rest first, in order, then what was queued meanwhile');
 });
 
+test('a reply is written in the next turn even behind a write-out of many turns; one socket\'s frames keep their order', async () => {
+  const scheduler = new FlushScheduler(silentLogger);
+  const written: string[] = [];
+  const count = FLUSH_CHUNK * 3;
+  for (let index = 0; index < count; index++) new FrameBatch(standIn(() => written.push(`message ${index}`)), scheduler).push(new PreparedFrame('m'));
+  // The last subscriber of the write-out asks for something: its message, then its reply.
+  const asking = new FrameBatch(standIn((payload) => written.push(`asking: ${payload.toString()}`)), scheduler);
+  asking.push(new PreparedFrame('its message'));
+  asking.push(new PreparedFrame('its reply'), true);
+  const other = new FrameBatch(standIn((payload) => written.push(`other: ${payload.toString()}`)), scheduler);
+  other.push(new PreparedFrame('a pong'), true);
+  await nextTurn();
+  assert.deepEqual(written.slice(0, 3), ['asking: its message', 'asking: its reply', 'other: a pong'], 'the replies first, each socket in order');
+  assert.ok(written.length < count, 'the write-out goes on over later turns');
+  await eventually(() => written.length === count + 3);
+  assert.deepEqual(written.slice(3), Array.from({ length: count }, (_, index) => `message ${index}`), 'then the messages, in order, each once');
+});
+
 test('a socket whose write fails is logged and loses its frames; the other sockets still get theirs', async () => {
   const { logger, lines } = memoryLogger();
   const scheduler = new FlushScheduler(logger);
