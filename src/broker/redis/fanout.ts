@@ -98,15 +98,27 @@ export class Fanout {
 
   /**
    * The last step of a resync: hands the held messages to the connection, in order, and
-   * from then on publishes follow them. Resolves once Redis answered them all.
+   * from then on publishes follow them. Resolves once Redis answered them all; those it
+   * refused are held again, and the outage goes on.
    */
   async flush(): Promise<{ sent: number; dropped: number }> {
     const { items: held, dropped } = this.outbox.takeAll();
-    const sent = held.map((entry) => this.send(entry));
+    let refused = 0;
+    const sent = held.map((entry) =>
+      this.send(entry).catch((error: unknown) => {
+        if (!isRefusal(error)) throw error;
+        // Redis never ran it (a shard still says CLUSTERDOWN, say, while the others are
+        // back): held again for the next resync rather than lost. Refusals come back in the
+        // order sent, before those of anything published after them.
+        refused++;
+        this.outbox.push(entry, entry.payload.length);
+        this.outage((error as Error).message);
+      }),
+    );
     this.sendingNow = true;
     await Promise.allSettled(sent);
     this.droppedDuringOutage += dropped;
-    const summary = { sent: held.length, dropped: this.droppedDuringOutage };
+    const summary = { sent: held.length - refused, dropped: this.droppedDuringOutage };
     this.droppedDuringOutage = 0;
     return summary;
   }
