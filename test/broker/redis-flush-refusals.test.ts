@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { Publication } from '../../src/broker/broker.js';
 import type { RedisConnections } from '../../src/broker/redis/connections.js';
 import { Fanout } from '../../src/broker/redis/fanout.js';
 import { RedisKeys } from '../../src/broker/redis/redis-keys.js';
@@ -27,7 +28,7 @@ function fanoutWith(answer: () => Promise<number>): { fanout: Fanout; sent: stri
   return { fanout, sent, outages };
 }
 
-const publication = (n: number) => ({ channel: 'room', recipients: null, exclude: null, frame: Buffer.from(`{"n":${n}}`), history: null });
+const publication = (n: number): Publication => ({ channel: 'room', recipients: null, exclude: null, frame: `{"n":${n}}`, history: null });
 
 test('held messages that Redis refuses during the resync are held again, in order, and sent by the next one', async () => {
   let refusing = true;
