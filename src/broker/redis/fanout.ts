@@ -108,9 +108,11 @@ export class Fanout {
       this.send(entry).catch((error: unknown) => {
         if (!isRefusal(error)) throw error;
         // Redis never ran it (a shard still says CLUSTERDOWN, say, while the others are
-        // back): held again for the next resync rather than lost. Refusals come back in the
-        // order sent, before those of anything published after them.
+        // back): held again for the next resync rather than lost, and what is published
+        // from now on is held behind it. Refusals come back in the order sent, before those
+        // of anything published after them.
         refused++;
+        this.sendingNow = false;
         this.outbox.push(entry, entry.payload.length);
         this.outage((error as Error).message);
       }),
