@@ -20,7 +20,7 @@ import type { ChannelName, ConnectionId, UserId } from '../types.js';
 import type { Identity } from '../auth/tokens.js';
 import type { ConnectionInfo } from './connection-info.js';
 import { RateLimiter, UNLIMITED } from './rate-limiter.js';
-import { RequestQueue, type Task } from './request-queue.js';
+import { RequestQueue, type QueueOwner, type Task } from './request-queue.js';
 import type { Wire } from './wire.js';
 
 export interface ConnectionLimits {
@@ -76,7 +76,7 @@ export interface HeldFrame {
   readonly frame: PreparedFrame;
 }
 
-export class Connection implements ConnectionInfo, BacklogLimit, SocketListener {
+export class Connection implements ConnectionInfo, BacklogLimit, SocketListener, QueueOwner {
   userId: UserId | null = null;
   role: string | null = null;
   roles: readonly string[] = NO_ROLES;
@@ -319,7 +319,7 @@ export class Connection implements ConnectionInfo, BacklogLimit, SocketListener 
       return;
     }
     const result = task();
-    if (result !== undefined) (this.queue = this.newQueue()).track(result);
+    if (result !== undefined) (this.queue = new RequestQueue(this)).track(result);
   }
 
   /** Resolves once no request of this connection is running, waiting or has its reply in flight. */
@@ -327,18 +327,23 @@ export class Connection implements ConnectionInfo, BacklogLimit, SocketListener 
     return this.queue === null ? Promise.resolve() : this.queue.idle();
   }
 
-  private newQueue(): RequestQueue {
-    const queue: RequestQueue = new RequestQueue({
-      pauseReading: () => this.socket.pause(),
-      resumeReading: () => {
-        if (this.socket.readyState === WebSocket.OPEN) this.socket.resume();
-      },
-      taskFailed: (error) => this.context.logger.error({ err: error, connection: this.id }, 'request task failed'),
-      // Idle again: the queue goes until a request next goes async.
-      queueIdle: () => {
-        if (this.queue === queue) this.queue = null;
-      },
-    });
-    return queue;
+  /** QueueOwner: too many requests wait. */
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
+  /** QueueOwner. */
+  resumeReading(): void {
+    if (this.socket.readyState === WebSocket.OPEN) this.socket.resume();
+  }
+
+  /** QueueOwner. */
+  taskFailed(error: unknown): void {
+    this.context.logger.error({ err: error, connection: this.id }, 'request task failed');
+  }
+
+  /** QueueOwner: idle again, the queue goes until a request next goes async. */
+  queueIdle(queue: RequestQueue): void {
+    if (this.queue === queue) this.queue = null;
   }
 }

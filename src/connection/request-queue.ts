@@ -21,15 +21,15 @@ export class InFlight {
 
 export type Task = () => void | InFlight | Promise<void | InFlight>;
 
-/** What the queue needs of its connection. */
+/** What the queue needs of its connection (the Connection itself: no closures per queue). */
 export interface QueueOwner {
   /** Too many requests wait: stop reading the socket, so that TCP pushes back on the client. */
   pauseReading(): void;
   resumeReading(): void;
   /** A task rejected (or its reply did): logged; the connection goes on. */
   taskFailed(error: unknown): void;
-  /** Nothing runs, waits or is in flight any more: the owner may drop the queue. */
-  queueIdle(): void;
+  /** Nothing runs, waits or is in flight any more in `queue`: the owner may drop it. */
+  queueIdle(queue: RequestQueue): void;
 }
 
 /**
@@ -154,7 +154,7 @@ export class RequestQueue {
     }
     if (!this.busy && this.pending.length === 0 && this.inFlight.length === 0) {
       for (const resolve of this.idleWaiters.splice(0)) resolve();
-      this.owner.queueIdle();
+      this.owner.queueIdle(this);
     }
   }
 }
