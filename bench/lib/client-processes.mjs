@@ -2,16 +2,29 @@
 // forking one and talking to it, the subscriber processes of a fan-out, and counting what
 // they have received.
 import { fork } from 'node:child_process';
+import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { sleep } from './processes.mjs';
 import { BENCH_DIR } from './settings.mjs';
 
 /**
- * Forks bench/clients/<script> with `args`. next(): its next message (rejects if it exits
+ * The clients' nice value. They share this machine's cores with the server they load: at
+ * the same priority, a server process that has work waits for a core while a dozen client
+ * processes take their turns, and that wait shows as event-loop delay and latency of the
+ * server's. Clients on other machines do not take the server's cores; a lower priority is
+ * the nearest to that on one machine (every server kind is measured so, ratios stay fair).
+ * BENCH_CLIENT_NICE=0 measures with equal priority.
+ */
+const CLIENT_NICE = Number(process.env.BENCH_CLIENT_NICE ?? 19);
+
+/**
+ * Forks bench/clients/<script> with `args`, at CLIENT_NICE (`{ nice: 0 }`: at the bench's
+ * own priority, for a probe that measures how fast the server answers). next(): its next message (rejects if it exits
  * first or reports an error); ask(command): sends a command and resolves with the reply.
  */
-export function forkClient(script, args) {
+export function forkClient(script, args, { nice = CLIENT_NICE } = {}) {
   const child = fork(join(BENCH_DIR, 'clients', script), args.map(String), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  if (nice !== 0 && child.pid !== undefined) setPriority(child.pid, nice);
   const next = () =>
     new Promise((resolve, reject) => {
       const onExit = (code) => reject(new Error(`${script} exited with code ${code}`));
