@@ -6,13 +6,15 @@
 // Switchboard only: the history scenario (fan-out with history off and on): history.mjs; the
 // Pusher scenario (fan-out to native and to Pusher-protocol subscribers): pusher.mjs; the
 // features scenario (fan-out plain and with every feature on): features.mjs; 'scale' and
-// 'huge-channel': scale.mjs, through lib/scale-scenarios.mjs.
+// 'huge-channel': scale.mjs, and 'scale-floor' (the scale scenario's shape against frame-once,
+// in one process): scale-floor.mjs, both through lib/scale-scenarios.mjs. At the end, a table
+// of every event-loop delay over 50 ms with what it was made of (lib/stall-table.mjs).
 //
 // Flags: --quick (fewer messages and runs); --servers=a,b (only those servers: switchboard,
-// socketio, ws-loop, frame-once; cross-node, history, pusher, features, scale and huge-channel
-// need switchboard); --only=a,b (only those scenarios: fanout, latency, idle, handshakes,
-// cross-node, history, pusher, features, scale, huge-channel — e.g. `--only=pusher`; scale and
-// huge-channel are skipped while bench/scale.mjs does not exist). Results go to
+// socketio, ws-loop, frame-once; cross-node, history, pusher, features, scale, scale-floor and
+// huge-channel need switchboard); --only=a,b (only those scenarios: fanout, latency, idle,
+// handshakes, cross-node, history, pusher, features, scale, scale-floor, huge-channel — e.g.
+// `--only=pusher`). Results go to
 // bench/results/{quick,full}-latest.json, partial ones too (`only` in the file says which
 // scenarios ran).
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -21,18 +23,20 @@ import { join } from 'node:path';
 import { featuresScenario, featuresTable } from './features.mjs';
 import { historyScenario, historyTable } from './history.mjs';
 import { burst, crossNode, fanout } from './lib/fanout-runs.mjs';
+import { overTarget, setScenarioLabel } from './lib/loop-delay.mjs';
 import { handshakes, idleMemory, latency } from './lib/per-server-scenarios.mjs';
 import { runScaleScenario, SCALE_SCENARIOS } from './lib/scale-scenarios.mjs';
 import { startServer } from './lib/server-processes.mjs';
 import { crossNodeTable, serverTable } from './lib/server-tables.mjs';
 import { BENCH_DIR } from './lib/settings.mjs';
+import { stallTable } from './lib/stall-table.mjs';
 import { pusherScenario, pusherTable } from './pusher.mjs';
 
 const quick = process.argv.includes('--quick');
 const listFlag = (name) => process.argv.find((argument) => argument.startsWith(`--${name}=`))?.slice(name.length + 3).split(',');
 const only = listFlag('servers');
 const scenarios = listFlag('only');
-const SCENARIOS = ['fanout', 'latency', 'idle', 'handshakes', 'cross-node', 'history', 'pusher', 'features', 'scale', 'huge-channel'];
+const SCENARIOS = ['fanout', 'latency', 'idle', 'handshakes', 'cross-node', 'history', 'pusher', 'features', 'scale', 'scale-floor', 'huge-channel'];
 const unknown = scenarios?.filter((name) => !SCENARIOS.includes(name)) ?? [];
 if (unknown.length > 0) throw new Error(`--only: no scenario ${unknown.join(', ')} (there are ${SCENARIOS.join(', ')})`);
 const runs = (scenario) => scenarios === undefined || scenarios.includes(scenario);
@@ -42,7 +46,7 @@ const SERVERS = ['switchboard', 'socketio', 'ws-loop', 'frame-once'].filter((kin
 // (the order alternating), on one node and on two nodes through Redis; medians reported.
 // pusher: the same fan-out to native and to Pusher-protocol subscribers, interleaved likewise;
 // features: the same fan-out plain and with every feature on, interleaved likewise.
-// scale, huge-channel: the plans bench/scale.mjs is given.
+// scale, scale-floor, huge-channel: the plans bench/scale.mjs and bench/scale-floor.mjs are given.
 const PLAN = quick
   ? {
       fanout: [{ subscribers: 1000, messages: 400 }, { subscribers: 10000, messages: 20 }],
@@ -53,6 +57,7 @@ const PLAN = quick
       pusher: { subscribers: 1000, messages: 1000, rounds: 3 },
       features: { subscribers: 1000, messages: 1000, rounds: 3 },
       scale: { connections: 50000, seconds: 5 },
+      'scale-floor': { connections: 15000, seconds: 5 },
       'huge-channel': { subscribers: 100000, messages: 5 },
     }
   : {
@@ -64,6 +69,7 @@ const PLAN = quick
       pusher: { subscribers: 1000, messages: 4000, rounds: 3 },
       features: { subscribers: 1000, messages: 4000, rounds: 5 },
       scale: { connections: 50000, seconds: 20 },
+      'scale-floor': { connections: 15000, seconds: 10 },
       'huge-channel': { subscribers: 100000, messages: 20 },
     };
 
@@ -74,6 +80,7 @@ for (const kind of perServer.length > 0 ? SERVERS : []) {
   const result = {};
   const step = async (name, measure) => {
     if (!runs(name)) return;
+    setScenarioLabel(`${kind}, ${name}`);
     await measure();
     process.stderr.write('.');
   };
@@ -93,14 +100,19 @@ let featuresResult = null;
 const scaleRuns = {};
 const oneNode = (plan, options) => fanout('switchboard', plan, options);
 if (switchboard('cross-node')) {
+  setScenarioLabel('switchboard, two nodes through Redis');
   process.stderr.write('switchboard, two nodes through Redis: ');
   crossNodeResult = await crossNode(PLAN.fanout[0]);
   process.stderr.write(crossNodeResult === null ? 'skipped (no redis-server)\n' : 'done\n');
 }
+setScenarioLabel('switchboard, history');
 if (switchboard('history')) historyResult = await historyScenario(PLAN.history, { oneNode, twoNodes: crossNode });
+setScenarioLabel('switchboard, Pusher');
 if (switchboard('pusher')) pusherResult = await pusherScenario(PLAN.pusher, { oneNode });
+setScenarioLabel('switchboard, every feature on / plain');
 if (switchboard('features')) featuresResult = await featuresScenario(PLAN.features, { startServer, burst });
 for (const name of Object.keys(SCALE_SCENARIOS)) {
+  setScenarioLabel(`switchboard, ${name}`);
   if (switchboard(name)) scaleRuns[name] = await runScaleScenario(name, PLAN[name], quick);
 }
 
@@ -113,12 +125,13 @@ const tables = [
   pusherResult === null ? '' : pusherTable(pusherResult),
   featuresResult === null ? '' : featuresTable(featuresResult),
   ...Object.values(scaleRuns).map((run) => run?.table ?? ''),
+  stallTable(overTarget),
 ];
 const table = [...tables.map((text) => text.trim()).filter((text) => text !== ''), `${quick ? 'Quick run' : 'Full run'} on ${machine}.`].join('\n\n');
 console.log(table);
 mkdirSync(join(BENCH_DIR, 'results'), { recursive: true });
 const file = join(BENCH_DIR, 'results', `${quick ? 'quick' : 'full'}-latest.json`);
 const scaleResults = Object.fromEntries(Object.keys(SCALE_SCENARIOS).map((name) => [name, scaleRuns[name]?.result ?? null]));
-const saved = { date: new Date().toISOString(), machine, quick, plan: PLAN, results, crossNode: crossNodeResult, history: historyResult, pusher: pusherResult, features: featuresResult, ...scaleResults, only: scenarios ?? null };
+const saved = { date: new Date().toISOString(), machine, quick, plan: PLAN, results, crossNode: crossNodeResult, history: historyResult, pusher: pusherResult, features: featuresResult, ...scaleResults, loopOverTarget: overTarget, only: scenarios ?? null };
 writeFileSync(file, `${JSON.stringify(saved, null, 2)}\n`);
 console.log(`\nJSON results: ${file}`);

@@ -103,8 +103,16 @@ function serverPlan(connections, extraEnv, forcedWorkers) {
   return { env, workers, apiKey, limit, why };
 }
 
+/**
+ * Calls of openConnections so far: each call's clients take source addresses of their own, since
+ * the previous run's ~50,000 closed connections stay in TIME_WAIT for a minute and an address's
+ * ports bound before connecting (as a source address makes them) collide with theirs.
+ */
+let opens = 0;
+
 /** Subscriber processes for `total` connections on `channel` (`%`: the connection's index; `-`: none). */
-async function openConnections(ctx, server, total, channel, sampleEvery, subnet) {
+async function openConnections(ctx, server, total, channel, sampleEvery, baseSubnet) {
+  const subnet = baseSubnet + 10 * (opens++ % 24);
   const processes = Math.ceil(total / CLIENTS_PER_PROCESS);
   const groups = [];
   for (let k = 0; k < processes; k++) {
@@ -156,12 +164,16 @@ async function finish(ctx, clients, server) {
 
 export async function scaleScenario(ctx, plan) {
   const { connections, seconds } = plan;
-  const setup = serverPlan(connections + PUBLISHERS, { WS_MAX_CHANNELS_PER_CONNECTION: String(Math.max(100, Math.ceil(connections / PUBLISHERS) + 1)) }, plan.workers);
+  // `server: 'frame-once'`: the same clients against the bench's frame-once `ws` server (one
+  // process, no acks), the floor of one write per delivery on this machine.
+  const kind = plan.server ?? 'switchboard';
+  const setup = serverPlan(connections + PUBLISHERS, { WS_MAX_CHANNELS_PER_CONNECTION: String(Math.max(100, Math.ceil(connections / PUBLISHERS) + 1)) }, kind === 'switchboard' ? plan.workers : 1);
+  if (kind !== 'switchboard') setup.why = `${kind}, one process`;
   const clients = [];
   let server = null;
   const started = performance.now();
   try {
-    server = await ctx.startServer('switchboard', setup.env);
+    server = await ctx.startServer(kind, setup.env);
     await allProcesses(ctx, server, setup.workers);
     await ctx.sleep(1000);
     const rssBefore = await sumOver(server, rssBytes);
@@ -187,7 +199,7 @@ export async function scaleScenario(ctx, plan) {
 
     const expected = connections * seconds;
     const pids = await server.pids();
-    await server.loopMax();
+    await server.resetLoopMax();
     const cpuBefore = pids.map(cpuSeconds);
     const cpuFrom = performance.now();
     const startAt = Date.now() + 200;
@@ -201,6 +213,7 @@ export async function scaleScenario(ctx, plan) {
     const wall = (counted.at - t0) / 1000;
     const echoes = await Promise.all(publishers.map((publisher) => publisher.ask({ cmd: 'count' })));
     return {
+      server: kind,
       connections,
       seconds,
       workers: setup.workers,
@@ -229,7 +242,7 @@ export async function scaleScenario(ctx, plan) {
       cpuPercentOfCore: (cpu / ((counted.at - cpuFrom) / 1000)) * 100,
       latency: summary(counted.latencies),
       loopMaxMs: loopMax,
-      ...(server.lastLoop !== undefined && { loopMaxMsPerProcess: server.lastLoop }),
+      ...(server.lastLoop !== undefined && { loopMaxMsPerProcess: server.lastLoop, stalls: server.lastStalls }),
       phaseSeconds: { connect: (opened - started) / 1000, subscribe: (joinedAt - opened) / 1000 - 3, publish: (counted.at - joinedAt) / 1000 },
       scenarioSeconds: (performance.now() - started) / 1000,
     };
@@ -252,7 +265,8 @@ export async function hugeChannelScenario(ctx, plan) {
     clients.push(...groups);
     const opened = performance.now();
     const perNode = await connectionsPerNode(server, setup.apiKey);
-    const probe = ctx.forkClient('probe.mjs', [server.port, setup.workers, '127.0.3.200']);
+    // At the bench's own priority: its answer times are the server's, not its own wait for a core.
+    const probe = ctx.forkClient('probe.mjs', [server.port, setup.workers, '127.0.3.200'], { nice: 0 });
     clients.push(probe);
     const { nodes: probed } = await probe.next();
     const publisher = ctx.forkClient('publisher.mjs', ['switchboard', server.port, channel]);
@@ -262,7 +276,7 @@ export async function hugeChannelScenario(ctx, plan) {
 
     const expected = subscribers * messages;
     const pids = await server.pids();
-    await server.loopMax();
+    await server.resetLoopMax();
     const cpuBefore = pids.map(cpuSeconds);
     await probe.ask({ cmd: 'start', intervalMs: PROBE_INTERVAL_MS });
     const t0 = performance.now();
@@ -299,7 +313,7 @@ export async function hugeChannelScenario(ctx, plan) {
       ping: answered(answers.ping),
       request: answered(answers.request),
       loopMaxMs: loopMax,
-      ...(server.lastLoop !== undefined && { loopMaxMsPerProcess: server.lastLoop }),
+      ...(server.lastLoop !== undefined && { loopMaxMsPerProcess: server.lastLoop, stalls: server.lastStalls }),
       phaseSeconds: { connectAndSubscribe: (opened - started) / 1000, writeOut: seconds },
       scenarioSeconds: (performance.now() - started) / 1000,
     };
@@ -330,7 +344,7 @@ export function scaleTable(result) {
   const incomplete = result.deliveries < result.expected;
   const split = cpuSplit(result, result.cpuSeconds / (result.cpuPercentOfCore / 100));
   const lines = [
-    `| Switchboard, ${count(result.connections)} connections to one node (${result.serverSetup}) | value |`,
+    `| ${result.server === 'switchboard' || result.server === undefined ? 'Switchboard' : result.server}, ${count(result.connections)} connections to one node (${result.serverSetup}) | value |`,
     '|---|---|',
     row(`memory per idle connection, bytes (resident memory growth of the node's ${processCount(result.processes)} ÷ ${count(result.connections)})`, count(result.idle.bytesPerConnection)),
     ...(perNode === null ? [] : [row('connections per worker', perNode)]),

@@ -24,7 +24,7 @@ export async function burst({ publishTo, subscribeTo, pids, servers = [], subscr
     clients.push(publisher);
     await publisher.next();
     const expected = subscribers * messages;
-    for (const server of servers) await server.loopMax();
+    for (const server of servers) await server.resetLoopMax();
     const cpuBefore = pids.map(cpuSeconds);
     const started = performance.now();
     // The publisher waits for the echo of each message: it would wait forever for a server that died.

@@ -13,6 +13,18 @@ export const LOOP_MONITOR = fileURLToPath(new URL('./loop-monitor.mjs', import.m
 /** How long a process may take to answer: its loop would have to be blocked that long. */
 const ANSWER_TIMEOUT_MS = 10_000;
 
+/** The issue's bound on any event-loop delay, ms: the delays above it are kept with what they were made of. */
+export const LOOP_TARGET_MS = 50;
+
+let label = '';
+/** Each delay above LOOP_TARGET_MS any server reported: { scenario, pid, maxMs, stall }. */
+export const overTarget = [];
+
+/** Names the scenario that the following reports belong to (overTarget's `scenario`). */
+export function setScenarioLabel(text) {
+  label = text;
+}
+
 let directory = null;
 /** The directory the servers write their answers to (BENCH_LOOP_DIR), made on first use and removed at exit. */
 export function loopDirectory() {
@@ -37,10 +49,11 @@ export function processTree(pid) {
 
 /**
  * Asks every process of `pids` for the largest event-loop delay since it was last asked,
- * and resolves with the largest of them in ms, `perProcess` ({pid: ms}) and `missing` (the
- * processes that did not answer within 10 s: NaN when none answered).
+ * and resolves with the largest of them in ms, `perProcess` ({pid: ms}), `stalls` ({pid: the longest stall's make-up}) and `missing` (the
+ * processes that did not answer within 10 s: NaN when none answered). `record: false` (the
+ * start of a measured part: what came before it is not measured) keeps it out of overTarget.
  */
-export async function askLoopMax(pids) {
+export async function askLoopMax(pids, { record = true } = {}) {
   const dir = loopDirectory();
   const files = new Map(pids.map((pid) => [pid, join(dir, `${pid}.json`)]));
   const asked = [];
@@ -54,13 +67,17 @@ export async function askLoopMax(pids) {
     }
   }
   const perProcess = {};
+  const stalls = {};
   const deadline = Date.now() + ANSWER_TIMEOUT_MS;
   let waiting = asked;
   while (waiting.length > 0 && Date.now() < deadline) {
     waiting = waiting.filter((pid) => {
       const file = files.get(pid);
       if (!existsSync(file)) return true;
-      perProcess[pid] = JSON.parse(readFileSync(file, 'utf8')).maxMs;
+      const report = JSON.parse(readFileSync(file, 'utf8'));
+      perProcess[pid] = report.maxMs;
+      stalls[pid] = report.stall;
+      if (record && report.maxMs > LOOP_TARGET_MS) overTarget.push({ scenario: label, pid, maxMs: report.maxMs, stall: report.stall });
       rmSync(file, { force: true });
       return false;
     });
@@ -69,5 +86,5 @@ export async function askLoopMax(pids) {
   const missing = pids.filter((pid) => !(pid in perProcess));
   if (missing.length > 0) process.stderr.write(`\n(event-loop delay: no answer from pid ${missing.join(', ')})\n`);
   const values = Object.values(perProcess);
-  return { maxMs: values.length === 0 ? NaN : Math.max(...values), perProcess, missing };
+  return { maxMs: values.length === 0 ? NaN : Math.max(...values), perProcess, stalls, missing };
 }

@@ -19,7 +19,7 @@ export async function latency(kind, { subscribers, rate, seconds }) {
     const groups = await subscriberProcesses(server, subscribers, CHANNEL, 20);
     const publisher = forkClient('publisher.mjs', [kind, server.port, CHANNEL]);
     await publisher.next();
-    await server.loopMax();
+    await server.resetLoopMax();
     await publisher.ask({ cmd: 'rate', rate, seconds });
     const { latencies } = await waitForDeliveries(groups, subscribers * Math.round(rate * seconds), 30_000);
     const loopMaxMs = await server.loopMax();
@@ -37,7 +37,7 @@ export async function idleMemory(kind, connections) {
   try {
     await sleep(500);
     const before = rssBytes(server.pid);
-    await server.loopMax();
+    await server.resetLoopMax();
     const groups = await subscriberProcesses(server, connections, '-', 0);
     await sleep(2000);
     const after = rssBytes(server.pid);
@@ -54,7 +54,7 @@ export async function handshakes(kind, seconds) {
   const server = await startServer(kind);
   try {
     const token = await benchToken(1, 'user');
-    await server.loopMax();
+    await server.resetLoopMax();
     const client = forkClient('handshakes.mjs', [kind, server.port, token, seconds, 32]);
     const { accepted, failed } = await client.next();
     const loopMaxMs = await server.loopMax();

@@ -1,9 +1,9 @@
 // The 'scale' (50,000 connections) and 'huge-channel' (100,000 subscribers on one channel)
-// scenarios live in bench/scale.mjs, written separately; run.mjs reaches them only through
-// here. The module is imported when one of them runs, so the bench works without it. Its
-// interface: scaleScenario(ctx, plan) and hugeChannelScenario(ctx, plan) resolve with a result
-// (what the JSON keeps); scaleTable(result) and hugeChannelTable(result) give its Markdown
-// table. ctx = { startServer, forkClient, sleep, quick, root, SECRET, CHANNEL }.
+// scenarios live in bench/scale.mjs, and 'scale-floor' (the scale scenario against frame-once)
+// in bench/scale-floor.mjs; run.mjs reaches them only through here. A module is imported
+// when one of its scenarios runs. Its interface: a scenario function (ctx, plan) resolves
+// with a result (what the JSON keeps); a table function (result) gives its Markdown table.
+// ctx = { startServer, forkClient, sleep, quick, root, SECRET, CHANNEL }.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { forkClient } from './client-processes.mjs';
@@ -11,12 +11,18 @@ import { sleep } from './processes.mjs';
 import { startServer } from './server-processes.mjs';
 import { BENCH_DIR, CHANNEL, ROOT, SECRET } from './settings.mjs';
 
-/** Per scenario name (in run.mjs's SCENARIOS and PLAN): its functions in scale.mjs and its title. */
+/** Per scenario name (in run.mjs's SCENARIOS and PLAN): its functions, their file (scale.mjs unless `file` says) and its title. */
 export const SCALE_SCENARIOS = {
   scale: {
     run: 'scaleScenario',
     table: 'scaleTable',
     title: 'Switchboard with 50,000 connections',
+  },
+  'scale-floor': {
+    run: 'scaleFloorScenario',
+    table: 'scaleFloorTable',
+    title: 'The scale scenario against frame-once, in one process',
+    file: 'scale-floor.mjs',
   },
   'huge-channel': {
     run: 'hugeChannelScenario',
@@ -26,7 +32,7 @@ export const SCALE_SCENARIOS = {
 };
 
 /**
- * Runs scenario `name` of scale.mjs with `plan`. Resolves with { result, table }: the
+ * Runs scenario `name` (of scale.mjs, or of its `file`) with `plan`. Resolves with { result, table }: the
  * result (or { error } when the scenario failed, so that the other scenarios' figures are
  * still printed and kept) and its table; null when bench/scale.mjs does not exist.
  */
@@ -34,12 +40,13 @@ export async function runScaleScenario(name, plan, quick) {
   const scenario = SCALE_SCENARIOS[name];
   const failed = (error) => ({ result: { error }, table: `| ${scenario.title} | value |\n|---|---|\n| result | failed: ${error} |` });
   process.stderr.write(`switchboard, ${name}: `);
-  if (!existsSync(join(BENCH_DIR, 'scale.mjs'))) {
-    process.stderr.write('skipped (no bench/scale.mjs yet)\n');
+  const file = scenario.file ?? 'scale.mjs';
+  if (!existsSync(join(BENCH_DIR, file))) {
+    process.stderr.write(`skipped (no bench/${file} yet)\n`);
     return null;
   }
   try {
-    const module = await import('../scale.mjs');
+    const module = await import(`../${file}`);
     const ctx = { startServer, forkClient, sleep, quick, root: ROOT, SECRET, CHANNEL };
     const result = await module[scenario.run](ctx, plan);
     process.stderr.write(' done\n');

@@ -1,6 +1,6 @@
 // Starting the servers the benchmark measures, each as its own process on 127.0.0.1 with
 // the event-loop monitor preloaded (loop-monitor.mjs), and a redis-server for the scenarios
-// across two nodes. A server handle: { kind, port, pid, pids(), loopMax(), stop() }.
+// across two nodes. A server handle: { kind, port, pid, pids(), resetLoopMax(), loopMax(), stop() }.
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { askLoopMax, LOOP_MONITOR, loopDirectory, processTree } from './loop-delay.mjs';
@@ -31,7 +31,10 @@ export async function startServer(kind, extraEnv = {}) {
     TOKEN_SECRET: SECRET,
     ...extraEnv,
   };
-  const child = spawn(process.execPath, ['--import', LOOP_MONITOR, ...serverArguments(kind, port)], {
+  // BENCH_SERVER_NODE_ARGS: more Node options for every server process, workers included
+  // (cluster.fork passes execArgv on), e.g. "--cpu-prof --cpu-prof-dir=/tmp/profiles".
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, '--import', LOOP_MONITOR, ...serverArguments(kind, port)], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, ...(kind === 'switchboard' && switchboardEnv), BENCH_LOOP_DIR: loopDirectory() },
   });
@@ -56,12 +59,19 @@ export async function startServer(kind, extraEnv = {}) {
     pids: () => processTree(child.pid),
     /** The largest event-loop delay, in ms, over all its processes since the previous call (or the start). */
     async loopMax() {
-      const { maxMs, perProcess } = await askLoopMax(handle.pids());
+      const { maxMs, perProcess, stalls } = await askLoopMax(handle.pids());
       handle.lastLoop = perProcess;
+      handle.lastStalls = stalls;
       return maxMs;
+    },
+    /** Starts a measured part: every process starts its largest delay over, and what came before is forgotten. */
+    async resetLoopMax() {
+      await askLoopMax(handle.pids(), { record: false });
     },
     /** {pid: ms} of the last loopMax() call. */
     lastLoop: {},
+    /** {pid: the longest stall's make-up (loop-monitor.mjs)} of the last loopMax() call. */
+    lastStalls: {},
     async stop() {
       child.kill('SIGTERM');
       await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', resolve)));
