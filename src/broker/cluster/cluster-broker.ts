@@ -22,6 +22,7 @@ import type { ChannelName, ConnectionId } from '../../types.js';
 import type { ChannelCount, DisconnectResult, DisconnectTarget, MemberInfo, NodeReport } from '../../views/cluster-view.js';
 import type { HistoryPage, HistoryQuery, StreamPosition } from '../../history/history.js';
 import type { BrokerWithView, LocalNode, Member, Publication, PublishResult } from '../broker.js';
+import { DeliveryPacer } from '../delivery-pacer.js';
 import { IpcBatcher, unbatched, type Batch } from './ipc-batch.js';
 import { describeMessage, isSwitchboardMessage, parsePrimaryMessage, type PrimaryMessage, type Query, type WorkerMessage } from './messages.js';
 
@@ -54,6 +55,8 @@ export class ClusterBroker implements BrokerWithView {
   private readonly logger: Logger;
   private readonly primary: PrimaryChannel;
   private local: LocalNode | null = null;
+  /** The messages the primary relays from other workers, handed to this node a bounded time per turn. */
+  private readonly pacer: DeliveryPacer;
   /** Requests to the primary: counts (publish, join) and query answers. */
   private readonly requests: PendingRequests<unknown, never>;
   private readonly listener = (message: unknown): void => this.onMessage(message);
@@ -67,6 +70,7 @@ export class ClusterBroker implements BrokerWithView {
     this.logger = options.logger ?? defaultLibraryLogger();
     this.primary = options.primary ?? process;
     this.requests = new PendingRequests('a request to the primary process', options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS);
+    this.pacer = new DeliveryPacer((delivery) => this.local?.deliver(delivery), this.logger);
   }
 
   start(local: LocalNode): Promise<void> {
@@ -155,6 +159,7 @@ export class ClusterBroker implements BrokerWithView {
   close(): Promise<void> {
     this.outbound.flush();
     this.primary.off('message', this.listener);
+    this.pacer.flush();
     this.local = null;
     this.requests.close();
     return Promise.resolve();
@@ -226,13 +231,15 @@ export class ClusterBroker implements BrokerWithView {
         this.requests.answer(message.id, message.count);
         return;
       case 'stored':
-        this.requests.answer(message.id, new Stored(message.count, message.position));
+        // The primary sent this worker the message's delivery first: the publisher's answer follows it.
+        this.pacer.then(() => this.requests.answer(message.id, new Stored(message.count, message.position)));
         return;
       case 'page':
         this.requests.answer(message.id, new Page(message.page));
         return;
       case 'gone':
-        this.local?.membersGone(message.channel, message.members, false);
+        // After the messages relayed before it: members leave after what they sent.
+        this.pacer.then(() => this.local?.membersGone(message.channel, message.members, false));
         return;
       case 'answer':
         this.requests.answer(message.id, message.data);
@@ -245,7 +252,7 @@ export class ClusterBroker implements BrokerWithView {
       }
       case 'deliver': {
         const { channel, recipients, exclude, frame, position } = message;
-        this.local?.deliver({ channel, recipients, exclude, frame, position });
+        this.pacer.receive({ channel, recipients, exclude, frame, position });
         return;
       }
     }

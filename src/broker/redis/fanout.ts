@@ -16,7 +16,8 @@
  */
 import type { Logger } from 'pino';
 import type { ChannelName } from '../../types.js';
-import type { LocalNode, Publication } from '../broker.js';
+import type { Publication } from '../broker.js';
+import type { DeliveryPacer } from '../delivery-pacer.js';
 import type { RedisConnections } from './connections.js';
 import { Outbox } from './outbox.js';
 import { encodePayload, parsePayload } from './payload.js';
@@ -131,10 +132,11 @@ export class Fanout {
   }
 
   /**
-   * A message on `channel` from Redis: delivered to this node's subscribers, unless this
-   * node published it and delivered it already (one that is not kept).
+   * A message on `channel` from Redis: handed to this node's subscribers (through `pacer`,
+   * which bounds the time a turn spends on them), unless this node published it and
+   * delivered it already (one that is not kept).
    */
-  receive(channel: ChannelName, payload: Buffer, local: LocalNode): void {
+  receive(channel: ChannelName, payload: Buffer, pacer: DeliveryPacer): void {
     const message = parsePayload(payload);
     if (message === null) {
       this.logger.warn({ channel }, 'ignoring a malformed message from Redis');
@@ -142,11 +144,7 @@ export class Fanout {
     }
     const { nodeId, recipients, exclude, position, frame } = message;
     if (nodeId === this.nodeId && position === null) return;
-    try {
-      local.deliver({ channel, recipients, exclude, frame, position });
-    } catch (error) {
-      this.logger.error({ err: error, channel }, 'delivering a message from Redis failed');
-    }
+    pacer.receive({ channel, recipients, exclude, frame, position });
   }
 
   private send({ channel, recipients, payload }: OutboxEntry): Promise<number> {

@@ -27,6 +27,7 @@ import type { HistoryPage, HistoryQuery } from '../../history/history.js';
 import type { ChannelName, ConnectionId } from '../../types.js';
 import type { ChannelCount, DisconnectResult, DisconnectTarget, MemberInfo, NodeReport } from '../../views/cluster-view.js';
 import type { BrokerWithView, LocalNode, Member, Publication, PublishResult } from '../broker.js';
+import { DeliveryPacer } from '../delivery-pacer.js';
 import { RedisClusterView } from './cluster-view.js';
 import { defaultRetryDelay, RedisConnections } from './connections.js';
 import { ControlChannel } from './control.js';
@@ -76,6 +77,8 @@ export class RedisBroker implements BrokerWithView {
   private readonly state: SyncState;
   private readonly membership: Membership;
   private readonly fanout: Fanout;
+  /** Other nodes' messages, handed to this node a bounded time per turn. */
+  private readonly pacer: DeliveryPacer;
   private readonly historyStore: RedisHistory;
   private readonly liveness: NodeLiveness;
   private readonly control: ControlChannel;
@@ -155,6 +158,7 @@ export class RedisBroker implements BrokerWithView {
       local: () => this.local,
       staleReportMs: this.checkIntervalMs * 3,
     });
+    this.pacer = new DeliveryPacer((delivery) => this.local?.deliver(delivery), this.logger);
     this.connections.onMessage((pubChannel, payload) => this.onMessage(pubChannel, payload));
   }
 
@@ -217,7 +221,7 @@ export class RedisBroker implements BrokerWithView {
   private onMessage(pubChannel: string, payload: Buffer): void {
     if (this.local === null) return;
     const channel = this.membership.channelOf(pubChannel);
-    if (channel !== undefined) this.fanout.receive(channel, payload, this.local);
+    if (channel !== undefined) this.fanout.receive(channel, payload, this.pacer);
     else this.control.receive(pubChannel, payload, this.local);
   }
 
@@ -288,6 +292,7 @@ export class RedisBroker implements BrokerWithView {
     this.fanout.hold();
     this.control.close();
     this.membership.clear();
+    this.pacer.flush();
     this.local = null;
     await this.connections.quit();
   }
