@@ -222,7 +222,11 @@ export class RedisBroker implements BrokerWithView {
     if (this.local === null) return;
     const channel = this.membership.channelOf(pubChannel);
     if (channel !== undefined) this.fanout.receive(channel, payload, this.pacer);
-    else this.control.receive(pubChannel, payload, this.local);
+    // After the messages received before it (the pacer delays them, it never reorders).
+    else
+      this.pacer.then(() => {
+        if (this.local !== null) this.control.receive(pubChannel, payload, this.local);
+      });
   }
 
   private async resync(current: () => boolean): Promise<SyncSummary> {
@@ -241,13 +245,16 @@ export class RedisBroker implements BrokerWithView {
     return { channels, members, sent, dropped, failures };
   }
 
+  /** Once the messages received before the resync ended have been delivered: the catch-up reads from after them. */
   private reconnected(): void {
-    if (this.local === null || this.state.isClosing) return;
-    try {
-      this.local.reconnected();
-    } catch (error) {
-      this.logger.error({ err: error }, 'the node failed to catch up after a resync');
-    }
+    this.pacer.then(() => {
+      if (this.local === null || this.state.isClosing) return;
+      try {
+        this.local.reconnected();
+      } catch (error) {
+        this.logger.error({ err: error }, 'the node failed to catch up after a resync');
+      }
+    });
   }
 
   /**
