@@ -40,6 +40,8 @@ export class Fanout {
   private readonly outbox: Outbox<OutboxEntry>;
   /** Messages dropped from the outbox over this outage (it may take several resyncs). */
   private droppedDuringOutage = 0;
+  /** Held messages sent over this outage by resyncs that Redis still refused some of. */
+  private sentDuringOutage = 0;
 
   constructor(
     private readonly connections: RedisConnections,
@@ -99,12 +101,15 @@ export class Fanout {
 
   /**
    * The last step of a resync: hands the held messages to the connection, in order, and
-   * from then on publishes follow them. Resolves once Redis answered them all; those it
-   * refused are held again, and the outage goes on.
+   * from then on publishes follow them. Resolves once Redis answered them all. Those it
+   * refused are held again and the outage goes on: the flush then rejects, so that the
+   * resync does not count and the node is not reported ready (nor "back") while it still
+   * holds messages; the next resync's flush reports every message sent over the outage.
    */
   async flush(): Promise<{ sent: number; dropped: number }> {
     const { items: held, dropped } = this.outbox.takeAll();
     let refused = 0;
+    let refusal = '';
     const sent = held.map((entry) =>
       this.send(entry).catch((error: unknown) => {
         if (!isRefusal(error)) throw error;
@@ -113,16 +118,20 @@ export class Fanout {
         // from now on is held behind it. Refusals come back in the order sent, before those
         // of anything published after them.
         refused++;
+        refusal = (error as Error).message;
         this.sendingNow = false;
         this.outbox.push(entry, entry.payload.length);
-        this.outage((error as Error).message);
+        this.outage(refusal);
       }),
     );
     this.sendingNow = true;
     await Promise.allSettled(sent);
     this.droppedDuringOutage += dropped;
-    const summary = { sent: held.length - refused, dropped: this.droppedDuringOutage };
+    this.sentDuringOutage += held.length - refused;
+    if (refused > 0) throw new Error(`Redis refused ${refused} of ${held.length} held messages (${refusal}); they are held for the next try`);
+    const summary = { sent: this.sentDuringOutage, dropped: this.droppedDuringOutage };
     this.droppedDuringOutage = 0;
+    this.sentDuringOutage = 0;
     return summary;
   }
 

@@ -137,7 +137,7 @@ export class SyncState {
         if (!this.connections.allReady()) return;
         if (!this.resyncFailing) {
           this.resyncFailing = true;
-          this.logger.warn({ err: error }, `registering with Redis (${this.connections.where}) failed; retrying`);
+          this.logger.warn({ err: error }, `getting back in sync with Redis (${this.connections.where}) failed; retrying`);
         }
         this.resyncSoon();
       },
