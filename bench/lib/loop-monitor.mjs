@@ -45,7 +45,8 @@ if (directory) {
     if (stall === null || ms > stall.ms) {
       const cpu = now.sched === null || last.sched === null ? null : (now.sched[0] - last.sched[0]) / 1e6;
       const wait = now.sched === null || last.sched === null ? null : (now.sched[1] - last.sched[1]) / 1e6;
-      stall = { ms, cpuMs: cpu, waitMs: wait, gcMs: now.gcMs - last.gcMs };
+      // endUs: when it ended, on the clock of a --cpu-prof profile's timestamps (CLOCK_MONOTONIC, µs), to find it there.
+      stall = { ms, cpuMs: cpu, waitMs: wait, gcMs: now.gcMs - last.gcMs, endUs: Number(process.hrtime.bigint() / 1000n) };
     }
     last = now;
   }, TICK_MS).unref();
