@@ -157,7 +157,9 @@ function sentinelTopology(name: string, data: readonly RedisProcess[], sentinels
         timeoutMs,
         `${address} to rejoin as a replica`,
         200,
-      );
+      ).catch((error: unknown) => {
+        throw new Error(`${(error as Error).message}; what the sentinels logged: ${sentinelEvents(sentinels)}`);
+      });
     },
     isRunning: (address) => byAddress(address).running,
     async replicas() {
@@ -169,6 +171,21 @@ function sentinelTopology(name: string, data: readonly RedisProcess[], sentinels
     stopAll,
   };
   return topology;
+}
+
+/** The last events in each sentinel's log (failovers, TILT, reconfigurations), for failure messages. */
+function sentinelEvents(sentinels: readonly RedisProcess[]): string {
+  return sentinels
+    .map((sentinel) => {
+      const events = sentinel
+        .logTail(20_000)
+        .split('\n')
+        .filter((line) => / [+-][a-z-]+ /.test(line))
+        .slice(-12)
+        .map((line) => line.replace(/^\d+:X /, ''));
+      return `${sentinel.address}: ${events.join(' | ')}`;
+    })
+    .join(' || ');
 }
 
 /** The master the first answering sentinel names, or null. */
