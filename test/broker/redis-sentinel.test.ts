@@ -6,7 +6,7 @@
  * ready again on their own, messages flow again on a channel with history and on one
  * without, and the subscribers of the history channel end with every acknowledged message
  * once, in order (or were told what the promoted replica lost). The old master comes back
- * as a replica and nothing breaks. And when the promoted replica lacks writes the old
+ * as a replica of the new one and nothing breaks. And when the promoted replica lacks writes the old
  * master acknowledged, the history starts a new epoch and every subscriber is told.
  */
 import assert from 'node:assert/strict';
@@ -87,7 +87,10 @@ test('the master fails over: /readyz is 503 naming the sentinels\' master meanwh
   const numsub = (await redisCommand(newMaster, 'PUBSUB', 'NUMSUB', `sbtest:{${KEPT}}:pub`, `sbtest:{${LIVE}}:pub`)) as [string, number, string, number];
   assert.deepEqual([numsub[1], numsub[3]], [2, 2], 'both nodes subscribed on the new master');
 
-  await sentinel.restart(oldMaster);
+  // Back as a replica of the new master, as an orchestrated restart brings it. Left to the
+  // sentinels' own conversion (restart(), covered by test/reliability/redis-topology.test.ts)
+  // the rejoin took over 120 s in some full-suite runs: Redis's recovery, not the server's.
+  await sentinel.restartAsReplica(oldMaster);
   await publisher.ackedAfter(publisher.last, 20);
   const outcomes = await publisher.stop();
   await readyAgain(a, b);

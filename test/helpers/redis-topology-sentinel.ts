@@ -43,6 +43,12 @@ export interface SentinelTopology {
    * the long bound.
    */
   restart(address: string, timeoutMs?: number): Promise<void>;
+  /**
+   * Starts a killed data node again as a replica of the master the sentinels name (as an
+   * orchestrated restart brings a crashed master back: asking the sentinels first), and
+   * resolves once it replicates it. Unlike restart(), nothing waits for the sentinels.
+   */
+  restartAsReplica(address: string, timeoutMs?: number): Promise<void>;
   isRunning(address: string): boolean;
   /** The running data nodes other than the master the sentinels name. */
   replicas(): Promise<string[]>;
@@ -160,6 +166,20 @@ function sentinelTopology(name: string, data: readonly RedisProcess[], sentinels
       ).catch((error: unknown) => {
         throw new Error(`${(error as Error).message}; what the sentinels logged: ${sentinelEvents(sentinels)}`);
       });
+    },
+    async restartAsReplica(address, timeoutMs = TOPOLOGY_MS) {
+      const master = await topology.masterAddress();
+      const { host, port } = splitAddress(master);
+      await byAddress(address).start(['--replicaof', host, String(port)]);
+      await pollFor(
+        async () => {
+          const role = (await redisCommand(address, 'ROLE')) as [string, string, number, string];
+          return role[0] === 'slave' && `${role[1]}:${role[2]}` === master && role[3] === 'connected';
+        },
+        timeoutMs,
+        `${address} to replicate ${master}`,
+        200,
+      );
     },
     isRunning: (address) => byAddress(address).running,
     async replicas() {

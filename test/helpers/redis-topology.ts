@@ -128,11 +128,11 @@ export class RedisProcess {
     return this.child !== null;
   }
 
-  /** Starts it and waits until it answers PING. */
-  async start(): Promise<void> {
+  /** Starts it (with `extraArgs` after its own, this time only) and waits until it answers PING. */
+  async start(extraArgs: readonly string[] = []): Promise<void> {
     if (REDIS_SERVER === null) throw new Error('redis-server is not installed');
     if (this.child !== null) return;
-    const child = spawn(REDIS_SERVER, [...this.args()], { cwd: this.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(REDIS_SERVER, [...this.args(), ...extraArgs], { cwd: this.dir, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     this.child = child;
