@@ -155,8 +155,7 @@ function sentinelTopology(name: string, data: readonly RedisProcess[], sentinels
         async () => {
           const master = await askMaster(sentinels, name);
           if (master === null || master === address) return false;
-          const role = (await redisCommand(address, 'ROLE')) as [string, string, number, string];
-          if (role[0] !== 'slave' || `${role[1]}:${role[2]}` !== master || role[3] !== 'connected') return false;
+          if (!(await replicates(address, master))) return false;
           // The sentinels' view of its link lags by up to their 10 s INFO period: their flags suffice.
           return seenAsReplica(sentinels, name, address, false);
         },
@@ -172,10 +171,7 @@ function sentinelTopology(name: string, data: readonly RedisProcess[], sentinels
       const { host, port } = splitAddress(master);
       await byAddress(address).start(['--replicaof', host, String(port)]);
       await pollFor(
-        async () => {
-          const role = (await redisCommand(address, 'ROLE')) as [string, string, number, string];
-          return role[0] === 'slave' && `${role[1]}:${role[2]}` === master && role[3] === 'connected';
-        },
+        () => replicates(address, master),
         timeoutMs,
         `${address} to replicate ${master}`,
         200,
@@ -206,6 +202,12 @@ function sentinelEvents(sentinels: readonly RedisProcess[]): string {
       return `${sentinel.address}: ${events.join(' | ')}`;
     })
     .join(' || ');
+}
+
+/** Whether the data node at `address` is a replica of `master` with its link up. */
+async function replicates(address: string, master: string): Promise<boolean> {
+  const role = (await redisCommand(address, 'ROLE')) as [string, string, number, string];
+  return role[0] === 'slave' && `${role[1]}:${role[2]}` === master && role[3] === 'connected';
 }
 
 /** The master the first answering sentinel names, or null. */
