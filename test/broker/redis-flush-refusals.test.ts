@@ -12,10 +12,12 @@ import type { Publication } from '../../src/broker/broker.js';
 import type { RedisConnections } from '../../src/broker/redis/connections.js';
 import { Fanout } from '../../src/broker/redis/fanout.js';
 import { RedisKeys } from '../../src/broker/redis/redis-keys.js';
+import { SyncState } from '../../src/broker/redis/sync-state.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 import { silentLogger } from '../transport/socket-pair.js';
 
 /** A Fanout whose Redis answers each publish with `answer(payload)`; records what it was sent. */
-function fanoutWith(answer: (membersKey: string) => Promise<number>): { fanout: Fanout; sent: string[]; outages: string[] } {
+function fanoutWith(answer: (membersKey: string) => Promise<number>, onOutage?: (problem: string) => void): { fanout: Fanout; sent: string[]; outages: string[] } {
   const sent: string[] = [];
   const outages: string[] = [];
   const connections = {
@@ -26,7 +28,10 @@ function fanoutWith(answer: (membersKey: string) => Promise<number>): { fanout: 
       },
     },
   } as unknown as RedisConnections;
-  const fanout = new Fanout(connections, new RedisKeys('sb'), 'nodeA', silentLogger, { messages: 100, bytes: 1 << 20 }, (problem) => outages.push(problem));
+  const fanout = new Fanout(connections, new RedisKeys('sb'), 'nodeA', silentLogger, { messages: 100, bytes: 1 << 20 }, (problem) => {
+    outages.push(problem);
+    onOutage?.(problem);
+  });
   return { fanout, sent, outages };
 }
 
@@ -65,6 +70,60 @@ test('a flush that Redis refused part of: the next one reports every message sen
   assert.deepEqual(await fanout.flush(), { sent: 3, dropped: 0 }, 'two sent by the first flush, one by the second');
   assert.deepEqual(sent, ['{"n":1}', '{"n":2}', '{"n":3}', '{"n":2}']);
   assert.deepEqual(await fanout.flush(), { sent: 0, dropped: 0 }, 'the count starts again with the next outage');
+});
+
+test('a node whose held messages Redis still refuses is not ready, and not logged back, until a resync sends them; that one says how many', async () => {
+  let refusing = false;
+  const { fanout } = fanoutWith(
+    () => (refusing ? Promise.reject(new Error('CLUSTERDOWN The cluster is down')) : Promise.resolve(1)),
+    (problem) => state.outage(problem),
+  );
+  // Both connections up all along: only the refusals say Redis is out of reach.
+  let onReady = (): void => undefined;
+  const connections = {
+    where: 'a test Redis',
+    listen: (events: { ready: () => void }) => (onReady = events.ready),
+    connect: () => Promise.resolve(),
+    allReady: () => true,
+  } as unknown as RedisConnections;
+  const { logger, lines } = memoryLogger();
+  let resyncs = 0;
+  const state: SyncState = new SyncState(connections, 'nodeA', logger, {
+    resync: async () => {
+      resyncs++;
+      const { sent, dropped } = await fanout.flush();
+      return { channels: 1, members: 0, sent, dropped, failures: 0 };
+    },
+    lost: () => fanout.hold(),
+    ready: () => undefined,
+  });
+  const started = state.start();
+  onReady();
+  await started;
+  assert.equal(state.notReadyReason(), null);
+  const resynced = async (count: number): Promise<void> => {
+    for (let turns = 0; resyncs < count && turns < 1000; turns++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(resyncs, count, 'the resync ran');
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+
+  refusing = true;
+  await fanout.publish(publication(1), 1);
+  assert.match(String(state.notReadyReason()), /CLUSTERDOWN/, 'a refused publish is an outage');
+  await fanout.publish(publication(2), 1);
+  state.sync();
+  await resynced(2);
+  assert.match(String(state.notReadyReason()), /Redis refused 2 of 2 held messages \(CLUSTERDOWN/, 'still not ready: the held messages were refused again');
+  assert.equal(lines.filter((line) => String(line.msg).startsWith('Redis is back')).length, 0, 'not logged back');
+
+  refusing = false;
+  state.sync();
+  await resynced(3);
+  state.beginClose();
+  assert.equal(state.notReadyReason(), null, 'ready once they are sent');
+  const back = lines.filter((line) => String(line.msg).startsWith('Redis is back'));
+  assert.equal(back.length, 1);
+  assert.equal(back[0]?.sent, 2, 'the resync that sent them counts them');
 });
 
 test('a held message whose fate is unknown (a timeout) is not sent again: it may have run', async () => {
